@@ -1,0 +1,187 @@
+/**
+ * The estate file format (YAML), as a zod schema. Every field is documented here; the same text ends up in
+ * the published JSON Schema (`schema/estate.schema.json`, `npm run schema`) that editors use.
+ * Cross-references (a user's server, a namespace's server, duplicates) are checked after the schema,
+ * in `check-estate.ts`, so that every problem of a file is reported at once.
+ */
+import { z } from 'zod';
+import { protocols } from '../core/protocols/protocol.ts';
+
+const hostName = z
+  .string()
+  .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i, {
+    message:
+      'must be a DNS host name such as mail.contoso.com (letters, digits, hyphens and dots; no scheme, port or path)',
+  });
+
+const absoluteUrl = z.string().refine(
+  (s) => {
+    try {
+      const u = new URL(s);
+      return (
+        (u.protocol === 'https:' || u.protocol === 'http:') && u.hostname !== '' && !u.username && !u.password
+      );
+    } catch {
+      return false;
+    }
+  },
+  {
+    message:
+      'must be an absolute http(s) URL without credentials, such as https://cas2007-la.contoso.local/Microsoft-Server-ActiveSync',
+  },
+);
+
+const smtpAddress = z.string().regex(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, {
+  message: 'must be an SMTP address such as bob@contoso.com',
+});
+
+const urls = z
+  .object({
+    internal: absoluteUrl
+      .optional()
+      .describe("The virtual directory's InternalUrl: what clients and servers inside the network use."),
+    external: absoluteUrl
+      .optional()
+      .describe(
+        "The virtual directory's ExternalUrl. Leave it out when the server is not internet-facing for this protocol.",
+      ),
+  })
+  .strict();
+
+const protocolUrls = z
+  .object(
+    Object.fromEntries(protocols.map((p) => [p, urls.optional()])) as Record<
+      (typeof protocols)[number],
+      z.ZodOptional<typeof urls>
+    >,
+  )
+  .strict()
+  .describe(
+    `URLs per protocol (${protocols.join(', ')}): Exchange's InternalUrl and ExternalUrl of each virtual directory.`,
+  );
+
+export const serverSchema = z
+  .object({
+    name: z.string().min(1).describe('Server name, unique in the estate, e.g. CAS2013-NY.'),
+    fqdn: hostName.describe('Internal host name of the server, e.g. cas2013-ny.contoso.local.'),
+    version: z
+      .union([z.literal(2007), z.literal(2010), z.literal(2013), z.literal(2016), z.literal(2019)])
+      .describe('Exchange product version: 2007, 2010, or 2013/2016/2019 (the 2013 front-end model).'),
+    roles: z
+      .array(z.enum(['cas', 'mailbox']))
+      .min(1)
+      .describe('Roles the server holds: cas (Client Access), mailbox, or both.'),
+    urls: protocolUrls.optional(),
+    databases: z
+      .array(z.string().min(1))
+      .optional()
+      .describe(
+        'Mailbox databases mounted on this server (mailbox role only). Users may name a database instead of a server.',
+      ),
+  })
+  .strict();
+
+export const siteSchema = z
+  .object({
+    name: z.string().min(1).describe('Active Directory site name, unique in the estate, e.g. New York.'),
+    internetFacing: z
+      .boolean()
+      .describe(
+        'Whether the site is reachable from the internet. An intranet-only site must have no external URLs.',
+      ),
+    servers: z.array(serverSchema).describe('The Exchange servers of the site.'),
+  })
+  .strict();
+
+export const namespaceSchema = z
+  .object({
+    host: hostName.describe('The host name clients use, e.g. mail.contoso.com.'),
+    kind: z
+      .enum(['primary', 'autodiscover', 'legacy', 'regional', 'other'])
+      .describe(
+        "primary: the one public name of the front end; autodiscover: autodiscover.<domain>; legacy: the name bound to the 2007 CAS (2007 coexistence); regional: another site's public name.",
+      ),
+    server: z
+      .string()
+      .min(1)
+      .describe('The server this name resolves to (by name, as in sites[].servers[].name).'),
+  })
+  .strict();
+
+export const userSchema = z
+  .object({
+    address: smtpAddress.describe('Primary SMTP address.'),
+    displayName: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Display name; defaults to the local part of the address.'),
+    aliases: z.array(smtpAddress).optional().describe('Secondary SMTP addresses (proxyAddresses smtp:).'),
+    login: z
+      .string()
+      .regex(/^[^\\\s]+\\[^\\\s]+$/, { message: 'must be a down-level logon name such as CONTOSO\\bob' })
+      .optional()
+      .describe('Down-level logon name, DOMAIN\\user.'),
+    upn: smtpAddress.optional().describe('userPrincipalName, when it differs from the address.'),
+    mailbox: z
+      .object({
+        server: z.string().min(1).optional().describe('The mailbox server holding the mailbox.'),
+        database: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('The mailbox database holding the mailbox; its server is looked up.'),
+      })
+      .strict()
+      .describe('Where the mailbox lives: a server, or a database (exactly one).'),
+    password: z
+      .string()
+      .regex(/^\$(scrypt|argon2id|argon2i|argon2d)\$/, {
+        message:
+          'must be a password hash ($scrypt$... or $argon2id$...), never a clear-text password; make one with `coexist hash-password`',
+      })
+      .optional()
+      .describe('Password hash for the embedded directory (PHC string format).'),
+  })
+  .strict();
+
+export const policiesSchema = z
+  .object({
+    activesyncCrossSite: z
+      .enum(['proxy', 'redirect-451'])
+      .optional()
+      .describe(
+        'ActiveSync for a mailbox in another internet-facing site: proxy (Exchange 2013 behaviour, default) or redirect-451 (the pre-2013 HTTP 451 with X-MS-Location).',
+      ),
+    owaRedirectStyle: z
+      .enum(['http-302', 'silent-fba'])
+      .optional()
+      .describe(
+        'How OWA redirects are presented: a plain 302 (default) or the silent forms-based replay of Exchange 2010 SP2+.',
+      ),
+    autodiscoverLegacy: z
+      .enum(['answer-at-front-end', 'proxy-to-mailbox'])
+      .optional()
+      .describe(
+        'Autodiscover for 2007 mailboxes: answered by the front end (default) or proxied to a local 2013 mailbox server that builds the answer.',
+      ),
+  })
+  .strict();
+
+export const estateFileSchema = z
+  .object({
+    $schema: z.string().optional().describe('Path or URL of this JSON Schema, for editors.'),
+    name: z.string().min(1).describe('A short name for the estate.'),
+    organization: z.string().min(1).describe('Exchange organization name (used in legacy DNs).'),
+    domains: z.array(hostName).min(1).describe('SMTP domains the estate serves (accepted domains).'),
+    policies: policiesSchema.optional(),
+    namespaces: z.array(namespaceSchema).describe('Host names and the servers they resolve to.'),
+    sites: z.array(siteSchema).min(1).describe('Active Directory sites and their servers.'),
+    users: z.array(userSchema).describe('Mailbox users (the embedded directory).'),
+  })
+  .strict()
+  .describe(
+    'A coexist estate: the sites, servers, namespaces, users and policies of an Exchange organization in coexistence.',
+  );
+
+export type EstateFile = z.infer<typeof estateFileSchema>;

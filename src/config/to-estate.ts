@@ -1,0 +1,49 @@
+/**
+ * Turn a validated estate file into the core's Estate: resolve databases to servers, fill defaults.
+ * Runs after `checkEstate` found no problem, so every reference resolves here.
+ */
+import type { Estate, Server, Site, User } from '../core/estate/estate.ts';
+import { defaultPolicies } from '../core/estate/estate.ts';
+import type { EstateFile } from './estate-schema.ts';
+
+export function toEstate(file: EstateFile): Estate {
+  const serverOfDatabase = new Map<string, string>();
+  const sites: Site[] = file.sites.map((site) => ({
+    name: site.name,
+    internetFacing: site.internetFacing,
+    servers: site.servers.map((s): Server => {
+      for (const db of s.databases ?? []) serverOfDatabase.set(db.toLowerCase(), s.name);
+      return {
+        name: s.name,
+        fqdn: s.fqdn.toLowerCase(),
+        version: s.version,
+        roles: s.roles,
+        site: site.name,
+        urls: s.urls ?? {},
+        databases: s.databases ?? [],
+      };
+    }),
+  }));
+  const users = file.users.map((u): User => {
+    const server = u.mailbox.server ?? serverOfDatabase.get((u.mailbox.database ?? '').toLowerCase()) ?? '';
+    return {
+      address: u.address,
+      displayName: u.displayName ?? u.address.slice(0, u.address.indexOf('@')),
+      aliases: u.aliases ?? [],
+      mailboxServer: server,
+      ...(u.login !== undefined && { login: u.login }),
+      ...(u.upn !== undefined && { upn: u.upn }),
+      ...(u.mailbox.database !== undefined && { database: u.mailbox.database }),
+      ...(u.password !== undefined && { passwordHash: u.password }),
+    };
+  });
+  return {
+    name: file.name,
+    organization: file.organization,
+    domains: file.domains,
+    namespaces: file.namespaces.map((n) => ({ host: n.host.toLowerCase(), kind: n.kind, server: n.server })),
+    sites,
+    users,
+    policies: { ...defaultPolicies, ...file.policies },
+  };
+}

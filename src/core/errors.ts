@@ -1,0 +1,78 @@
+/**
+ * The error catalogue: every failure coexist reports has a stable code, an HTTP status where one applies,
+ * and a one-line summary. docs/errors.md lists the same codes with how to fix them (a test keeps the two
+ * in step). Retired codes are never reused.
+ */
+
+interface CatalogueEntry {
+  /** HTTP status when the failure ends a request; 0 for failures that never reach HTTP (config, CLI). */
+  readonly status: number;
+  readonly summary: string;
+}
+
+export const catalogue = {
+  // Configuration (the estate file)
+  CX_CONFIG_READ: { status: 0, summary: 'The estate file cannot be read.' },
+  CX_CONFIG_SYNTAX: { status: 0, summary: 'The estate file is not valid YAML.' },
+  CX_CONFIG_SCHEMA: { status: 0, summary: 'A value in the estate file has the wrong type, shape or format.' },
+  CX_CONFIG_DUPLICATE: { status: 0, summary: 'A name, host or address is defined twice in the estate file.' },
+  CX_CONFIG_REFERENCE: {
+    status: 0,
+    summary: 'The estate file refers to a site, server or database it does not define.',
+  },
+  CX_CONFIG_INCONSISTENT: { status: 0, summary: 'Parts of the estate file contradict each other.' },
+  // Command line
+  CX_CLI_USAGE: {
+    status: 0,
+    summary: 'A command-line option is missing or has a value coexist does not know.',
+  },
+  CX_CLI_UNKNOWN_USER: { status: 0, summary: 'The user is not in the estate.' },
+  CX_CLI_UNKNOWN_NAMESPACE: {
+    status: 0,
+    summary: 'The host name is neither a namespace nor a server of the estate.',
+  },
+  // Routing outcomes (refuse decisions)
+  CX_ROUTE_UNKNOWN_MAILBOX: { status: 404, summary: 'The directory has no mailbox for the user.' },
+  CX_ROUTE_NOT_OFFERED: { status: 404, summary: 'The protocol is not offered for the mailbox version.' },
+  CX_ROUTE_NO_CAS_IN_SITE: {
+    status: 503,
+    summary: "No Client Access server of the mailbox's version in its site.",
+  },
+  CX_ROUTE_NO_URL: { status: 503, summary: 'The next hop has no URL for the protocol in the estate.' },
+  CX_ROUTE_NO_MAILBOX_SERVER: { status: 503, summary: 'No mailbox server to hand the request to.' },
+  CX_ROUTE_NO_REDIRECT_TARGET: {
+    status: 503,
+    summary: 'A redirect is required but the estate names no target.',
+  },
+  CX_ROUTE_VERSION_MISMATCH: { status: 421, summary: 'The server cannot serve a mailbox of that version.' },
+  CX_ROUTE_NOT_HERE: {
+    status: 421,
+    summary: 'The request reached a mailbox server that does not hold the mailbox.',
+  },
+  CX_ROUTE_LOOP: {
+    status: 508,
+    summary: 'Unfolding the flow revisited a server: the estate routes in a circle.',
+  },
+} as const satisfies Record<string, CatalogueEntry>;
+
+export type ErrorCode = keyof typeof catalogue;
+
+export const statusOf = (code: ErrorCode): number => catalogue[code].status;
+
+/** The one error class of coexist: a catalogue code, structured details, and an optional cause. */
+export class CoexistError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    details: Readonly<Record<string, unknown>> = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'CoexistError';
+    this.code = code;
+    this.details = details;
+  }
+}

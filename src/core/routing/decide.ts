@@ -1,0 +1,523 @@
+/**
+ * The routing engine: what one server of the estate does with one request. Pure: no I/O, no clock.
+ * Unfolded from the entry server until someone responds (`flow.ts`), these decisions are the numbered
+ * flows of flows.md. Rules cite protocol-facts.md (§2.x) and flows.md; where both are silent the rule
+ * follows Exchange 2013 and says why.
+ */
+import { autodiscoverAnswer, offered } from '../autodiscover/answer.ts';
+import type { EstateIndex, Mailbox } from '../estate/estate-index.ts';
+import type { Policies, Server, VersionFamily } from '../estate/estate.ts';
+import { familyLabel, familyOf } from '../estate/estate.ts';
+import type { Protocol } from '../protocols/protocol.ts';
+import { protocolPath, protocolTitle } from '../protocols/protocol.ts';
+import { statusOf } from '../errors.ts';
+import type { Decision, HopVia, ProxyDecision, Reason, RefuseCode } from './decision.ts';
+
+/** The role a server plays for this request: its client-access front or its mailbox back end. */
+export type Role = 'cas' | 'mailbox';
+
+/** A server of the estate acting in one role. */
+export interface ServerRef {
+  readonly server: Server;
+  readonly role: Role;
+}
+
+/** Everything the engine needs about one request, already looked up by the caller. */
+export interface RoutingInput {
+  readonly protocol: Protocol;
+  /** The mailbox the request is for, or undefined when the directory does not know the user. */
+  readonly mailbox: Mailbox | undefined;
+  /** Where the client is; ActiveSync is always external (flows.md). */
+  readonly client: 'internal' | 'external';
+  /** The host name the request was sent to (used to avoid redirecting a browser to where it already is). */
+  readonly host: string;
+}
+
+const reason = (rule: string, text: string, source: string): Reason => ({ rule, text, source });
+
+/** Decide what `at` does with `input`. */
+export function decide(at: ServerRef, input: RoutingInput, index: EstateIndex, policies: Policies): Decision {
+  const m = input.mailbox;
+  if (!m) {
+    return refuse('CX_ROUTE_UNKNOWN_MAILBOX', [
+      reason('directory.unknown', 'The directory has no mailbox for this user.', 'protocol-facts §1'),
+    ]);
+  }
+  if (!offered(m.server.version, input.protocol)) {
+    return refuse('CX_ROUTE_NOT_OFFERED', [
+      reason(
+        `${input.protocol}.not-offered`,
+        `${protocolTitle[input.protocol]} is not offered for Exchange ${m.server.version} mailboxes.`,
+        input.protocol === 'mapi' ? 'protocol-facts §2.1 rule 7' : 'protocol-facts §2.2 (ECP row)',
+      ),
+    ]);
+  }
+  const family = familyOf(at.server.version);
+  if (family === 'modern') {
+    return at.role === 'cas'
+      ? modernFrontEnd(at.server, input, m, index, policies)
+      : modernBackEnd(at.server, input, m, index);
+  }
+  return at.role === 'cas' ? legacyCas(at.server, family, input, m, index) : legacyMailbox(at.server, m);
+}
+
+/** A 2013+ Client Access front end (CAS2013-NY): authenticate, look up, then proxy or redirect (protocol-facts §2.1). */
+function modernFrontEnd(
+  fe: Server,
+  input: RoutingInput,
+  m: Mailbox,
+  index: EstateIndex,
+  policies: Policies,
+): Decision {
+  const p = input.protocol;
+  const here = fe.site;
+  const crossSite = m.site.name !== here;
+  if (m.family === 'modern') {
+    if ((p === 'owa' || p === 'ecp') && crossSite) {
+      const ext = externalUrl(index, m.site.name, 'modern', p);
+      if (ext && hostOf(ext) !== input.host.toLowerCase()) {
+        return redirect302(ext, policies, [
+          reason(
+            `${p}.modern.cross-site.redirect`,
+            `The mailbox is on Exchange ${m.server.version} in ${m.site.name}, whose ${protocolTitle[p]} external URL is ${ext}: the browser is sent there.`,
+            'protocol-facts §2.3 (OWA 2013 mailbox row)',
+          ),
+        ]);
+      }
+    }
+    return proxyToBackEnd(m.server, p, [
+      reason(
+        `${p}.modern.proxy-backend`,
+        `Mailbox version ${m.server.version}: the front end proxies every protocol to the mailbox server ${m.server.name} (back-end site, port 444).`,
+        'flows.md "2013 mailboxes"; protocol-facts §2.1 rule 3',
+      ),
+    ]);
+  }
+
+  const label = familyLabel(m.family);
+  const home = index.casIn(m.site.name, m.family)[0];
+  switch (p) {
+    case 'autodiscover': {
+      if (m.family === 2007) {
+        if (policies.autodiscoverLegacy === 'proxy-to-mailbox') {
+          const local = index.mailboxServersIn(here, 'modern')[0];
+          if (local) {
+            return proxyToBackEnd(local, p, [
+              reason(
+                'autodiscover.2007.proxy-mailbox',
+                `Policy autodiscoverLegacy=proxy-to-mailbox: a local 2013 mailbox server (${local.name}) builds the answer with the 2007 URLs.`,
+                'protocol-facts §2.2 Autodiscover row [4]',
+              ),
+            ]);
+          }
+        }
+        return answerAutodiscover(m, index, [
+          reason(
+            'autodiscover.2007.answer',
+            `Mailbox version 2007: the front end answers Autodiscover itself from the directory, with the 2007 URLs (legacy or site namespace).`,
+            'flows.md EWS-1 step 3; protocol-facts §2.8',
+          ),
+        ]);
+      }
+      return viaLegacyCas(home, m, 'internal-url', p, [
+        reason(
+          'autodiscover.2010.proxy',
+          `Mailbox version 2010: Autodiscover is proxied to the 2010 CAS in ${m.site.name}, which answers with its own URLs.`,
+          'protocol-facts §2.2 Autodiscover row',
+        ),
+      ]);
+    }
+    case 'owa':
+    case 'ecp': {
+      if (m.family === 2010) {
+        const ext = home?.urls[p]?.external;
+        if (ext && hostOf(ext) !== input.host.toLowerCase()) {
+          return redirect302(ext, policies, [
+            reason(
+              `${p}.2010.redirect`,
+              `Mailbox version 2010 and the 2010 CAS in ${m.site.name} has a ${protocolTitle[p]} external URL: redirect there.`,
+              'protocol-facts §2.1 rule 8 ("redirect if the ExternalURL is set")',
+            ),
+          ]);
+        }
+        const why = ext
+          ? `its ${protocolTitle[p]} external URL ${ext} is the host the browser already used, so a redirect would loop`
+          : `it has no ${protocolTitle[p]} external URL`;
+        return viaLegacyCas(home, m, 'internal-url', p, [
+          reason(
+            `${p}.2010.proxy`,
+            `Mailbox version 2010 and ${why}: proxy to the 2010 CAS in ${m.site.name}.`,
+            'protocol-facts §2.1 rule 8, §2.4 note',
+          ),
+        ]);
+      }
+      // OWA for 2007 (ECP was refused above: not offered for 2007). CAS2013 cannot proxy OWA to 2007.
+      return owaFor2007(input, m, index, policies);
+    }
+    case 'activesync': {
+      const ext = home?.urls.activesync?.external;
+      if (crossSite && ext) {
+        if (policies.activesyncCrossSite === 'redirect-451') {
+          return {
+            kind: 'redirect',
+            status: 451,
+            location: ext,
+            style: 'x-ms-location',
+            reasons: [
+              reason(
+                'activesync.cross-site.451',
+                `Policy activesyncCrossSite=redirect-451 (pre-2013 behaviour): the mailbox's site ${m.site.name} is internet-facing for ActiveSync, so the device is told to use ${ext}.`,
+                'flows.md EAS-legacy; protocol-facts §4.1 (451)',
+              ),
+            ],
+          };
+        }
+        if (m.family === 2007 && home) {
+          return proxy(home, 'external-url', ext, [
+            reason(
+              'activesync.2007.cross-site.proxy-external',
+              `The mailbox's site ${m.site.name} is internet-facing: instead of a 451 redirect (which many devices mishandle), CAS2013 proxies the request and credentials to the external ActiveSync URL of ${home.name}.`,
+              'flows.md EAS-3A step 3',
+            ),
+          ]);
+        }
+      }
+      if (m.family === 2007) {
+        const local = index.mailboxServersIn(here, 'modern')[0];
+        if (local) {
+          const where = crossSite
+            ? `no 2007 CAS in ${here} serves this mailbox (it is in ${m.site.name}, which has no external ActiveSync URL)`
+            : `the mailbox and a 2007 CAS are in the front end's own site ${here}`;
+          return proxyToBackEnd(local, p, [
+            reason(
+              crossSite
+                ? 'activesync.2007.intranet-site.via-mailbox'
+                : 'activesync.2007.same-site.via-mailbox',
+              `Mailbox version 2007 and ${where}: CAS2013 does not talk to a 2007 CAS itself; it proxies the request and credentials to the local 2013 mailbox server ${local.name}.`,
+              crossSite ? 'flows.md EAS-2 steps 2-3' : 'flows.md EAS-1 step 3',
+            ),
+          ]);
+        }
+      }
+      return viaLegacyCas(home, m, 'internal-url', p, [
+        reason(
+          `activesync.${label}.proxy-internal`,
+          `Mailbox version ${label}: ActiveSync is proxied to the internal URL of the ${label} CAS in ${m.site.name}.`,
+          m.family === 2007
+            ? 'protocol-facts §2.6 (no local 2013 mailbox server)'
+            : 'protocol-facts §2.2, §6',
+        ),
+      ]);
+    }
+    case 'ews':
+    case 'rpc':
+    case 'oab':
+      return viaLegacyCas(home, m, 'internal-url', p, [legacyProxyReason(p, m, here)]);
+    case 'mapi':
+      // Unreachable: `offered()` refused MAPI/HTTP for legacy mailboxes before we got here.
+      return refuse('CX_ROUTE_NOT_OFFERED', []);
+  }
+}
+
+function legacyProxyReason(p: 'ews' | 'rpc' | 'oab', m: Mailbox, here: string): Reason {
+  const label = familyLabel(m.family);
+  const where = m.site.name === here ? "in the front end's own site" : `in ${m.site.name}`;
+  switch (p) {
+    case 'ews':
+      return reason(
+        `ews.${label}.proxy`,
+        `Mailbox version ${label} with its CAS ${where}: the EWS request that reached the front end is proxied to that CAS.`,
+        m.family === 2007 ? 'flows.md EWS-2 steps 3-4' : 'protocol-facts §2.2 EWS row, §2.3',
+      );
+    case 'rpc':
+      return reason(
+        `rpc.${label}.proxy`,
+        `Mailbox version ${label}: Outlook Anywhere is proxied to the ${label} CAS ${where} (Outlook Anywhere must be enabled there, with NTLM).`,
+        'protocol-facts §2.1 rule 6',
+      );
+    case 'oab':
+      return reason(
+        `oab.${label}.proxy`,
+        `Mailbox version ${label}: the offline address book is served by the ${label} CAS ${where}.`,
+        'protocol-facts §2.2 OAB row',
+      );
+  }
+}
+
+/** OWA for a 2007 mailbox from a 2013 front end: always a redirect (protocol-facts §2.2, §2.3). */
+function owaFor2007(input: RoutingInput, m: Mailbox, index: EstateIndex, policies: Policies): Decision {
+  const home = index.casIn(m.site.name, 2007)[0];
+  if (input.client === 'internal' && home?.urls.owa?.internal) {
+    const url = home.urls.owa.internal;
+    return redirect302(url, policies, [
+      reason(
+        'owa.2007.internal-client.redirect-internal',
+        `Mailbox version 2007 and the client is inside the network: redirect to the internal OWA URL of ${home.name}, which it can reach.`,
+        'protocol-facts §2.4 (OWA row: InternalUrl only for known internal clients)',
+      ),
+    ]);
+  }
+  const siteExt = home?.urls.owa?.external;
+  if (siteExt) {
+    return redirect302(siteExt, policies, [
+      reason(
+        'owa.2007.redirect-site-external',
+        `Mailbox version 2007: CAS2013 cannot proxy OWA to 2007; ${home.name} in the mailbox's site has the OWA external URL ${siteExt}, so the browser is redirected there.`,
+        'flows.md "OWA"; protocol-facts §2.2, §2.3 OWA 2007 rows',
+      ),
+    ]);
+  }
+  const legacyNs = index.namespaceOfKind('legacy');
+  const legacyCas = legacyNs && index.server(legacyNs.server);
+  const legacyUrl = legacyCas?.urls.owa?.external;
+  if (legacyUrl && legacyCas) {
+    return redirect302(legacyUrl, policies, [
+      reason(
+        'owa.2007.redirect-legacy-namespace',
+        `Mailbox version 2007 in ${m.site.name}, which has no OWA external URL: redirect to the legacy namespace (${legacyCas.name}), whose 2007 CAS proxies on to the mailbox's site.`,
+        'flows.md "OWA ... proxied when the target site has no external URL"; protocol-facts §2.3',
+      ),
+    ]);
+  }
+  return refuse('CX_ROUTE_NO_REDIRECT_TARGET', [
+    reason(
+      'owa.2007.no-target',
+      `Mailbox version 2007 needs an OWA redirect target, but neither the mailbox's site nor a legacy namespace has a 2007 OWA external URL. Add a namespace of kind "legacy".`,
+      'protocol-facts §1 (legacy namespace)',
+    ),
+  ]);
+}
+
+/** A 2013+ mailbox server (the back end): serve its own mailboxes, hand legacy ones down-level (flows.md EAS-1 step 4). */
+function modernBackEnd(self: Server, input: RoutingInput, m: Mailbox, index: EstateIndex): Decision {
+  const p = input.protocol;
+  if (m.family === 'modern') {
+    if (m.server === self) return respond(p, m, index, `${self.name} holds the mailbox.`);
+    return proxyToBackEnd(m.server, p, [
+      reason(
+        'backend.modern.other-server',
+        `The mailbox is on ${m.server.name}: proxy there.`,
+        'protocol-facts §2.1 rule 3',
+      ),
+    ]);
+  }
+  if (p === 'autodiscover') {
+    return respond(
+      p,
+      m,
+      index,
+      `${self.name} builds the Autodiscover answer for the ${m.server.version} mailbox.`,
+      'protocol-facts §2.2 [4]',
+    );
+  }
+  const label = familyLabel(m.family);
+  const home = index.casIn(m.site.name, m.family)[0];
+  const step = m.site.name === self.site ? 'flows.md EAS-1 step 4' : 'flows.md EAS-2 step 4';
+  return viaLegacyCas(home, m, 'internal-url', p, [
+    reason(
+      `backend.${label}.proxy-internal`,
+      `Mailbox version ${label} in ${m.site.name}: ${self.name} proxies to the internal ${protocolTitle[p]} URL of ${home?.name ?? `the ${label} CAS`}.`,
+      step,
+    ),
+  ]);
+}
+
+/** A 2007 or 2010 Client Access server: pass to its mailbox server, or act as the old CAS did across sites (protocol-facts §2.5). */
+function legacyCas(
+  self: Server,
+  family: VersionFamily,
+  input: RoutingInput,
+  m: Mailbox,
+  index: EstateIndex,
+): Decision {
+  const p = input.protocol;
+  if (m.family !== family) {
+    return refuse('CX_ROUTE_VERSION_MISMATCH', [
+      reason(
+        'legacy-cas.version-mismatch',
+        `${self.name} is an Exchange ${self.version} CAS and the mailbox is on Exchange ${m.server.version}: it does not serve it (a 2007 CAS cannot render a newer mailbox; 2013 proxies down-level, never the reverse).`,
+        'protocol-facts §2.1, §2.5',
+      ),
+    ]);
+  }
+  if (p === 'autodiscover') {
+    return respond(
+      p,
+      m,
+      index,
+      `${self.name} answers Autodiscover for ${familyLabel(family)} mailboxes of the organization itself.`,
+      'protocol-facts §2.5',
+    );
+  }
+  if (m.site.name === self.site) {
+    if (m.server === self) return respond(p, m, index, `${self.name} also holds the mailbox.`);
+    return {
+      kind: 'proxy',
+      to: m.server,
+      via: 'store',
+      credentials: 'passed-on',
+      reasons: [
+        reason(
+          'legacy-cas.same-site.store',
+          `The mailbox is in ${self.name}'s own site: it passes the request to the mailbox server ${m.server.name}.`,
+          'flows.md EAS-1 step 5',
+        ),
+      ],
+    };
+  }
+  const home = index.casIn(m.site.name, family)[0];
+  const ext = home?.urls[p]?.external;
+  if (p === 'activesync' && ext) {
+    return {
+      kind: 'redirect',
+      status: 451,
+      location: ext,
+      style: 'x-ms-location',
+      reasons: [
+        reason(
+          'legacy-cas.activesync.cross-site.451',
+          `A ${self.version} CAS answers ActiveSync for a mailbox in another internet-facing site (${m.site.name}) with 451 and X-MS-Location.`,
+          'protocol-facts §2.3 (ActiveSync, 2007/2010 front end)',
+        ),
+      ],
+    };
+  }
+  if (p === 'owa' && ext && hostOf(ext) !== input.host.toLowerCase()) {
+    return {
+      kind: 'redirect',
+      status: 302,
+      location: ext,
+      style: 'http-302',
+      reasons: [
+        reason(
+          'legacy-cas.owa.cross-site.redirect',
+          `A ${self.version} CAS sends OWA users of another internet-facing site (${m.site.name}) to that site's external URL.`,
+          'protocol-facts §2.5 (OWA cross-site redirect)',
+        ),
+      ],
+    };
+  }
+  return viaLegacyCas(home, m, 'internal-url', p, [
+    reason(
+      'legacy-cas.cross-site.proxy',
+      `The mailbox is in ${m.site.name}${ext ? '' : ', which is not internet-facing for ' + protocolTitle[p]}: ${self.name} proxies CAS-to-CAS to the internal URL of ${home?.name ?? 'its CAS'} (Integrated Windows authentication on the target).`,
+      'protocol-facts §2.5 (CAS-to-CAS proxy); flows.md "OWA"',
+    ),
+  ]);
+}
+
+/** A 2007/2010 mailbox server: the end of the path. */
+function legacyMailbox(self: Server, m: Mailbox): Decision {
+  if (m.server === self) {
+    return {
+      kind: 'respond',
+      answer: 'mailbox',
+      reasons: [
+        reason(
+          'mailbox.holds',
+          `${self.name} holds the mailbox and answers with its content.`,
+          'flows.md EAS-1 step 6',
+        ),
+      ],
+    };
+  }
+  return refuse('CX_ROUTE_NOT_HERE', [
+    reason(
+      'mailbox.not-here',
+      `${self.name} does not hold this mailbox (it is on ${m.server.name}).`,
+      'protocol-facts §1',
+    ),
+  ]);
+}
+
+function respond(p: Protocol, m: Mailbox, index: EstateIndex, why: string, source = 'flows.md'): Decision {
+  if (p === 'autodiscover') return answerAutodiscover(m, index, [reason('autodiscover.answer', why, source)]);
+  return { kind: 'respond', answer: 'mailbox', reasons: [reason('mailbox.holds', why, source)] };
+}
+
+function answerAutodiscover(m: Mailbox, index: EstateIndex, reasons: readonly Reason[]): Decision {
+  const answer = autodiscoverAnswer(m, index);
+  if (!answer) {
+    return refuse('CX_ROUTE_NO_CAS_IN_SITE', [
+      reason(
+        'autodiscover.no-cas',
+        `No ${familyLabel(m.family)} CAS in ${m.site.name} to describe in the answer.`,
+        'protocol-facts §2.6',
+      ),
+    ]);
+  }
+  return { kind: 'respond', answer: 'autodiscover', autodiscover: answer, reasons };
+}
+
+function proxy(to: Server, via: HopVia, url: string | undefined, reasons: readonly Reason[]): ProxyDecision {
+  return url === undefined
+    ? { kind: 'proxy', to, via, credentials: 'passed-on', reasons }
+    : { kind: 'proxy', to, via, url, credentials: 'passed-on', reasons };
+}
+
+/** A 2013+ mailbox server is reached on its back-end site, `https://<fqdn>:444/<vdir>` (protocol-facts §2.1 rule 3). */
+function proxyToBackEnd(to: Server, p: Protocol, reasons: readonly Reason[]): ProxyDecision {
+  return proxy(to, 'backend', `https://${to.fqdn}:444${protocolPath[p]}`, reasons);
+}
+
+/** Proxy to a legacy CAS's virtual directory, or refuse when the estate gives no CAS or no URL for it. */
+function viaLegacyCas(
+  cas: Server | undefined,
+  m: Mailbox,
+  via: 'internal-url',
+  p: Protocol,
+  reasons: readonly Reason[],
+): Decision {
+  const label = familyLabel(m.family);
+  if (!cas) {
+    return refuse('CX_ROUTE_NO_CAS_IN_SITE', [
+      ...reasons,
+      reason(
+        'route.no-cas',
+        `No Exchange ${label} CAS in ${m.site.name} serves the mailbox: add one to the estate.`,
+        'protocol-facts §2.6',
+      ),
+    ]);
+  }
+  const url = cas.urls[p]?.internal;
+  if (!url) {
+    return refuse('CX_ROUTE_NO_URL', [
+      ...reasons,
+      reason(
+        'route.no-url',
+        `${cas.name} has no internal ${protocolTitle[p]} URL in the estate: add urls.${p}.internal.`,
+        'protocol-facts §1',
+      ),
+    ]);
+  }
+  return proxy(cas, via, url, reasons);
+}
+
+function redirect302(location: string, policies: Policies, reasons: readonly Reason[]): Decision {
+  return { kind: 'redirect', status: 302, location, style: policies.owaRedirectStyle, reasons };
+}
+
+function refuse(code: RefuseCode, reasons: readonly Reason[]): Decision {
+  return { kind: 'refuse', code, status: statusOf(code), reasons };
+}
+
+function externalUrl(
+  index: EstateIndex,
+  site: string,
+  family: VersionFamily,
+  p: Protocol,
+): string | undefined {
+  for (const cas of index.casIn(site, family)) {
+    const ext = cas.urls[p]?.external;
+    if (ext) return ext;
+  }
+  return undefined;
+}
+
+/** Host of an absolute URL, lower-cased; estate URLs were validated by the loader. */
+export function hostOf(url: string): string {
+  const start = url.indexOf('//') + 2;
+  let end = start;
+  while (end < url.length && url[end] !== '/' && url[end] !== ':' && url[end] !== '?') end++;
+  return url.slice(start, end).toLowerCase();
+}
