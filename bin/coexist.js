@@ -1,5 +1,3 @@
 #!/usr/bin/env node
-// Entry point of the `coexist` command: runs the compiled CLI (built by `npm run build`, which `npm install` runs).
-import { main } from '../dist/cli/main.js';
-
-process.exitCode = await main(process.argv.slice(2));
+// The `coexist` command: runs the compiled CLI (dist/ is built by `npm run build`, which `npm install` runs).
+import '../dist/cli/entry.js';

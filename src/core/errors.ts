@@ -39,7 +39,6 @@ export const catalogue = {
     summary: "No Client Access server of the mailbox's version in its site.",
   },
   CX_ROUTE_NO_URL: { status: 503, summary: 'The next hop has no URL for the protocol in the estate.' },
-  CX_ROUTE_NO_MAILBOX_SERVER: { status: 503, summary: 'No mailbox server to hand the request to.' },
   CX_ROUTE_NO_REDIRECT_TARGET: {
     status: 503,
     summary: 'A redirect is required but the estate names no target.',

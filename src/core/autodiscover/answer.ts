@@ -45,6 +45,8 @@ export function offered(version: ProductVersion, p: Protocol): boolean {
  */
 export function autodiscoverAnswer(mailbox: Mailbox, index: EstateIndex): AutodiscoverAnswer | undefined {
   const home = index.casIn(mailbox.site.name, mailbox.family)[0];
+  const serving = (p: AnnouncedProtocol): Server | undefined =>
+    mailbox.family === 'modern' && !home ? primary : index.casFor(mailbox.site.name, mailbox.family, p);
   const primary = serverOf(index, 'primary');
   const legacy = serverOf(index, 'legacy');
   const describes = home ?? (mailbox.family === 'modern' ? primary : undefined);
@@ -54,7 +56,7 @@ export function autodiscoverAnswer(mailbox: Mailbox, index: EstateIndex): Autodi
   const external: Partial<Record<AnnouncedProtocol, string>> = {};
   for (const p of announcedProtocols) {
     if (!offered(version, p)) continue;
-    const own = describes.urls[p];
+    const own = serving(p)?.urls[p];
     if (own?.internal) internal[p] = own.internal;
     const fallback = p === 'owa' && mailbox.family === 2007 ? legacy : primary;
     const ext = own?.external ?? fallback?.urls[p]?.external;

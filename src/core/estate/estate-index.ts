@@ -4,6 +4,7 @@
  */
 import type { Estate, Namespace, NamespaceKind, Server, Site, User, VersionFamily } from './estate.ts';
 import { familyOf } from './estate.ts';
+import type { Protocol } from '../protocols/protocol.ts';
 
 /** Where a mailbox lives: what the directory answers and what the engine routes on. */
 export interface Mailbox {
@@ -25,6 +26,12 @@ export interface EstateIndex {
   namespaceOfKind(kind: NamespaceKind): Namespace | undefined;
   /** Client Access servers of one version family in one site, in file order. */
   casIn(site: string, family: VersionFamily): readonly Server[];
+  /**
+   * The CAS that serves a protocol for a site and version family: one with an external URL for it if any
+   * (a site is internet-facing for a protocol when any of its CAS has one, protocol-facts §1), else one
+   * with an internal URL, else the first CAS.
+   */
+  casFor(site: string, family: VersionFamily, protocol: Protocol): Server | undefined;
   /** Mailbox-role servers of one version family in one site, in file order. */
   mailboxServersIn(site: string, family: VersionFamily): readonly Server[];
   /** A user by primary or secondary SMTP address, UPN or down-level login. */
@@ -76,6 +83,15 @@ export function indexEstate(estate: Estate): EstateIndex {
   }
 
   const none: readonly Server[] = [];
+  const serving = new Map<string, Server | undefined>();
+  const casFor = (site: string, family: VersionFamily, p: Protocol): Server | undefined => {
+    const k = `${key(site)}|${family}|${p}`;
+    if (serving.has(k)) return serving.get(k);
+    const list = cas.get(`${key(site)}|${family}`) ?? none;
+    const pick = list.find((s) => s.urls[p]?.external) ?? list.find((s) => s.urls[p]?.internal) ?? list[0];
+    serving.set(k, pick);
+    return pick;
+  };
   const mailboxOf = (user: User): Mailbox | undefined => {
     let m = mailboxes.get(user);
     if (m) return m;
@@ -102,6 +118,7 @@ export function indexEstate(estate: Estate): EstateIndex {
     namespace: (host) => namespaces.get(key(host)),
     namespaceOfKind: (kind) => byKind.get(kind),
     casIn: (site, family) => cas.get(`${key(site)}|${family}`) ?? none,
+    casFor,
     mailboxServersIn: (site, family) => mbx.get(`${key(site)}|${family}`) ?? none,
     user: (identity) => users.get(key(identity)),
     mailbox: (identity) => {

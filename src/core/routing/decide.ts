@@ -70,12 +70,14 @@ function modernFrontEnd(
   policies: Policies,
 ): Decision {
   const p = input.protocol;
+  const requestHost = hostOnly(input.host);
   const here = fe.site;
   const crossSite = m.site.name !== here;
   if (m.family === 'modern') {
-    if ((p === 'owa' || p === 'ecp') && crossSite) {
-      const ext = externalUrl(index, m.site.name, 'modern', p);
-      if (ext && hostOf(ext) !== input.host.toLowerCase()) {
+    // Only OWA is redirected for 2013+ mailboxes; ECP and everything else is proxied (protocol-facts §2.1 rule 2, §2.6).
+    if (p === 'owa' && crossSite) {
+      const ext = index.casFor(m.site.name, 'modern', p)?.urls.owa?.external;
+      if (ext && hostOf(ext) !== requestHost) {
         return redirect302(ext, policies, [
           reason(
             `${p}.modern.cross-site.redirect`,
@@ -95,7 +97,7 @@ function modernFrontEnd(
   }
 
   const label = familyLabel(m.family);
-  const home = index.casIn(m.site.name, m.family)[0];
+  const home = index.casFor(m.site.name, m.family, p);
   switch (p) {
     case 'autodiscover': {
       if (m.family === 2007) {
@@ -131,7 +133,7 @@ function modernFrontEnd(
     case 'ecp': {
       if (m.family === 2010) {
         const ext = home?.urls[p]?.external;
-        if (ext && hostOf(ext) !== input.host.toLowerCase()) {
+        if (ext && hostOf(ext) !== requestHost) {
           return redirect302(ext, policies, [
             reason(
               `${p}.2010.redirect`,
@@ -214,8 +216,10 @@ function modernFrontEnd(
     case 'oab':
       return viaLegacyCas(home, m, 'internal-url', p, [legacyProxyReason(p, m, here)]);
     case 'mapi':
-      // Unreachable: `offered()` refused MAPI/HTTP for legacy mailboxes before we got here.
-      return refuse('CX_ROUTE_NOT_OFFERED', []);
+      // `offered()` already refuses MAPI/HTTP for legacy mailboxes; kept for exhaustiveness.
+      return refuse('CX_ROUTE_NOT_OFFERED', [
+        reason('mapi.not-offered', 'MAPI/HTTP is offered only for 2013 SP1+ mailboxes.', 'protocol-facts §2.1 rule 7'),
+      ]);
   }
 }
 
@@ -246,7 +250,7 @@ function legacyProxyReason(p: 'ews' | 'rpc' | 'oab', m: Mailbox, here: string): 
 
 /** OWA for a 2007 mailbox from a 2013 front end: always a redirect (protocol-facts §2.2, §2.3). */
 function owaFor2007(input: RoutingInput, m: Mailbox, index: EstateIndex, policies: Policies): Decision {
-  const home = index.casIn(m.site.name, 2007)[0];
+  const home = index.casFor(m.site.name, 2007, 'owa');
   if (input.client === 'internal' && home?.urls.owa?.internal) {
     const url = home.urls.owa.internal;
     return redirect302(url, policies, [
@@ -311,8 +315,13 @@ function modernBackEnd(self: Server, input: RoutingInput, m: Mailbox, index: Est
     );
   }
   const label = familyLabel(m.family);
-  const home = index.casIn(m.site.name, m.family)[0];
-  const step = m.site.name === self.site ? 'flows.md EAS-1 step 4' : 'flows.md EAS-2 step 4';
+  const home = index.casFor(m.site.name, m.family, p);
+  const step =
+    p !== 'activesync' || m.family !== 2007
+      ? 'protocol-facts §2.2'
+      : m.site.name === self.site
+        ? 'flows.md EAS-1 step 4'
+        : 'flows.md EAS-2 step 4';
   return viaLegacyCas(home, m, 'internal-url', p, [
     reason(
       `backend.${label}.proxy-internal`,
@@ -331,6 +340,7 @@ function legacyCas(
   index: EstateIndex,
 ): Decision {
   const p = input.protocol;
+  const requestHost = hostOnly(input.host);
   if (m.family !== family) {
     return refuse('CX_ROUTE_VERSION_MISMATCH', [
       reason(
@@ -365,7 +375,7 @@ function legacyCas(
       ],
     };
   }
-  const home = index.casIn(m.site.name, family)[0];
+  const home = index.casFor(m.site.name, family, p);
   const ext = home?.urls[p]?.external;
   if (p === 'activesync' && ext) {
     return {
@@ -382,7 +392,7 @@ function legacyCas(
       ],
     };
   }
-  if (p === 'owa' && ext && hostOf(ext) !== input.host.toLowerCase()) {
+  if (p === 'owa' && ext && hostOf(ext) !== requestHost) {
     return {
       kind: 'redirect',
       status: 302,
@@ -512,6 +522,12 @@ function externalUrl(
     if (ext) return ext;
   }
   return undefined;
+}
+
+/** A Host header value without its port, lower-cased (`Mail.Contoso.com:443` -> `mail.contoso.com`). */
+function hostOnly(host: string): string {
+  const h = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0] ?? host;
+  return h.toLowerCase();
 }
 
 /** Host of an absolute URL, lower-cased; estate URLs were validated by the loader. */

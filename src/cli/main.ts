@@ -1,0 +1,52 @@
+/**
+ * The `coexist` command line. `main(argv)` returns the exit code: 0 success, 1 internal failure,
+ * 2 bad input (unknown user, protocol or namespace; a broken estate file; a bad option).
+ */
+import { Command, CommanderError } from 'commander';
+import { CoexistError } from '../core/errors.ts';
+import { EstateConfigError, formatConfigProblems } from '../config/index.ts';
+import { registerTrace } from './commands/trace.ts';
+import { registerHashPassword } from './commands/hash-password.ts';
+
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const processIo: Io = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+};
+
+export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
+  const program = new Command('coexist')
+    .description('Client access front door for Exchange estates in coexistence and migration.')
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .showHelpAfterError('(run coexist --help for usage)');
+  registerTrace(program, io);
+  registerHashPassword(program, io);
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return 0;
+  } catch (e) {
+    return report(e, io);
+  }
+}
+
+function report(e: unknown, io: Io): number {
+  if (e instanceof CommanderError) {
+    // Commander has printed its own message; help and version exit 0.
+    return e.exitCode === 0 ? 0 : 2;
+  }
+  if (e instanceof EstateConfigError) {
+    io.err(formatConfigProblems(e));
+    return 2;
+  }
+  if (e instanceof CoexistError) {
+    io.err(`coexist: ${e.message} [${e.code}]\n`);
+    return e.code.startsWith('CX_CLI_') || e.code.startsWith('CX_CONFIG_') ? 2 : 1;
+  }
+  io.err(`coexist: internal error: ${e instanceof Error ? e.message : String(e)}\n`);
+  return 1;
+}
