@@ -44,12 +44,15 @@ export interface CheckOptions {
 /** `['sites', 2, 'servers', 0, 'name']` -> `sites[2].servers[0].name`; `[]` -> `''`. */
 export function pathToString(path: EstatePath): string {
   let s = '';
-  for (const seg of path) {
-    if (typeof seg === 'number') s += `[${seg}]`;
-    else if (/^[A-Za-z_$][\w$-]*$/.test(seg)) s += s === '' ? seg : `.${seg}`;
-    else s += `[${JSON.stringify(seg)}]`;
-  }
+  for (const seg of path) s = appendSegment(s, seg);
   return s;
+}
+
+/** One more segment on a path string: `.key`, `[3]`, or `["odd key"]`. */
+export function appendSegment(path: string, seg: PathSegment): string {
+  if (typeof seg === 'number') return `${path}[${seg}]`;
+  if (/^[A-Za-z_$][\w$-]*$/.test(seg)) return path === '' ? seg : `${path}.${seg}`;
+  return `${path}[${JSON.stringify(seg)}]`;
 }
 
 /** Levenshtein distance, case-insensitive. */
@@ -104,7 +107,6 @@ interface ServerEntry {
   readonly path: EstatePath;
   readonly server: NonNullable<Loose<EstateFile['sites'][number]['servers'][number]>>;
   readonly site: NonNullable<Loose<EstateFile['sites'][number]>>;
-  readonly sitePath: EstatePath;
 }
 
 interface Seen {
@@ -121,7 +123,8 @@ export function checkEstate(file: LooseEstateFile, options: CheckOptions = {}): 
 
   // Paths (and every ancestor of them) whose values were removed, for "was this optional field really absent?".
   const removed = new Set<string>();
-  for (const p of options.invalid ?? []) for (let n = p.length; n >= 0; n--) removed.add(pathToString(p.slice(0, n)));
+  for (const p of options.invalid ?? [])
+    for (let n = p.length; n >= 0; n--) removed.add(pathToString(p.slice(0, n)));
   const unknownKeys = new Set((options.unknownKeys ?? []).map(pathToString));
   const touched = (path: EstatePath): boolean => removed.size > 0 && removed.has(pathToString(path));
   /** An optional field that is absent, but may have been there: removed as invalid, or hidden by a misspelt key. */
@@ -175,10 +178,11 @@ export function checkEstate(file: LooseEstateFile, options: CheckOptions = {}): 
         serverNamesComplete = databasesComplete = false;
         return;
       }
-      const entry: ServerEntry = { name: server.name, path, server, site, sitePath };
+      const entry: ServerEntry = { name: server.name, path, server, site };
       servers.push(entry);
       if (server.name === undefined) serverNamesComplete = false;
-      else if (unique(serverNames, server.name, [...path, 'name'], 'server name')) serverByName.set(lc(server.name), entry);
+      else if (unique(serverNames, server.name, [...path, 'name'], 'server name'))
+        serverByName.set(lc(server.name), entry);
       if (server.fqdn !== undefined && unique(fqdns, server.fqdn, [...path, 'fqdn'], 'server fqdn')) {
         serverOfFqdn.set(lc(server.fqdn), entry);
       }
@@ -211,9 +215,14 @@ export function checkEstate(file: LooseEstateFile, options: CheckOptions = {}): 
   const oneOfKind = new Map<string, Seen>();
   (file.namespaces ?? []).forEach((ns, i) => {
     const path = ['namespaces', i];
-    if (!ns || ns.host === undefined || ns.kind === undefined || ns.server === undefined) namespacesComplete = false;
+    if (!ns || ns.host === undefined || ns.kind === undefined || ns.server === undefined)
+      namespacesComplete = false;
     if (!ns) return;
-    if (ns.host !== undefined && unique(hosts, ns.host, [...path, 'host'], 'namespace host') && ns.server !== undefined) {
+    if (
+      ns.host !== undefined &&
+      unique(hosts, ns.host, [...path, 'host'], 'namespace host') &&
+      ns.server !== undefined
+    ) {
       namespaceServer.set(lc(ns.host), { server: ns.server, path });
     }
     if (ns.kind === 'primary' || ns.kind === 'legacy' || ns.kind === 'autodiscover') {
@@ -338,7 +347,12 @@ export function checkEstate(file: LooseEstateFile, options: CheckOptions = {}): 
   }
   (file.sites ?? []).forEach((site, i) => {
     if (!site || site.internetFacing !== true || (externalCount.get(site) ?? 0) > 0) return;
-    if (!site.servers || touched(['sites', i, 'servers']) || site.servers.some((_, j) => unknownKeysUnder(unknownKeys, ['sites', i, 'servers', j]))) return;
+    if (
+      !site.servers ||
+      touched(['sites', i, 'servers']) ||
+      site.servers.some((_, j) => unknownKeysUnder(unknownKeys, ['sites', i, 'servers', j]))
+    )
+      return;
     add(
       'CX_CONFIG_INCONSISTENT',
       ['sites', i, 'internetFacing'],
@@ -375,7 +389,8 @@ export function checkEstate(file: LooseEstateFile, options: CheckOptions = {}): 
     const user = users[i];
     if (!user) continue;
     identity(i, user.address, 'address');
-    if (user.aliases) for (let k = 0; k < user.aliases.length; k++) identity(i, user.aliases[k], 'aliases', k);
+    if (user.aliases)
+      for (let k = 0; k < user.aliases.length; k++) identity(i, user.aliases[k], 'aliases', k);
     identity(i, user.login, 'login');
     identity(i, user.upn, 'upn');
 
@@ -396,7 +411,11 @@ export function checkEstate(file: LooseEstateFile, options: CheckOptions = {}): 
     if (!mailbox) continue;
     const mp = ['users', i, 'mailbox'];
     if (mailbox.server !== undefined && mailbox.database !== undefined) {
-      add('CX_CONFIG_SCHEMA', mp, 'give either server or database, not both: the database already says where the mailbox is');
+      add(
+        'CX_CONFIG_SCHEMA',
+        mp,
+        'give either server or database, not both: the database already says where the mailbox is',
+      );
     } else if (
       mailbox.server === undefined &&
       mailbox.database === undefined &&
@@ -419,7 +438,12 @@ export function checkEstate(file: LooseEstateFile, options: CheckOptions = {}): 
         const roles = knownRoles(target.server.roles);
         if (roles && !roles.includes('mailbox')) {
           const inSite = servers
-            .filter((s) => s.site === target.site && s.name !== undefined && knownRoles(s.server.roles)?.includes('mailbox'))
+            .filter(
+              (s) =>
+                s.site === target.site &&
+                s.name !== undefined &&
+                knownRoles(s.server.roles)?.includes('mailbox'),
+            )
             .map((s) => s.name as string);
           add(
             'CX_CONFIG_INCONSISTENT',
@@ -444,7 +468,8 @@ export function checkEstate(file: LooseEstateFile, options: CheckOptions = {}): 
 function unknownKeysUnder(unknownKeys: ReadonlySet<string>, path: EstatePath): boolean {
   if (unknownKeys.size === 0) return false;
   const prefix = pathToString(path);
-  for (const k of unknownKeys) if (k === prefix || k.startsWith(`${prefix}.`) || k.startsWith(`${prefix}[`)) return true;
+  for (const k of unknownKeys)
+    if (k === prefix || k.startsWith(`${prefix}.`) || k.startsWith(`${prefix}[`)) return true;
   return false;
 }
 
@@ -457,7 +482,9 @@ function knownRoles(roles: readonly (string | undefined)[] | undefined): readonl
 function serverLabel(entry: ServerEntry): string {
   const { version, roles } = entry.server;
   const known = knownRoles(roles);
-  const what = [version !== undefined ? `Exchange ${version}` : undefined, known?.join('+')].filter((x) => x !== undefined);
+  const what = [version !== undefined ? `Exchange ${version}` : undefined, known?.join('+')].filter(
+    (x) => x !== undefined,
+  );
   return `${entry.name ?? pathToString(entry.path)}${what.length > 0 ? ` (${what.join(', ')})` : ''}`;
 }
 

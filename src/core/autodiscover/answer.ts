@@ -3,7 +3,7 @@
  * are rendered at the edge from this; `coexist trace` prints it.
  */
 import type { Mailbox, EstateIndex } from '../estate/estate-index.ts';
-import type { ProductVersion, Server } from '../estate/estate.ts';
+import type { ProductVersion, Server, Site } from '../estate/estate.ts';
 import type { Protocol } from '../protocols/protocol.ts';
 
 /** Service URLs handed to a client, per protocol that Autodiscover announces. */
@@ -44,37 +44,57 @@ export function offered(version: ProductVersion, p: Protocol): boolean {
  *   legacy namespace (protocol-facts §2.3, OWA 2007 row).
  */
 export function autodiscoverAnswer(mailbox: Mailbox, index: EstateIndex): AutodiscoverAnswer | undefined {
+  const urls = siteUrls(mailbox, index);
+  if (!urls) return undefined;
+  const at = mailbox.address.indexOf('@');
+  const alias = at > 0 ? mailbox.address.slice(0, at) : mailbox.address;
+  return {
+    address: mailbox.address,
+    displayName: mailbox.displayName,
+    legacyDn: `/o=${index.estate.organization}/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/cn=${alias}`,
+    mailboxServer: mailbox.server.name,
+    mailboxServerFqdn: mailbox.server.fqdn,
+    mailboxVersion: mailbox.server.version,
+    ...urls,
+  };
+}
+
+type SiteUrls = Pick<AutodiscoverAnswer, 'describes' | 'internal' | 'external'>;
+
+/** The URLs depend only on the mailbox's site and version, so they are computed once per pair (estates are immutable). */
+const urlCache = new WeakMap<Site, Map<ProductVersion, SiteUrls | null>>();
+
+function siteUrls(mailbox: Mailbox, index: EstateIndex): SiteUrls | undefined {
+  let perVersion = urlCache.get(mailbox.site);
+  if (!perVersion) urlCache.set(mailbox.site, (perVersion = new Map()));
+  const version = mailbox.server.version;
+  let urls = perVersion.get(version);
+  if (urls === undefined) {
+    urls = computeSiteUrls(mailbox, index) ?? null;
+    perVersion.set(version, urls);
+  }
+  return urls ?? undefined;
+}
+
+function computeSiteUrls(mailbox: Mailbox, index: EstateIndex): SiteUrls | undefined {
   const home = index.casIn(mailbox.site.name, mailbox.family)[0];
-  const serving = (p: AnnouncedProtocol): Server | undefined =>
-    mailbox.family === 'modern' && !home ? primary : index.casFor(mailbox.site.name, mailbox.family, p);
   const primary = serverOf(index, 'primary');
   const legacy = serverOf(index, 'legacy');
   const describes = home ?? (mailbox.family === 'modern' ? primary : undefined);
   if (!describes) return undefined;
-  const version = mailbox.server.version;
+  const serving = (p: AnnouncedProtocol): Server | undefined =>
+    home ? index.casFor(mailbox.site.name, mailbox.family, p) : describes;
   const internal: Partial<Record<AnnouncedProtocol, string>> = {};
   const external: Partial<Record<AnnouncedProtocol, string>> = {};
   for (const p of announcedProtocols) {
-    if (!offered(version, p)) continue;
+    if (!offered(mailbox.server.version, p)) continue;
     const own = serving(p)?.urls[p];
     if (own?.internal) internal[p] = own.internal;
     const fallback = p === 'owa' && mailbox.family === 2007 ? legacy : primary;
     const ext = own?.external ?? fallback?.urls[p]?.external;
     if (ext) external[p] = ext;
   }
-  const org = index.estate.organization;
-  const alias = mailbox.address.split('@')[0] ?? mailbox.address;
-  return {
-    address: mailbox.address,
-    displayName: mailbox.displayName,
-    legacyDn: `/o=${org}/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/cn=${alias}`,
-    mailboxServer: mailbox.server.name,
-    mailboxServerFqdn: mailbox.server.fqdn,
-    mailboxVersion: version,
-    describes: describes.name,
-    internal,
-    external,
-  };
+  return { describes: describes.name, internal, external };
 }
 
 function serverOf(index: EstateIndex, kind: 'primary' | 'legacy'): Server | undefined {

@@ -5,6 +5,7 @@
 import type { Estate, Namespace, NamespaceKind, Server, Site, User, VersionFamily } from './estate.ts';
 import { familyOf } from './estate.ts';
 import type { Protocol } from '../protocols/protocol.ts';
+import { protocols } from '../protocols/protocol.ts';
 
 /** Where a mailbox lives: what the directory answers and what the engine routes on. */
 export interface Mailbox {
@@ -42,6 +43,15 @@ export interface EstateIndex {
 
 const key = (s: string): string => s.toLowerCase();
 
+const families: readonly VersionFamily[] = [2007, 2010, 'modern'];
+
+/** Per site and version family: its CAS and mailbox servers, and the CAS serving each protocol. */
+interface SiteServers {
+  readonly cas: Server[];
+  readonly mbx: Server[];
+  readonly serving: Partial<Record<Protocol, Server>>;
+}
+
 /** Compile an estate into an index. The estate must have passed the loader's checks (references resolve). */
 export function indexEstate(estate: Estate): EstateIndex {
   const servers = new Map<string, Server>();
@@ -49,25 +59,28 @@ export function indexEstate(estate: Estate): EstateIndex {
   const hosts = new Map<string, Server>();
   const namespaces = new Map<string, Namespace>();
   const byKind = new Map<NamespaceKind, Namespace>();
-  const cas = new Map<string, Server[]>();
-  const mbx = new Map<string, Server[]>();
-  const users = new Map<string, User>();
-  const mailboxes = new Map<User, Mailbox>();
-
-  const push = (m: Map<string, Server[]>, k: string, s: Server): void => {
-    const list = m.get(k);
-    if (list) list.push(s);
-    else m.set(k, [s]);
-  };
+  // Keyed by the exact site name and by its lower-case form, so the usual lookup (a Site's own name) needs one get.
+  const bySite = new Map<string, Map<VersionFamily, SiteServers>>();
+  const byIdentity = new Map<string, Mailbox>();
 
   for (const site of estate.sites) {
     sites.set(key(site.name), site);
+    const perFamily = new Map<VersionFamily, SiteServers>(families.map((f) => [f, { cas: [], mbx: [], serving: {} }]));
+    bySite.set(site.name, perFamily);
+    bySite.set(key(site.name), perFamily);
     for (const server of site.servers) {
       servers.set(key(server.name), server);
       hosts.set(key(server.fqdn), server);
-      const k = `${key(site.name)}|${familyOf(server.version)}`;
-      if (server.roles.includes('cas')) push(cas, k, server);
-      if (server.roles.includes('mailbox')) push(mbx, k, server);
+      const group = perFamily.get(familyOf(server.version)) as SiteServers;
+      if (server.roles.includes('cas')) group.cas.push(server);
+      if (server.roles.includes('mailbox')) group.mbx.push(server);
+    }
+    // protocol-facts §1: a site is internet-facing for a protocol when any of its CAS has an external URL.
+    for (const group of perFamily.values()) {
+      for (const p of protocols) {
+        const pick = group.cas.find((s) => s.urls[p]?.external) ?? group.cas.find((s) => s.urls[p]?.internal) ?? group.cas[0];
+        if (pick) group.serving[p] = pick;
+      }
     }
   }
   for (const ns of estate.namespaces) {
@@ -77,38 +90,20 @@ export function indexEstate(estate: Estate): EstateIndex {
     if (target) hosts.set(key(ns.host), target);
   }
   for (const user of estate.users) {
-    for (const id of [user.address, ...user.aliases, user.upn, user.login]) {
-      if (id !== undefined) users.set(key(id), user);
-    }
+    const server = servers.get(key(user.mailboxServer));
+    const site = server && sites.get(key(server.site));
+    if (!server || !site) continue;
+    const m: Mailbox = { address: user.address, displayName: user.displayName, server, site, family: familyOf(server.version), user };
+    byIdentity.set(key(user.address), m);
+    for (const alias of user.aliases) byIdentity.set(key(alias), m);
+    if (user.upn !== undefined) byIdentity.set(key(user.upn), m);
+    if (user.login !== undefined) byIdentity.set(key(user.login), m);
   }
 
   const none: readonly Server[] = [];
-  const serving = new Map<string, Server | undefined>();
-  const casFor = (site: string, family: VersionFamily, p: Protocol): Server | undefined => {
-    const k = `${key(site)}|${family}|${p}`;
-    if (serving.has(k)) return serving.get(k);
-    const list = cas.get(`${key(site)}|${family}`) ?? none;
-    const pick = list.find((s) => s.urls[p]?.external) ?? list.find((s) => s.urls[p]?.internal) ?? list[0];
-    serving.set(k, pick);
-    return pick;
-  };
-  const mailboxOf = (user: User): Mailbox | undefined => {
-    let m = mailboxes.get(user);
-    if (m) return m;
-    const server = servers.get(key(user.mailboxServer));
-    const site = server && sites.get(key(server.site));
-    if (!server || !site) return undefined;
-    m = {
-      address: user.address,
-      displayName: user.displayName,
-      server,
-      site,
-      family: familyOf(server.version),
-      user,
-    };
-    mailboxes.set(user, m);
-    return m;
-  };
+  const group = (site: string, family: VersionFamily): SiteServers | undefined =>
+    (bySite.get(site) ?? bySite.get(key(site)))?.get(family);
+  const mailbox = (identity: string): Mailbox | undefined => byIdentity.get(identity) ?? byIdentity.get(key(identity));
 
   return {
     estate,
@@ -117,13 +112,10 @@ export function indexEstate(estate: Estate): EstateIndex {
     serverForHost: (host) => hosts.get(key(host)),
     namespace: (host) => namespaces.get(key(host)),
     namespaceOfKind: (kind) => byKind.get(kind),
-    casIn: (site, family) => cas.get(`${key(site)}|${family}`) ?? none,
-    casFor,
-    mailboxServersIn: (site, family) => mbx.get(`${key(site)}|${family}`) ?? none,
-    user: (identity) => users.get(key(identity)),
-    mailbox: (identity) => {
-      const user = users.get(key(identity));
-      return user && mailboxOf(user);
-    },
+    casIn: (site, family) => group(site, family)?.cas ?? none,
+    casFor: (site, family, p) => group(site, family)?.serving[p],
+    mailboxServersIn: (site, family) => group(site, family)?.mbx ?? none,
+    user: (identity) => mailbox(identity)?.user,
+    mailbox,
   };
 }

@@ -70,14 +70,13 @@ function modernFrontEnd(
   policies: Policies,
 ): Decision {
   const p = input.protocol;
-  const requestHost = hostOnly(input.host);
   const here = fe.site;
   const crossSite = m.site.name !== here;
   if (m.family === 'modern') {
     // Only OWA is redirected for 2013+ mailboxes; ECP and everything else is proxied (protocol-facts §2.1 rule 2, §2.6).
     if (p === 'owa' && crossSite) {
       const ext = index.casFor(m.site.name, 'modern', p)?.urls.owa?.external;
-      if (ext && hostOf(ext) !== requestHost) {
+      if (ext && !sameHost(ext, input.host)) {
         return redirect302(ext, policies, [
           reason(
             `${p}.modern.cross-site.redirect`,
@@ -133,7 +132,7 @@ function modernFrontEnd(
     case 'ecp': {
       if (m.family === 2010) {
         const ext = home?.urls[p]?.external;
-        if (ext && hostOf(ext) !== requestHost) {
+        if (ext && !sameHost(ext, input.host)) {
           return redirect302(ext, policies, [
             reason(
               `${p}.2010.redirect`,
@@ -340,7 +339,6 @@ function legacyCas(
   index: EstateIndex,
 ): Decision {
   const p = input.protocol;
-  const requestHost = hostOnly(input.host);
   if (m.family !== family) {
     return refuse('CX_ROUTE_VERSION_MISMATCH', [
       reason(
@@ -392,7 +390,7 @@ function legacyCas(
       ],
     };
   }
-  if (p === 'owa' && ext && hostOf(ext) !== requestHost) {
+  if (p === 'owa' && ext && !sameHost(ext, input.host)) {
     return {
       kind: 'redirect',
       status: 302,
@@ -524,10 +522,11 @@ function externalUrl(
   return undefined;
 }
 
-/** A Host header value without its port, lower-cased (`Mail.Contoso.com:443` -> `mail.contoso.com`). */
-function hostOnly(host: string): string {
-  const h = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0] ?? host;
-  return h.toLowerCase();
+/** Whether a URL points at the host a request was sent to (Host header, maybe with a port): a redirect there would loop. */
+function sameHost(url: string, hostHeader: string): boolean {
+  const colon = hostHeader.startsWith('[') ? hostHeader.indexOf(']') + 1 : hostHeader.indexOf(':');
+  const host = colon > 0 ? hostHeader.slice(0, colon) : hostHeader;
+  return hostOf(url) === host.toLowerCase();
 }
 
 /** Host of an absolute URL, lower-cased; estate URLs were validated by the loader. */
