@@ -39,6 +39,11 @@ export interface CheckOptions {
   readonly invalid?: readonly EstatePath[];
   /** Paths of mappings with keys the schema does not know (a misspelt key may hide an optional field). */
   readonly unknownKeys?: readonly EstatePath[];
+  /**
+   * Filled with every user identity (address, alias, login, UPN; lower-cased) -> user index, so that the
+   * index can reuse it instead of building the same 400 000-entry map again for a large estate.
+   */
+  readonly identities?: Map<string, number>;
 }
 
 /** `['sites', 2, 'servers', 0, 'name']` -> `sites[2].servers[0].name`; `[]` -> `''`. */
@@ -364,20 +369,27 @@ export function checkEstate(file: LooseEstateFile, options: CheckOptions = {}): 
   const domains = file.domains;
   const domainsComplete = domains !== undefined && domains.every((d) => d !== undefined);
   const domainSet = new Set(domainsComplete ? domains.map((d) => lc(d as string)) : []);
-  // Lazy paths: a 100 000-user estate has 400 000 identities, and paths are needed only for problems.
-  const identities = new Map<string, { user: number; field: string; index: number; value: string }>();
-  const identityPath = (user: number, field: string, index: number): EstatePath =>
-    index < 0 ? ['users', user, field] : ['users', user, field, index];
+  // A 100 000-user estate has 400 000 identities: each is remembered as its user's index only; the path
+  // of the first occurrence is looked for again when (rarely) a duplicate is found.
+  const identities = options.identities ?? new Map<string, number>();
+  const identityPath = (user: number, k: string): EstatePath => {
+    const u = file.users?.[user];
+    if (u?.address !== undefined && lc(u.address) === k) return ['users', user, 'address'];
+    if (u?.login !== undefined && lc(u.login) === k) return ['users', user, 'login'];
+    if (u?.upn !== undefined && lc(u.upn) === k) return ['users', user, 'upn'];
+    const alias = u?.aliases?.findIndex((a) => a !== undefined && lc(a) === k) ?? -1;
+    return alias >= 0 ? ['users', user, 'aliases', alias] : ['users', user];
+  };
   const identity = (user: number, value: string | undefined, field: string, index = -1): void => {
     if (value === undefined) return;
     const k = lc(value);
     const first = identities.get(k);
-    if (!first) identities.set(k, { user, field, index, value });
-    else if (first.user !== user) {
-      const firstPath = identityPath(first.user, first.field, first.index);
+    if (first === undefined) identities.set(k, user);
+    else if (first !== user) {
+      const firstPath = identityPath(first, k);
       add(
         'CX_CONFIG_DUPLICATE',
-        identityPath(user, field, index),
+        index < 0 ? ['users', user, field] : ['users', user, field, index],
         `${q(value)} already identifies another user: addresses, aliases, logins and UPNs must be unique (case does not matter); the other is at ${pathToString(firstPath)}`,
         firstPath,
       );
@@ -389,8 +401,7 @@ export function checkEstate(file: LooseEstateFile, options: CheckOptions = {}): 
     const user = users[i];
     if (!user) continue;
     identity(i, user.address, 'address');
-    if (user.aliases)
-      for (let k = 0; k < user.aliases.length; k++) identity(i, user.aliases[k], 'aliases', k);
+    if (user.aliases) for (let k = 0; k < user.aliases.length; k++) identity(i, user.aliases[k], 'aliases', k);
     identity(i, user.login, 'login');
     identity(i, user.upn, 'upn');
 
@@ -409,7 +420,7 @@ export function checkEstate(file: LooseEstateFile, options: CheckOptions = {}): 
 
     const mailbox = user.mailbox;
     if (!mailbox) continue;
-    const mp = ['users', i, 'mailbox'];
+    const mp: EstatePath = ['users', i, 'mailbox'];
     if (mailbox.server !== undefined && mailbox.database !== undefined) {
       add(
         'CX_CONFIG_SCHEMA',

@@ -21,6 +21,8 @@ import { LineCounter, isMap, isNode, isScalar, parseDocument } from 'yaml';
 import { z } from 'zod';
 import type { ErrorCode } from '../core/errors.ts';
 import type { Estate } from '../core/estate/estate.ts';
+import type { EstateIndex } from '../core/estate/estate-index.ts';
+import { indexEstate } from '../core/estate/estate-index.ts';
 import type { EstatePath, LooseEstateFile } from './check-estate.ts';
 import { appendSegment, checkEstate, closest, pathToString } from './check-estate.ts';
 import type { ConfigProblem } from './config-error.ts';
@@ -28,8 +30,45 @@ import { EstateConfigError } from './config-error.ts';
 import { estateFileSchema } from './estate-schema.ts';
 import { toEstate } from './to-estate.ts';
 
+/** Read, load and index an estate file: what the CLI and servers use. Throws like `loadEstateFile`. */
+export async function loadEstateIndex(path: string): Promise<EstateIndex> {
+  return indexLoaded(compile(await readEstateText(path), path));
+}
+
+/** Load and index an estate from text. Throws `EstateConfigError`. */
+export function parseEstateIndex(text: string, fileName: string): EstateIndex {
+  return indexLoaded(compile(text, fileName));
+}
+
 /** Read and load an estate file. Throws `EstateConfigError` (CX_CONFIG_READ when the file cannot be read). */
 export async function loadEstateFile(path: string): Promise<Estate> {
+  return compile(await readEstateText(path), path).estate;
+}
+
+/** Load an estate from YAML (or JSON) text; `fileName` is only used in problems. Throws `EstateConfigError`. */
+export function parseEstate(text: string, fileName: string): Estate {
+  return compile(text, fileName).estate;
+}
+
+/** A checked estate and the identity map the checks built, which the index reuses. */
+interface Loaded {
+  readonly estate: Estate;
+  readonly identities?: Map<string, number>;
+}
+
+const indexLoaded = (loaded: Loaded): EstateIndex =>
+  indexEstate(loaded.estate, loaded.identities ? { identities: loaded.identities } : {});
+
+/** The happy path: a valid file is checked once and converted; anything else is reported. */
+function accept(data: unknown): Loaded | undefined {
+  const parsed = estateFileSchema.safeParse(data);
+  if (!parsed.success) return undefined;
+  const identities = new Map<string, number>();
+  if (checkEstate(parsed.data, { identities }).length > 0) return undefined;
+  return { estate: toEstate(parsed.data), identities };
+}
+
+async function readEstateText(path: string): Promise<string> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -39,26 +78,42 @@ export async function loadEstateFile(path: string): Promise<Estate> {
       cause: e,
     });
   }
-  return parseEstate(text, path);
+  return text;
 }
 
-/** Load an estate from YAML text; `fileName` is only used in problems. Throws `EstateConfigError`. */
-export function parseEstate(text: string, fileName: string): Estate {
+function compile(text: string, fileName: string): Loaded {
   const source = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-  let data: unknown;
-  try {
-    // At most 100 aliases, like `yaml`'s default: nested aliases would blow up validation ("billion laughs").
-    data = fastLoad(source, { filename: fileName, maxAliases: 100 });
-  } catch {
-    return parseWithYaml(source, fileName);
+  let data: unknown = jsonFastPath(source);
+  if (data === undefined) {
+    try {
+      // At most 100 aliases, like `yaml`'s default: nested aliases would blow up validation ("billion laughs").
+      data = fastLoad(source, { filename: fileName, maxAliases: 100 });
+    } catch {
+      return parseWithYaml(source, fileName);
+    }
   }
-  const parsed = estateFileSchema.safeParse(data);
-  if (parsed.success && checkEstate(parsed.data).length === 0) return toEstate(parsed.data);
+  const loaded = accept(data);
+  if (loaded) return loaded;
   throw new EstateConfigError(fileName, locateAll(fileName, findProblems(data), eventLocator(source)));
 }
 
+/**
+ * JSON is YAML 1.2, and `JSON.parse` reads it about three times faster than js-yaml (large generated
+ * estates are often JSON). Anything that is not valid JSON takes the YAML path, which also locates problems.
+ */
+function jsonFastPath(source: string): unknown {
+  let i = 0;
+  while (i < source.length && (source[i] === ' ' || source[i] === '\n' || source[i] === '\r' || source[i] === '\t')) i++;
+  if (source[i] !== '{') return undefined;
+  try {
+    return JSON.parse(source) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
 /** js-yaml rejected the text: `yaml` reports every syntax error, or reads the file itself. */
-function parseWithYaml(source: string, file: string): Estate {
+function parseWithYaml(source: string, file: string): Loaded {
   const lineCounter = new LineCounter();
   const doc = parseDocument(source, { lineCounter, prettyErrors: false });
   const position = (offset: number): { line: number; column: number } => {
@@ -87,8 +142,8 @@ function parseWithYaml(source: string, file: string): Estate {
       { file, ...position(0), path: '', code: 'CX_CONFIG_SYNTAX', message },
     ]);
   }
-  const parsed = estateFileSchema.safeParse(data);
-  if (parsed.success && checkEstate(parsed.data).length === 0) return toEstate(parsed.data);
+  const loaded = accept(data);
+  if (loaded) return loaded;
   const locator: Locator = {
     offset: (path, atKey) => offsetInDocument(doc, path, atKey),
     position,

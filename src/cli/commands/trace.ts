@@ -2,11 +2,9 @@
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { loadEstateFile } from '../../config/index.ts';
-import { policiesSchema } from '../../config/estate-schema.ts';
+import { loadEstateIndex, policiesSchema } from '../../config/index.ts';
 import type { Policies } from '../../core/estate/estate.ts';
 import type { EstateIndex } from '../../core/estate/estate-index.ts';
-import { indexEstate } from '../../core/estate/estate-index.ts';
 import { CoexistError } from '../../core/errors.ts';
 import type { Protocol } from '../../core/protocols/protocol.ts';
 import { alwaysExternal, parseProtocol, protocols } from '../../core/protocols/protocol.ts';
@@ -43,8 +41,8 @@ export function registerTrace(program: Command, io: Io): void {
     .option('--policy <name=value>', 'override an estate policy, e.g. activesyncCrossSite=redirect-451 (repeatable)', collect, [])
     .option('--all', 'print every flow for every user of the estate')
     .action(async (opts: TraceOptions) => {
-      const estate = await loadEstateFile(opts.estate);
-      const index = indexEstate(estate);
+      const index = await loadEstateIndex(opts.estate);
+      const estate = index.estate;
       const policies = withOverrides(estate.policies, opts.policy);
       if (opts.all) {
         const flows = allFlows(index, policies);

@@ -52,8 +52,14 @@ interface SiteServers {
   readonly serving: Partial<Record<Protocol, Server>>;
 }
 
+/** Work the loader has already done and the index may reuse. */
+export interface IndexHints {
+  /** Every user identity, lower-cased, -> the user's position in `estate.users` (unique: the loader checked). */
+  readonly identities?: ReadonlyMap<string, number>;
+}
+
 /** Compile an estate into an index. The estate must have passed the loader's checks (references resolve). */
-export function indexEstate(estate: Estate): EstateIndex {
+export function indexEstate(estate: Estate, hints: IndexHints = {}): EstateIndex {
   const servers = new Map<string, Server>();
   const sites = new Map<string, Site>();
   const hosts = new Map<string, Server>();
@@ -61,7 +67,7 @@ export function indexEstate(estate: Estate): EstateIndex {
   const byKind = new Map<NamespaceKind, Namespace>();
   // Keyed by the exact site name and by its lower-case form, so the usual lookup (a Site's own name) needs one get.
   const bySite = new Map<string, Map<VersionFamily, SiteServers>>();
-  const byIdentity = new Map<string, Mailbox>();
+  const mailboxes: (Mailbox | undefined)[] = new Array<Mailbox | undefined>(estate.users.length);
 
   for (const site of estate.sites) {
     sites.set(key(site.name), site);
@@ -89,21 +95,24 @@ export function indexEstate(estate: Estate): EstateIndex {
     const target = servers.get(key(ns.server));
     if (target) hosts.set(key(ns.host), target);
   }
-  for (const user of estate.users) {
+  const users = estate.users;
+  for (let i = 0; i < users.length; i++) {
+    const user = users[i] as User;
     const server = servers.get(key(user.mailboxServer));
     const site = server && sites.get(key(server.site));
-    if (!server || !site) continue;
-    const m: Mailbox = { address: user.address, displayName: user.displayName, server, site, family: familyOf(server.version), user };
-    byIdentity.set(key(user.address), m);
-    for (const alias of user.aliases) byIdentity.set(key(alias), m);
-    if (user.upn !== undefined) byIdentity.set(key(user.upn), m);
-    if (user.login !== undefined) byIdentity.set(key(user.login), m);
+    if (server && site) {
+      mailboxes[i] = { address: user.address, displayName: user.displayName, server, site, family: familyOf(server.version), user };
+    }
   }
+  const byIdentity = hints.identities ?? identitiesOf(users);
 
   const none: readonly Server[] = [];
   const group = (site: string, family: VersionFamily): SiteServers | undefined =>
     (bySite.get(site) ?? bySite.get(key(site)))?.get(family);
-  const mailbox = (identity: string): Mailbox | undefined => byIdentity.get(identity) ?? byIdentity.get(key(identity));
+  const mailbox = (identity: string): Mailbox | undefined => {
+    const i = byIdentity.get(identity) ?? byIdentity.get(key(identity));
+    return i === undefined ? undefined : mailboxes[i];
+  };
 
   return {
     estate,
@@ -118,4 +127,17 @@ export function indexEstate(estate: Estate): EstateIndex {
     user: (identity) => mailbox(identity)?.user,
     mailbox,
   };
+}
+
+/** Address, aliases, UPN and login of every user, lower-cased, -> the user's position. */
+function identitiesOf(users: readonly User[]): Map<string, number> {
+  const ids = new Map<string, number>();
+  for (let i = 0; i < users.length; i++) {
+    const user = users[i] as User;
+    ids.set(key(user.address), i);
+    for (const alias of user.aliases) ids.set(key(alias), i);
+    if (user.upn !== undefined) ids.set(key(user.upn), i);
+    if (user.login !== undefined) ids.set(key(user.login), i);
+  }
+  return ids;
 }
