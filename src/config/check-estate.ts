@@ -401,7 +401,8 @@ export function checkEstate(file: LooseEstateFile, options: CheckOptions = {}): 
     const user = users[i];
     if (!user) continue;
     identity(i, user.address, 'address');
-    if (user.aliases) for (let k = 0; k < user.aliases.length; k++) identity(i, user.aliases[k], 'aliases', k);
+    if (user.aliases)
+      for (let k = 0; k < user.aliases.length; k++) identity(i, user.aliases[k], 'aliases', k);
     identity(i, user.login, 'login');
     identity(i, user.upn, 'upn');
 

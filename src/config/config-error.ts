@@ -53,11 +53,19 @@ export function formatConfigProblems(err: Pick<EstateConfigError, 'file' | 'prob
   return formatProblems(err.file, err.problems);
 }
 
+/** A report longer than this is cut (a file with a systematic mistake can have one problem per user). */
+export const REPORT_LIMIT = 200;
+
 function formatProblems(file: string, problems: readonly ConfigProblem[]): string {
   const lines = [`${file}: ${problems.length} ${problems.length === 1 ? 'problem' : 'problems'}`];
-  for (const p of problems) {
+  for (const p of problems.slice(0, REPORT_LIMIT)) {
     const where = p.line !== undefined ? `${p.file}:${p.line}:${p.column ?? 1}` : p.file;
     lines.push(`  ${where}  ${p.path === '' ? '' : `${p.path}  `}${p.message} [${p.code}]`);
+  }
+  if (problems.length > REPORT_LIMIT) {
+    lines.push(
+      `  ... and ${problems.length - REPORT_LIMIT} more problems (the first ${REPORT_LIMIT} are shown; fix them and load again)`,
+    );
   }
   return lines.join('\n') + '\n';
 }

@@ -9,10 +9,13 @@ import { protocols } from '../core/protocols/protocol.ts';
 
 const hostName = z
   .string()
-  .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i, {
-    message:
-      'must be a DNS host name such as mail.contoso.com (letters, digits, hyphens and dots; no scheme, port or path)',
-  });
+  .regex(
+    /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/,
+    {
+      message:
+        'must be a DNS host name such as mail.contoso.com (letters, digits, hyphens and dots; no scheme, port or path)',
+    },
+  );
 
 const absoluteUrl = z.string().refine(
   (s) => {
@@ -65,7 +68,7 @@ export const serverSchema = z
     name: z.string().min(1).describe('Server name, unique in the estate, e.g. CAS2013-NY.'),
     fqdn: hostName.describe('Internal host name of the server, e.g. cas2013-ny.contoso.local.'),
     version: z
-      .union([z.literal(2007), z.literal(2010), z.literal(2013), z.literal(2016), z.literal(2019)])
+      .literal([2007, 2010, 2013, 2016, 2019])
       .describe('Exchange product version: 2007, 2010, or 2013/2016/2019 (the 2013 front-end model).'),
     roles: z
       .array(z.enum(['cas', 'mailbox']))
@@ -166,7 +169,10 @@ export const policiesSchema = z
         'Autodiscover for 2007 mailboxes: answered by the front end (default) or proxied to a local 2013 mailbox server that builds the answer.',
       ),
   })
-  .strict();
+  .strict()
+  .describe(
+    'Routing policies where Exchange versions behave differently; each has a default, so the section is optional.',
+  );
 
 export const estateFileSchema = z
   .object({

@@ -103,7 +103,11 @@ function compile(text: string, fileName: string): Loaded {
  */
 function jsonFastPath(source: string): unknown {
   let i = 0;
-  while (i < source.length && (source[i] === ' ' || source[i] === '\n' || source[i] === '\r' || source[i] === '\t')) i++;
+  while (
+    i < source.length &&
+    (source[i] === ' ' || source[i] === '\n' || source[i] === '\r' || source[i] === '\t')
+  )
+    i++;
   if (source[i] !== '{') return undefined;
   try {
     return JSON.parse(source) as unknown;
@@ -454,11 +458,8 @@ function issueMessage(issue: Issue, path: EstatePath, data: unknown): string {
     }
     case 'invalid_value':
       return notOneOf(value, issue.values);
-    case 'invalid_union': {
-      const literals = unionLiterals(issue);
-      if (literals) return notOneOf(value, literals);
+    case 'invalid_union':
       return `${describeValue(value)} does not match any of the allowed forms: ${issue.message}`;
-    }
     case 'too_small':
       if (issue.origin === 'array') {
         return `${field} needs at least ${String(issue.minimum)} ${Number(issue.minimum) === 1 ? 'entry' : 'entries'}`;
@@ -507,19 +508,9 @@ function expectedNoun(issue: Issue): string {
       );
     case 'invalid_value':
       return issue.values.map(String).join('|');
-    case 'invalid_union':
-      return unionLiterals(issue)?.map(String).join('|') ?? 'value';
     default:
       return 'value';
   }
-}
-
-/** The allowed values of a union of literals (e.g. the Exchange versions), or undefined for other unions. */
-function unionLiterals(issue: z.core.$ZodIssueInvalidUnion): unknown[] | undefined {
-  return issue.errors.length > 0 &&
-    issue.errors.every((branch) => branch.length === 1 && branch[0]?.code === 'invalid_value')
-    ? issue.errors.flatMap((branch) => (branch[0] as z.core.$ZodIssueInvalidValue).values)
-    : undefined;
 }
 
 function nounOf(expected: string): string {

@@ -7,11 +7,14 @@ import { defaultPolicies } from '../core/estate/estate.ts';
 import type { EstateFile } from './estate-schema.ts';
 
 export function toEstate(file: EstateFile): Estate {
+  // References are case-insensitive in the file; the Estate always carries the names as declared.
   const serverOfDatabase = new Map<string, string>();
+  const declared = new Map<string, string>();
   const sites: Site[] = file.sites.map((site) => ({
     name: site.name,
     internetFacing: site.internetFacing,
     servers: site.servers.map((s): Server => {
+      declared.set(s.name.toLowerCase(), s.name);
       for (const db of s.databases ?? []) serverOfDatabase.set(db.toLowerCase(), s.name);
       return {
         name: s.name,
@@ -25,7 +28,9 @@ export function toEstate(file: EstateFile): Estate {
     }),
   }));
   const users = file.users.map((u): User => {
-    const server = u.mailbox.server ?? serverOfDatabase.get((u.mailbox.database ?? '').toLowerCase()) ?? '';
+    const server = u.mailbox.server
+      ? (declared.get(u.mailbox.server.toLowerCase()) ?? u.mailbox.server)
+      : (serverOfDatabase.get((u.mailbox.database ?? '').toLowerCase()) ?? '');
     return {
       address: u.address,
       displayName: u.displayName ?? u.address.slice(0, u.address.indexOf('@')),
@@ -41,7 +46,11 @@ export function toEstate(file: EstateFile): Estate {
     name: file.name,
     organization: file.organization,
     domains: file.domains,
-    namespaces: file.namespaces.map((n) => ({ host: n.host.toLowerCase(), kind: n.kind, server: n.server })),
+    namespaces: file.namespaces.map((n) => ({
+      host: n.host.toLowerCase(),
+      kind: n.kind,
+      server: declared.get(n.server.toLowerCase()) ?? n.server,
+    })),
     sites,
     users,
     policies: { ...defaultPolicies, ...file.policies },

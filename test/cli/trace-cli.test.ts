@@ -15,7 +15,8 @@ describe('coexist trace', () => {
     assert.equal(r.code, 0);
     const numbered = r.stdout.split('\n').filter((l) => /^\s+\d+\. /.test(l));
     assert.equal(numbered.length, 9);
-    for (const name of ['CAS2013-NY', 'MBX2013-NY', 'CAS2007-LA', 'MBX2007-LA']) assert.match(r.stdout, new RegExp(name));
+    for (const name of ['CAS2013-NY', 'MBX2013-NY', 'CAS2007-LA', 'MBX2007-LA'])
+      assert.match(r.stdout, new RegExp(name));
     assert.match(r.stdout, /internal ActiveSync URL of CAS2007-LA/);
     assert.match(r.stdout, /url: https:\/\/cas2007-la\.o365info\.local\/Microsoft-Server-ActiveSync/);
   });
@@ -28,7 +29,15 @@ describe('coexist trace', () => {
   });
 
   test('--format mermaid draws the flow as a sequence diagram', async () => {
-    const r = await runCli(['trace', '--user', 'carol@o365info.com', '--protocol', 'owa', '--format', 'mermaid']);
+    const r = await runCli([
+      'trace',
+      '--user',
+      'carol@o365info.com',
+      '--protocol',
+      'owa',
+      '--format',
+      'mermaid',
+    ]);
     assert.equal(r.code, 0);
     assertGolden('cli/owa-carol.mmd', r.stdout);
   });
@@ -39,14 +48,33 @@ describe('coexist trace', () => {
     const flows = JSON.parse(r.stdout) as { user: string; protocol: string }[];
     // 4 users x (7 protocols x 2 client locations + ActiveSync external only)
     assert.equal(flows.length, 4 * 15);
-    assert.deepEqual(new Set(flows.map((f) => f.user)), new Set(['alice@o365info.com', 'bob@o365info.com', 'carol@o365info.com', 'diego@o365info.com']));
+    assert.deepEqual(
+      new Set(flows.map((f) => f.user)),
+      new Set(['alice@o365info.com', 'bob@o365info.com', 'carol@o365info.com', 'diego@o365info.com']),
+    );
   });
 
   const oneLineErrors: [string, string[], RegExp][] = [
-    ['unknown user', ['--user', 'mallory@o365info.com', '--protocol', 'owa'], /unknown user "mallory@o365info.com".*\[CX_CLI_UNKNOWN_USER\]/],
-    ['unknown protocol', ['--user', 'bob@o365info.com', '--protocol', 'pop4'], /unknown protocol "pop4": use one of .*\[CX_CLI_USAGE\]/],
-    ['unknown namespace', ['--user', 'bob@o365info.com', '--protocol', 'owa', '--namespace', 'mail.example.org'], /unknown namespace "mail.example.org".*\[CX_CLI_UNKNOWN_NAMESPACE\]/],
-    ['bad policy value', ['--user', 'bob@o365info.com', '--protocol', 'owa', '--policy', 'activesyncCrossSite=maybe'], /--policy activesyncCrossSite: .*\[CX_CLI_USAGE\]/],
+    [
+      'unknown user',
+      ['--user', 'mallory@o365info.com', '--protocol', 'owa'],
+      /unknown user "mallory@o365info.com".*\[CX_CLI_UNKNOWN_USER\]/,
+    ],
+    [
+      'unknown protocol',
+      ['--user', 'bob@o365info.com', '--protocol', 'pop4'],
+      /unknown protocol "pop4": use one of .*\[CX_CLI_USAGE\]/,
+    ],
+    [
+      'unknown namespace',
+      ['--user', 'bob@o365info.com', '--protocol', 'owa', '--namespace', 'mail.example.org'],
+      /unknown namespace "mail.example.org".*\[CX_CLI_UNKNOWN_NAMESPACE\]/,
+    ],
+    [
+      'bad policy value',
+      ['--user', 'bob@o365info.com', '--protocol', 'owa', '--policy', 'activesyncCrossSite=maybe'],
+      /--policy activesyncCrossSite: .*\[CX_CLI_USAGE\]/,
+    ],
     ['missing --protocol', ['--user', 'bob@o365info.com'], /--protocol is required.*\[CX_CLI_USAGE\]/],
   ];
   for (const [name, args, message] of oneLineErrors) {
@@ -84,7 +112,15 @@ describe('coexist trace', () => {
       ].join('\n'),
     );
     const run = promisify(execFile);
-    const r = await run(process.execPath, ['--import', 'tsx', 'src/cli/entry.ts', 'trace', '--all', '--estate', file]).then(
+    const r = await run(process.execPath, [
+      '--import',
+      'tsx',
+      'src/cli/entry.ts',
+      'trace',
+      '--all',
+      '--estate',
+      file,
+    ]).then(
       () => assert.fail('expected a non-zero exit'),
       (e: { code: number; stdout: string; stderr: string }) => e,
     );

@@ -9,7 +9,10 @@ import { runCli } from '../support/run-cli.ts';
 import { assertGolden } from '../support/golden.ts';
 import type { Flow } from '../../src/core/routing/flow.ts';
 
-const estates = { o365info: 'examples/o365info.yaml', 'o365info-2010': 'examples/o365info-2010.yaml' } as const;
+const estates = {
+  o365info: 'examples/o365info.yaml',
+  'o365info-2010': 'examples/o365info-2010.yaml',
+} as const;
 
 interface FlowCase {
   readonly id: string;
@@ -26,7 +29,19 @@ interface FlowCase {
 }
 
 async function trace(c: FlowCase, format: 'text' | 'json'): Promise<string> {
-  const args = ['trace', '--estate', estates[c.estate], '--user', c.user, '--protocol', c.protocol, '--client', c.client, '--format', format];
+  const args = [
+    'trace',
+    '--estate',
+    estates[c.estate],
+    '--user',
+    c.user,
+    '--protocol',
+    c.protocol,
+    '--client',
+    c.client,
+    '--format',
+    format,
+  ];
   if (c.namespace) args.push('--namespace', c.namespace);
   if (c.policy) args.push('--policy', c.policy);
   const r = await runCli(args);
@@ -151,10 +166,22 @@ for (const estate of Object.keys(estates) as (keyof typeof estates)[]) {
   for (const u of users) {
     for (const protocol of ['autodiscover', 'owa', 'rpc', 'mapi', 'ews', 'oab', 'ecp'] as const) {
       for (const client of ['external', 'internal'] as const) {
-        perUser.push({ id: `${estate}/${protocol}-${u}-${client}`, estate, user: `${u}@o365info.com`, protocol, client });
+        perUser.push({
+          id: `${estate}/${protocol}-${u}-${client}`,
+          estate,
+          user: `${u}@o365info.com`,
+          protocol,
+          client,
+        });
       }
     }
-    perUser.push({ id: `${estate}/activesync-${u}-external`, estate, user: `${u}@o365info.com`, protocol: 'activesync', client: 'external' });
+    perUser.push({
+      id: `${estate}/activesync-${u}-external`,
+      estate,
+      user: `${u}@o365info.com`,
+      protocol: 'activesync',
+      client: 'external',
+    });
   }
 }
 

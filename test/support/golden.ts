@@ -20,7 +20,9 @@ export function assertGolden(relativePath: string, actual: string): void {
   try {
     expected = readFileSync(file, 'utf8');
   } catch {
-    assert.fail(`golden file test/golden/${relativePath} is missing: run UPDATE_GOLDEN=1 npm test and review it`);
+    assert.fail(
+      `golden file test/golden/${relativePath} is missing: run UPDATE_GOLDEN=1 npm test and review it`,
+    );
   }
   assert.equal(actual, expected, `output differs from test/golden/${relativePath}`);
 }

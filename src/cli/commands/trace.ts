@@ -31,14 +31,30 @@ interface TraceOptions {
 export function registerTrace(program: Command, io: Io): void {
   program
     .command('trace')
-    .description('Print the numbered hop-by-hop flow of a request through the estate, and why each server decides what it does.')
+    .description(
+      'Print the numbered hop-by-hop flow of a request through the estate, and why each server decides what it does.',
+    )
     .option('--estate <file>', 'estate file (YAML)', defaultEstatePath)
     .option('--user <address>', 'the user: SMTP address, alias, UPN or DOMAIN\\login')
     .option('--protocol <protocol>', `one of ${protocols.join(', ')} (also eas, outlook-anywhere)`)
-    .option('--namespace <host>', 'the host the client connects to (default: the primary namespace; autodiscover namespace for Autodiscover)')
-    .addOption(new Option('--client <where>', 'where the client is').choices(['internal', 'external']).default('external'))
-    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json', 'mermaid']).default('text'))
-    .option('--policy <name=value>', 'override an estate policy, e.g. activesyncCrossSite=redirect-451 (repeatable)', collect, [])
+    .option(
+      '--namespace <host>',
+      'the host the client connects to (default: the primary namespace; autodiscover namespace for Autodiscover)',
+    )
+    .addOption(
+      new Option('--client <where>', 'where the client is')
+        .choices(['internal', 'external'])
+        .default('external'),
+    )
+    .addOption(
+      new Option('--format <format>', 'output format').choices(['text', 'json', 'mermaid']).default('text'),
+    )
+    .option(
+      '--policy <name=value>',
+      'override an estate policy, e.g. activesyncCrossSite=redirect-451 (repeatable)',
+      collect,
+      [],
+    )
     .option('--all', 'print every flow for every user of the estate')
     .action(async (opts: TraceOptions) => {
       const index = await loadEstateIndex(opts.estate);
@@ -55,19 +71,32 @@ export function registerTrace(program: Command, io: Io): void {
       const protocol = parseProtocol(opts.protocol);
       if (!protocol) throw usage(`unknown protocol "${opts.protocol}": use one of ${protocols.join(', ')}`);
       if (!index.user(opts.user)) {
-        throw new CoexistError('CX_CLI_UNKNOWN_USER', `unknown user "${opts.user}": the estate ${estate.name} has ${estate.users.length} users (${sample(estate.users.map((u) => u.address))})`, {
-          user: opts.user,
-        });
+        throw new CoexistError(
+          'CX_CLI_UNKNOWN_USER',
+          `unknown user "${opts.user}": the estate ${estate.name} has ${estate.users.length} users (${sample(estate.users.map((u) => u.address))})`,
+          {
+            user: opts.user,
+          },
+        );
       }
       if (opts.namespace !== undefined && !index.serverForHost(opts.namespace)) {
         const hosts = estate.namespaces.map((n) => n.host);
-        throw new CoexistError('CX_CLI_UNKNOWN_NAMESPACE', `unknown namespace "${opts.namespace}": use one of ${hosts.join(', ')} or a server FQDN`, {
-          host: opts.namespace,
-        });
+        throw new CoexistError(
+          'CX_CLI_UNKNOWN_NAMESPACE',
+          `unknown namespace "${opts.namespace}": use one of ${hosts.join(', ')} or a server FQDN`,
+          {
+            host: opts.namespace,
+          },
+        );
       }
       const flow = traceFlow(
         index,
-        { user: opts.user, protocol, client: opts.client, ...(opts.namespace !== undefined && { host: opts.namespace }) },
+        {
+          user: opts.user,
+          protocol,
+          client: opts.client,
+          ...(opts.namespace !== undefined && { host: opts.namespace }),
+        },
         policies,
       );
       io.out(renderFlow(flow, opts.format));
@@ -79,7 +108,9 @@ export function allFlows(index: EstateIndex, policies: Policies): Flow[] {
   const flows: Flow[] = [];
   for (const user of index.estate.users) {
     for (const protocol of protocols as readonly Protocol[]) {
-      for (const client of alwaysExternal(protocol) ? (['external'] as const) : (['external', 'internal'] as const)) {
+      for (const client of alwaysExternal(protocol)
+        ? (['external'] as const)
+        : (['external', 'internal'] as const)) {
         flows.push(traceFlow(index, { user: user.address, protocol, client }, policies));
       }
     }
@@ -98,11 +129,14 @@ function withOverrides(base: Policies, pairs: readonly string[]): Policies {
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const allowed = Object.keys(policiesSchema.shape).join(', ');
-    throw usage(`--policy ${issue?.path.join('.') || ''}: ${issue?.message ?? 'invalid'} (policies: ${allowed})`);
+    throw usage(
+      `--policy ${issue?.path.join('.') || ''}: ${issue?.message ?? 'invalid'} (policies: ${allowed})`,
+    );
   }
   return { ...base, ...parsed.data };
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 const usage = (message: string): CoexistError => new CoexistError('CX_CLI_USAGE', message);
-const sample = (xs: readonly string[]): string => (xs.length <= 5 ? xs.join(', ') : `${xs.slice(0, 5).join(', ')}, ...`);
+const sample = (xs: readonly string[]): string =>
+  xs.length <= 5 ? xs.join(', ') : `${xs.slice(0, 5).join(', ')}, ...`;

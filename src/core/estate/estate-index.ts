@@ -71,7 +71,9 @@ export function indexEstate(estate: Estate, hints: IndexHints = {}): EstateIndex
 
   for (const site of estate.sites) {
     sites.set(key(site.name), site);
-    const perFamily = new Map<VersionFamily, SiteServers>(families.map((f) => [f, { cas: [], mbx: [], serving: {} }]));
+    const perFamily = new Map<VersionFamily, SiteServers>(
+      families.map((f) => [f, { cas: [], mbx: [], serving: {} }]),
+    );
     bySite.set(site.name, perFamily);
     bySite.set(key(site.name), perFamily);
     for (const server of site.servers) {
@@ -84,7 +86,10 @@ export function indexEstate(estate: Estate, hints: IndexHints = {}): EstateIndex
     // protocol-facts §1: a site is internet-facing for a protocol when any of its CAS has an external URL.
     for (const group of perFamily.values()) {
       for (const p of protocols) {
-        const pick = group.cas.find((s) => s.urls[p]?.external) ?? group.cas.find((s) => s.urls[p]?.internal) ?? group.cas[0];
+        const pick =
+          group.cas.find((s) => s.urls[p]?.external) ??
+          group.cas.find((s) => s.urls[p]?.internal) ??
+          group.cas[0];
         if (pick) group.serving[p] = pick;
       }
     }
@@ -101,7 +106,14 @@ export function indexEstate(estate: Estate, hints: IndexHints = {}): EstateIndex
     const server = servers.get(key(user.mailboxServer));
     const site = server && sites.get(key(server.site));
     if (server && site) {
-      mailboxes[i] = { address: user.address, displayName: user.displayName, server, site, family: familyOf(server.version), user };
+      mailboxes[i] = {
+        address: user.address,
+        displayName: user.displayName,
+        server,
+        site,
+        family: familyOf(server.version),
+        user,
+      };
     }
   }
   const byIdentity = hints.identities ?? identitiesOf(users);

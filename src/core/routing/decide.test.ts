@@ -303,7 +303,6 @@ const PRIMARY = 'https://mail.o365info.com';
 const APAC = 'https://apac.mail.o365info.com';
 const local = (server: string, p: Protocol): string => `https://${fqdn(server)}${vdir[p]}`;
 
-
 // =========================================================================================================
 
 describe('Table A (protocol-facts §2.2): mailbox in the front end site (New York), front end CAS2013-NY', () => {

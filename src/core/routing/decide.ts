@@ -217,7 +217,11 @@ function modernFrontEnd(
     case 'mapi':
       // `offered()` already refuses MAPI/HTTP for legacy mailboxes; kept for exhaustiveness.
       return refuse('CX_ROUTE_NOT_OFFERED', [
-        reason('mapi.not-offered', 'MAPI/HTTP is offered only for 2013 SP1+ mailboxes.', 'protocol-facts §2.1 rule 7'),
+        reason(
+          'mapi.not-offered',
+          'MAPI/HTTP is offered only for 2013 SP1+ mailboxes.',
+          'protocol-facts §2.1 rule 7',
+        ),
       ]);
   }
 }
@@ -507,19 +511,6 @@ function redirect302(location: string, policies: Policies, reasons: readonly Rea
 
 function refuse(code: RefuseCode, reasons: readonly Reason[]): Decision {
   return { kind: 'refuse', code, status: statusOf(code), reasons };
-}
-
-function externalUrl(
-  index: EstateIndex,
-  site: string,
-  family: VersionFamily,
-  p: Protocol,
-): string | undefined {
-  for (const cas of index.casIn(site, family)) {
-    const ext = cas.urls[p]?.external;
-    if (ext) return ext;
-  }
-  return undefined;
 }
 
 /** Whether a URL points at the host a request was sent to (Host header, maybe with a port): a redirect there would loop. */

@@ -73,16 +73,25 @@ export function clientName(p: Protocol): string {
 
 /** The host a client uses by default for a protocol. */
 export function defaultHost(index: EstateIndex, p: Protocol): string | undefined {
-  const ns = (p === 'autodiscover' && index.namespaceOfKind('autodiscover')) || index.namespaceOfKind('primary');
+  const ns =
+    (p === 'autodiscover' && index.namespaceOfKind('autodiscover')) || index.namespaceOfKind('primary');
   return ns?.host;
 }
 
 /** Unfold the flow of one request. Throws CX_CLI_UNKNOWN_NAMESPACE when the host is not in the estate. */
-export function traceFlow(index: EstateIndex, req: TraceRequest, policies: Policies = index.estate.policies): Flow {
+export function traceFlow(
+  index: EstateIndex,
+  req: TraceRequest,
+  policies: Policies = index.estate.policies,
+): Flow {
   const client = alwaysExternal(req.protocol) ? 'external' : req.client;
   const host = (req.host ?? defaultHost(index, req.protocol) ?? '').toLowerCase();
   if (!index.serverForHost(host)) {
-    throw new CoexistError('CX_CLI_UNKNOWN_NAMESPACE', `${host || '(none)'} is neither a namespace nor a server of the estate`, { host });
+    throw new CoexistError(
+      'CX_CLI_UNKNOWN_NAMESPACE',
+      `${host || '(none)'} is neither a namespace nor a server of the estate`,
+      { host },
+    );
   }
   const mailbox = index.mailbox(req.user);
   const steps: FlowStep[] = [];
@@ -96,14 +105,19 @@ export function traceFlow(index: EstateIndex, req: TraceRequest, policies: Polic
   let protocol = req.protocol;
   let legHost = host;
   let leg: 'first' | 'discovered' | 'followed' = 'first';
-  const discovered = req.protocol === 'ews' && client === 'internal' && req.host === undefined && mailbox !== undefined;
+  const discovered =
+    req.protocol === 'ews' && client === 'internal' && req.host === undefined && mailbox !== undefined;
   if (discovered && mailbox && client === 'internal' && req.host === undefined && mailbox) {
     const adHost = defaultHost(index, 'autodiscover') ?? host;
     const first = runLeg(index, adHost, 'autodiscover', mailbox, client, policies, add, path, who, 'first');
     if (first.kind !== 'answered' || !first.answer) return finish(first.outcome);
     const ewsUrl = first.answer.internal.ews;
     if (!ewsUrl || !index.serverForHost(hostOf(ewsUrl))) return finish(first.outcome);
-    add({ kind: 'keep', from: who, text: `The ${who.toLowerCase()} keeps that answer and uses ${ewsUrl} for EWS from now on.` });
+    add({
+      kind: 'keep',
+      from: who,
+      text: `The ${who.toLowerCase()} keeps that answer and uses ${ewsUrl} for EWS from now on.`,
+    });
     protocol = 'ews';
     legHost = hostOf(ewsUrl);
     leg = 'discovered';
@@ -188,12 +202,23 @@ function runLeg(
         const role: Role = roleAfter(d.via);
         const key = `${d.to.name}|${role}`;
         if (seen.has(key)) {
-          throw new CoexistError('CX_ROUTE_LOOP', `${at.server.name} sends the request back to ${d.to.name}: the estate routes in a circle`, {
-            path: [...chain, d.to.name],
-          });
+          throw new CoexistError(
+            'CX_ROUTE_LOOP',
+            `${at.server.name} sends the request back to ${d.to.name}: the estate routes in a circle`,
+            {
+              path: [...chain, d.to.name],
+            },
+          );
         }
         seen.add(key);
-        add({ kind: 'proxy', from: at.server.name, to: d.to.name, text: proxyText(at.server, d.to, d.via, title), url: d.url, reasons: d.reasons });
+        add({
+          kind: 'proxy',
+          from: at.server.name,
+          to: d.to.name,
+          text: proxyText(at.server, d.to, d.via, title),
+          url: d.url,
+          reasons: d.reasons,
+        });
         chain.push(d.to.name);
         path.push(d.to.name);
         at = { server: d.to, role };
@@ -212,7 +237,11 @@ function runLeg(
             reasons: d.reasons,
           });
           returnSteps(chain, who, add);
-          return { kind: 'answered', outcome: { kind: 'answered', by: at.server.name }, answer: d.autodiscover };
+          return {
+            kind: 'answered',
+            outcome: { kind: 'answered', by: at.server.name },
+            answer: d.autodiscover,
+          };
         }
         add({
           kind: 'answer',
@@ -231,14 +260,33 @@ function runLeg(
             : d.style === 'silent-fba'
               ? `a page that silently re-posts the logon form to ${d.location} (single sign-on)`
               : `HTTP 302, Location: ${d.location}`;
-        add({ kind: 'redirect', from: at.server.name, to: prev, text: `${at.server.name} does not proxy: it answers with ${how}.`, url: d.location, reasons: d.reasons });
+        add({
+          kind: 'redirect',
+          from: at.server.name,
+          to: prev,
+          text: `${at.server.name} does not proxy: it answers with ${how}.`,
+          url: d.location,
+          reasons: d.reasons,
+        });
         returnSteps(chain, who, add);
-        return { kind: 'redirected', outcome: { kind: 'redirected', status: d.status, location: d.location } };
+        return {
+          kind: 'redirected',
+          outcome: { kind: 'redirected', status: d.status, location: d.location },
+        };
       }
       case 'refuse': {
-        add({ kind: 'refuse', from: at.server.name, to: prev, text: `${at.server.name} refuses the request: HTTP ${d.status} (${d.code}).`, reasons: d.reasons });
+        add({
+          kind: 'refuse',
+          from: at.server.name,
+          to: prev,
+          text: `${at.server.name} refuses the request: HTTP ${d.status} (${d.code}).`,
+          reasons: d.reasons,
+        });
         returnSteps(chain, who, add);
-        return { kind: 'refused', outcome: { kind: 'refused', by: at.server.name, status: d.status, code: d.code } };
+        return {
+          kind: 'refused',
+          outcome: { kind: 'refused', by: at.server.name, status: d.status, code: d.code },
+        };
       }
       default:
         return assertNever(d);
@@ -254,14 +302,20 @@ function runLeg(
 function returnSteps(chain: readonly string[], who: string, add: Add): void {
   if (chain.length < 2) return;
   for (let i = chain.length - 2; i >= 1; i--) {
-    add({ kind: 'return', from: chain[i] as string, to: chain[i - 1] as string, text: `${chain[i]} answers ${chain[i - 1]}.` });
+    add({
+      kind: 'return',
+      from: chain[i] as string,
+      to: chain[i - 1] as string,
+      text: `${chain[i]} answers ${chain[i - 1]}.`,
+    });
   }
   const first = chain[0] as string;
   add({ kind: 'return', from: first, to: who, text: `${first} answers the ${who.toLowerCase()}.` });
 }
 
 function lookupText(entry: Server, m: Mailbox | undefined, user: string, index: EstateIndex): string {
-  if (!m) return `${entry.name} authenticates the user and looks ${user} up in the directory: no such mailbox.`;
+  if (!m)
+    return `${entry.name} authenticates the user and looks ${user} up in the directory: no such mailbox.`;
   let where = `site ${m.site.name}`;
   if (m.site.name !== entry.site) {
     where += m.site.internetFacing ? ' (internet-facing)' : ' (intranet only)';

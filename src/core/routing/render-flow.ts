@@ -35,7 +35,9 @@ export function flowText(flow: Flow): string {
     for (const r of step.reasons) out.push(`       why: ${r.text} (${r.source}) {${r.rule}}`);
   }
   out.push(`Outcome: ${outcomeText(flow.outcome)}; ${flow.steps.length} steps.`);
-  out.push(`Path: ${flow.path.join(' -> ')}${flow.frontEndInvolved ? '' : ' (the front end is not involved)'}.`);
+  out.push(
+    `Path: ${flow.path.join(' -> ')}${flow.frontEndInvolved ? '' : ' (the front end is not involved)'}.`,
+  );
   return out.join('\n') + '\n';
 }
 
@@ -67,7 +69,8 @@ export function flowMermaid(flow: Flow): string {
     if (!s.to) {
       body.push(`  Note over ${id(s.from)}: ${label}`);
     } else {
-      const dashed = s.kind === 'return' || s.kind === 'answer' || s.kind === 'redirect' || s.kind === 'refuse';
+      const dashed =
+        s.kind === 'return' || s.kind === 'answer' || s.kind === 'redirect' || s.kind === 'refuse';
       body.push(`  ${id(s.from)}${dashed ? '-->>' : '->>'}${id(s.to)}: ${label}`);
     }
   }
