@@ -1920,3 +1920,25 @@ describe('Policies', () => {
     },
   ]);
 });
+
+describe('the server must have the role it is asked to act in', () => {
+  test('a mailbox-only server asked to act as a Client Access server refuses (CX_ROUTE_NOT_HERE)', () => {
+    const index = estate('o365info');
+    const mbx = index.server('MBX2007-NY');
+    assert.ok(mbx);
+    const d = decide(
+      { server: mbx, role: 'cas' },
+      {
+        protocol: 'owa',
+        mailbox: index.mailbox('bob@o365info.com'),
+        client: 'external',
+        host: 'mail.o365info.com',
+      },
+      index,
+      index.estate.policies,
+    );
+    assert.equal(d.kind, 'refuse');
+    assert.equal(d.kind === 'refuse' && d.code, 'CX_ROUTE_NOT_HERE');
+    assert.equal(d.reasons[0]?.rule, 'server.wrong-role');
+  });
+});

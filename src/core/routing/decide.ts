@@ -37,6 +37,15 @@ const reason = (rule: string, text: string, source: string): Reason => ({ rule, 
 
 /** Decide what `at` does with `input`. */
 export function decide(at: ServerRef, input: RoutingInput, index: EstateIndex, policies: Policies): Decision {
+  if (!at.server.roles.includes(at.role)) {
+    return refuse('CX_ROUTE_NOT_HERE', [
+      reason(
+        'server.wrong-role',
+        `${at.server.name} has no ${at.role === 'cas' ? 'Client Access' : 'Mailbox'} role: it cannot take this request in that role.`,
+        'protocol-facts §1',
+      ),
+    ]);
+  }
   const m = input.mailbox;
   if (!m) {
     return refuse('CX_ROUTE_UNKNOWN_MAILBOX', [
@@ -77,7 +86,7 @@ function modernFrontEnd(
     if (p === 'owa' && crossSite) {
       const ext = index.casFor(m.site.name, 'modern', p)?.urls.owa?.external;
       if (ext && !sameHost(ext, input.host)) {
-        return redirect302(ext, policies, [
+        return redirect302(ext, policies.owaRedirectStyle, [
           reason(
             `${p}.modern.cross-site.redirect`,
             `The mailbox is on Exchange ${m.server.version} in ${m.site.name}, whose ${protocolTitle[p]} external URL is ${ext}: the browser is sent there.`,
@@ -133,7 +142,7 @@ function modernFrontEnd(
       if (m.family === 2010) {
         const ext = home?.urls[p]?.external;
         if (ext && !sameHost(ext, input.host)) {
-          return redirect302(ext, policies, [
+          return redirect302(ext, policies.owaRedirectStyle, [
             reason(
               `${p}.2010.redirect`,
               `Mailbox version 2010 and the 2010 CAS in ${m.site.name} has a ${protocolTitle[p]} external URL: redirect there.`,
@@ -159,19 +168,13 @@ function modernFrontEnd(
       const ext = home?.urls.activesync?.external;
       if (crossSite && ext) {
         if (policies.activesyncCrossSite === 'redirect-451') {
-          return {
-            kind: 'redirect',
-            status: 451,
-            location: ext,
-            style: 'x-ms-location',
-            reasons: [
-              reason(
-                'activesync.cross-site.451',
-                `Policy activesyncCrossSite=redirect-451 (pre-2013 behaviour): the mailbox's site ${m.site.name} is internet-facing for ActiveSync, so the device is told to use ${ext}.`,
-                'flows.md EAS-legacy; protocol-facts §4.1 (451)',
-              ),
-            ],
-          };
+          return redirect451(ext, [
+            reason(
+              'activesync.cross-site.451',
+              `Policy activesyncCrossSite=redirect-451 (pre-2013 behaviour): the mailbox's site ${m.site.name} is internet-facing for ActiveSync, so the device is told to use ${ext}.`,
+              'flows.md EAS-legacy; protocol-facts §4.1 (451)',
+            ),
+          ]);
         }
         if (m.family === 2007 && home) {
           return proxy(home, 'external-url', ext, [
@@ -256,7 +259,7 @@ function owaFor2007(input: RoutingInput, m: Mailbox, index: EstateIndex, policie
   const home = index.casFor(m.site.name, 2007, 'owa');
   if (input.client === 'internal' && home?.urls.owa?.internal) {
     const url = home.urls.owa.internal;
-    return redirect302(url, policies, [
+    return redirect302(url, policies.owaRedirectStyle, [
       reason(
         'owa.2007.internal-client.redirect-internal',
         `Mailbox version 2007 and the client is inside the network: redirect to the internal OWA URL of ${home.name}, which it can reach.`,
@@ -266,7 +269,7 @@ function owaFor2007(input: RoutingInput, m: Mailbox, index: EstateIndex, policie
   }
   const siteExt = home?.urls.owa?.external;
   if (siteExt) {
-    return redirect302(siteExt, policies, [
+    return redirect302(siteExt, policies.owaRedirectStyle, [
       reason(
         'owa.2007.redirect-site-external',
         `Mailbox version 2007: CAS2013 cannot proxy OWA to 2007; ${home.name} in the mailbox's site has the OWA external URL ${siteExt}, so the browser is redirected there.`,
@@ -278,7 +281,7 @@ function owaFor2007(input: RoutingInput, m: Mailbox, index: EstateIndex, policie
   const legacyCas = legacyNs && index.server(legacyNs.server);
   const legacyUrl = legacyCas?.urls.owa?.external;
   if (legacyUrl && legacyCas) {
-    return redirect302(legacyUrl, policies, [
+    return redirect302(legacyUrl, policies.owaRedirectStyle, [
       reason(
         'owa.2007.redirect-legacy-namespace',
         `Mailbox version 2007 in ${m.site.name}, which has no OWA external URL: redirect to the legacy namespace (${legacyCas.name}), whose 2007 CAS proxies on to the mailbox's site.`,
@@ -380,34 +383,22 @@ function legacyCas(
   const home = index.casFor(m.site.name, family, p);
   const ext = home?.urls[p]?.external;
   if (p === 'activesync' && ext) {
-    return {
-      kind: 'redirect',
-      status: 451,
-      location: ext,
-      style: 'x-ms-location',
-      reasons: [
-        reason(
-          'legacy-cas.activesync.cross-site.451',
-          `A ${self.version} CAS answers ActiveSync for a mailbox in another internet-facing site (${m.site.name}) with 451 and X-MS-Location.`,
-          'protocol-facts §2.3 (ActiveSync, 2007/2010 front end)',
-        ),
-      ],
-    };
+    return redirect451(ext, [
+      reason(
+        'legacy-cas.activesync.cross-site.451',
+        `A ${self.version} CAS answers ActiveSync for a mailbox in another internet-facing site (${m.site.name}) with 451 and X-MS-Location.`,
+        'protocol-facts §2.3 (ActiveSync, 2007/2010 front end)',
+      ),
+    ]);
   }
   if (p === 'owa' && ext && !sameHost(ext, input.host)) {
-    return {
-      kind: 'redirect',
-      status: 302,
-      location: ext,
-      style: 'http-302',
-      reasons: [
-        reason(
-          'legacy-cas.owa.cross-site.redirect',
-          `A ${self.version} CAS sends OWA users of another internet-facing site (${m.site.name}) to that site's external URL.`,
-          'protocol-facts §2.5 (OWA cross-site redirect)',
-        ),
-      ],
-    };
+    return redirect302(ext, 'http-302', [
+      reason(
+        'legacy-cas.owa.cross-site.redirect',
+        `A ${self.version} CAS sends OWA users of another internet-facing site (${m.site.name}) to that site's external URL.`,
+        'protocol-facts §2.5 (OWA cross-site redirect)',
+      ),
+    ]);
   }
   return viaLegacyCas(home, m, 'internal-url', p, [
     reason(
@@ -505,8 +496,17 @@ function viaLegacyCas(
   return proxy(cas, via, url, reasons);
 }
 
-function redirect302(location: string, policies: Policies, reasons: readonly Reason[]): Decision {
-  return { kind: 'redirect', status: 302, location, style: policies.owaRedirectStyle, reasons };
+function redirect302(
+  location: string,
+  style: 'http-302' | 'silent-fba',
+  reasons: readonly Reason[],
+): Decision {
+  return { kind: 'redirect', status: 302, location, style, reasons };
+}
+
+/** The legacy ActiveSync redirect: 451 with `X-MS-Location` (protocol-facts §4.1). */
+function redirect451(location: string, reasons: readonly Reason[]): Decision {
+  return { kind: 'redirect', status: 451, location, style: 'x-ms-location', reasons };
 }
 
 function refuse(code: RefuseCode, reasons: readonly Reason[]): Decision {
