@@ -54,6 +54,23 @@ describe('coexist trace', () => {
     );
   });
 
+  test('--all --format summary: one row per flow with outcome and path, legs apart', async () => {
+    const r = await runCli(['trace', '--all', '--format', 'summary']);
+    assert.equal(r.code, 0);
+    const lines = r.stdout.trimEnd().split('\n');
+    assert.equal(lines.length, 2 + 60);
+    assert.match(lines[0] ?? '', /^user +protocol +client +steps +outcome +path$/);
+    const carolEas = lines.find((l) => l.startsWith('carol@o365info.com') && l.includes('ActiveSync'));
+    assert.match(
+      carolEas ?? '',
+      /answered by MBX2007-LA +CAS2013-NY > MBX2013-NY > CAS2007-LA > MBX2007-LA$/,
+    );
+    const bobOwa = lines.find(
+      (l) => l.startsWith('bob@o365info.com') && l.includes('OWA') && l.includes('external'),
+    );
+    assert.match(bobOwa ?? '', /CAS2013-NY \| CAS2007-NY > MBX2007-NY$/);
+  });
+
   const oneLineErrors: [string, string[], RegExp][] = [
     [
       'unknown user',

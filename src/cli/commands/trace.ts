@@ -11,7 +11,7 @@ import { alwaysExternal, parseProtocol, protocols } from '../../core/protocols/p
 import type { Flow } from '../../core/routing/flow.ts';
 import { traceFlow } from '../../core/routing/flow.ts';
 import type { FlowFormat } from '../../core/routing/render-flow.ts';
-import { renderFlow } from '../../core/routing/render-flow.ts';
+import { flowSummary, renderFlow } from '../../core/routing/render-flow.ts';
 import type { Io } from '../main.ts';
 
 /** The embedded default estate: the o365info demo of flows.md. */
@@ -47,7 +47,9 @@ export function registerTrace(program: Command, io: Io): void {
         .default('external'),
     )
     .addOption(
-      new Option('--format <format>', 'output format').choices(['text', 'json', 'mermaid']).default('text'),
+      new Option('--format <format>', 'output format')
+        .choices(['text', 'json', 'mermaid', 'summary'])
+        .default('text'),
     )
     .option(
       '--policy <name=value>',
@@ -63,6 +65,7 @@ export function registerTrace(program: Command, io: Io): void {
       if (opts.all) {
         const flows = allFlows(index, policies);
         if (opts.format === 'json') io.out(JSON.stringify(flows, null, 2) + '\n');
+        else if (opts.format === 'summary') io.out(flowSummary(flows));
         else io.out(flows.map((f) => renderFlow(f, opts.format)).join('\n'));
         return;
       }

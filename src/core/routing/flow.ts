@@ -54,6 +54,8 @@ export interface Flow {
   readonly outcome: FlowOutcome;
   /** Every server the request (and any followed redirect) passed through, in order. */
   readonly path: readonly string[];
+  /** The same servers, one list per client request (a followed redirect or an Autodiscover-first leg starts a new one). */
+  readonly legs: readonly (readonly string[])[];
   /** Whether the client first ran Autodiscover to find the URL (flows.md EWS-1). */
   readonly discovered: boolean;
   /** Whether a 2013+ front end was on the path (flows.md EAS-3B, EWS-1: "the front end is not involved"). */
@@ -95,7 +97,7 @@ export function traceFlow(
   }
   const mailbox = index.mailbox(req.user);
   const steps: FlowStep[] = [];
-  const path: string[] = [];
+  const legs: string[][] = [];
   const who = clientName(req.protocol);
   const add = (s: Omit<FlowStep, 'n' | 'reasons'> & { reasons?: readonly Reason[] }): void => {
     steps.push({ ...s, n: steps.length + 1, reasons: s.reasons ?? [] });
@@ -109,7 +111,7 @@ export function traceFlow(
     req.protocol === 'ews' && client === 'internal' && req.host === undefined && mailbox !== undefined;
   if (discovered && mailbox && client === 'internal' && req.host === undefined && mailbox) {
     const adHost = defaultHost(index, 'autodiscover') ?? host;
-    const first = runLeg(index, adHost, 'autodiscover', mailbox, client, policies, add, path, who, 'first');
+    const first = runLeg(index, adHost, 'autodiscover', mailbox, client, policies, add, legs, who, 'first');
     if (first.kind !== 'answered' || !first.answer) return finish(first.outcome);
     const ewsUrl = first.answer.internal.ews;
     if (!ewsUrl || !index.serverForHost(hostOf(ewsUrl))) return finish(first.outcome);
@@ -125,7 +127,7 @@ export function traceFlow(
 
   let outcome: FlowOutcome | undefined;
   for (let redirects = 0; ; redirects++) {
-    const r = runLeg(index, legHost, protocol, mailbox, client, policies, add, path, who, leg, req.user);
+    const r = runLeg(index, legHost, protocol, mailbox, client, policies, add, legs, who, leg, req.user);
     outcome = r.outcome;
     if (r.kind !== 'redirected' || outcome.kind !== 'redirected' || redirects >= MAX_REDIRECTS) break;
     const next = hostOf(outcome.location);
@@ -144,8 +146,9 @@ export function traceFlow(
       discovered,
       steps,
       outcome: o,
-      path,
-      frontEndInvolved: path.some((name) => {
+      path: legs.flat(),
+      legs,
+      frontEndInvolved: legs.flat().some((name) => {
         const s = index.server(name);
         return s !== undefined && s.version >= 2013 && s.roles.includes('cas');
       }),
@@ -170,7 +173,7 @@ function runLeg(
   client: 'internal' | 'external',
   policies: Policies,
   add: Add,
-  path: string[],
+  legs: string[][],
   who: string,
   leg: 'first' | 'discovered' | 'followed',
   user = mailbox?.address ?? '',
@@ -187,7 +190,8 @@ function runLeg(
         ? `When it needs ${title}, ${subject} connects to ${host} (${entry.name}) directly, with the user's credentials.`
         : `${Subject} sends ${article(title)} ${title} request to ${host} (${entry.name}) with the user's credentials.`;
   add({ kind: 'connect', from: who, to: entry.name, text: connectText, url });
-  path.push(entry.name);
+  const path = [entry.name];
+  legs.push(path);
   add({ kind: 'lookup', from: entry.name, text: lookupText(entry, mailbox, user, index) });
 
   const chain: string[] = [entry.name];

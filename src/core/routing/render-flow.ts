@@ -2,7 +2,7 @@
 import { protocolTitle } from '../protocols/protocol.ts';
 import type { Flow, FlowOutcome, FlowStep } from './flow.ts';
 
-export type FlowFormat = 'text' | 'json' | 'mermaid';
+export type FlowFormat = 'text' | 'json' | 'mermaid' | 'summary';
 
 export function renderFlow(flow: Flow, format: FlowFormat): string {
   switch (format) {
@@ -12,6 +12,39 @@ export function renderFlow(flow: Flow, format: FlowFormat): string {
       return JSON.stringify(flow, null, 2) + '\n';
     case 'mermaid':
       return flowMermaid(flow);
+    case 'summary':
+      return flowSummary([flow]);
+  }
+}
+
+/** Many flows at a glance: one row each with its outcome and the servers it passed through. */
+export function flowSummary(flows: readonly Flow[]): string {
+  const rows = flows.map((f) => [
+    f.user,
+    protocolTitle[f.protocol],
+    f.client,
+    String(f.steps.length),
+    summaryOutcome(f.outcome),
+    f.legs.map((leg) => leg.join(' > ')).join(' | '),
+  ]);
+  const header = ['user', 'protocol', 'client', 'steps', 'outcome', 'path'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n') + '\n';
+}
+
+function summaryOutcome(o: FlowOutcome): string {
+  switch (o.kind) {
+    case 'answered':
+      return `answered by ${o.by}`;
+    case 'redirected':
+      return `${o.status} to ${o.location}`;
+    case 'refused':
+      return `refused ${o.status} ${o.code}`;
   }
 }
 
@@ -35,9 +68,8 @@ export function flowText(flow: Flow): string {
     for (const r of step.reasons) out.push(`       why: ${r.text} (${r.source}) {${r.rule}}`);
   }
   out.push(`Outcome: ${outcomeText(flow.outcome)}; ${flow.steps.length} steps.`);
-  out.push(
-    `Path: ${flow.path.join(' -> ')}${flow.frontEndInvolved ? '' : ' (the front end is not involved)'}.`,
-  );
+  const legs = flow.legs.map((leg) => leg.join(' -> ')).join(', then ');
+  out.push(`Path: ${legs}${flow.frontEndInvolved ? '' : ' (the front end is not involved)'}.`);
   return out.join('\n') + '\n';
 }
 
