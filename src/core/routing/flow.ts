@@ -104,15 +104,14 @@ export function traceFlow(
   };
 
   // flows.md EWS-1: an internal client finds EWS through Autodiscover, then talks to the URL it was given.
-  let protocol = req.protocol;
   let legHost = host;
   let leg: 'first' | 'discovered' | 'followed' = 'first';
   const discovered =
     req.protocol === 'ews' && client === 'internal' && req.host === undefined && mailbox !== undefined;
-  if (discovered && mailbox && client === 'internal' && req.host === undefined && mailbox) {
+  if (discovered) {
     const adHost = defaultHost(index, 'autodiscover') ?? host;
     const first = runLeg(index, adHost, 'autodiscover', mailbox, client, policies, add, legs, who, 'first');
-    if (first.kind !== 'answered' || !first.answer) return finish(first.outcome);
+    if (!first.answer) return finish(first.outcome);
     const ewsUrl = first.answer.internal.ews;
     if (!ewsUrl || !index.serverForHost(hostOf(ewsUrl))) return finish(first.outcome);
     add({
@@ -120,16 +119,26 @@ export function traceFlow(
       from: who,
       text: `The ${who.toLowerCase()} keeps that answer and uses ${ewsUrl} for EWS from now on.`,
     });
-    protocol = 'ews';
     legHost = hostOf(ewsUrl);
     leg = 'discovered';
   }
 
   let outcome: FlowOutcome | undefined;
   for (let redirects = 0; ; redirects++) {
-    const r = runLeg(index, legHost, protocol, mailbox, client, policies, add, legs, who, leg, req.user);
-    outcome = r.outcome;
-    if (r.kind !== 'redirected' || outcome.kind !== 'redirected' || redirects >= MAX_REDIRECTS) break;
+    outcome = runLeg(
+      index,
+      legHost,
+      req.protocol,
+      mailbox,
+      client,
+      policies,
+      add,
+      legs,
+      who,
+      leg,
+      req.user,
+    ).outcome;
+    if (outcome.kind !== 'redirected' || redirects >= MAX_REDIRECTS) break;
     const next = hostOf(outcome.location);
     if (!index.serverForHost(next)) break;
     legHost = next;
@@ -157,7 +166,6 @@ export function traceFlow(
 }
 
 interface LegResult {
-  readonly kind: FlowOutcome['kind'];
   readonly outcome: FlowOutcome;
   readonly answer?: AutodiscoverAnswer;
 }
@@ -242,7 +250,6 @@ function runLeg(
           });
           returnSteps(chain, who, add);
           return {
-            kind: 'answered',
             outcome: { kind: 'answered', by: at.server.name },
             answer: d.autodiscover,
           };
@@ -255,7 +262,7 @@ function runLeg(
           reasons: d.reasons,
         });
         returnSteps(chain, who, add);
-        return { kind: 'answered', outcome: { kind: 'answered', by: at.server.name } };
+        return { outcome: { kind: 'answered', by: at.server.name } };
       }
       case 'redirect': {
         const how =
@@ -274,7 +281,6 @@ function runLeg(
         });
         returnSteps(chain, who, add);
         return {
-          kind: 'redirected',
           outcome: { kind: 'redirected', status: d.status, location: d.location },
         };
       }
@@ -287,10 +293,7 @@ function runLeg(
           reasons: d.reasons,
         });
         returnSteps(chain, who, add);
-        return {
-          kind: 'refused',
-          outcome: { kind: 'refused', by: at.server.name, status: d.status, code: d.code },
-        };
+        return { outcome: { kind: 'refused', by: at.server.name, status: d.status, code: d.code } };
       }
       default:
         return assertNever(d);
