@@ -31,6 +31,41 @@ export const catalogue = {
     status: 0,
     summary: 'The host name is neither a namespace nor a server of the estate.',
   },
+  // Identity (who is the request for; src/core/protocols)
+  CX_IDENTITY_BASIC_MALFORMED: {
+    status: 400,
+    summary: 'The Authorization header says Basic but its credentials are not base64 of user:password.',
+  },
+  CX_IDENTITY_QUERY_MALFORMED: {
+    status: 400,
+    summary: 'The query string the protocol routes on is malformed (ActiveSync command line, RPC target).',
+  },
+  CX_IDENTITY_DEVICE_ID: {
+    status: 400,
+    summary: 'The ActiveSync DeviceId is not 1 to 32 letters or digits.',
+  },
+  CX_IDENTITY_RPC_PORT: {
+    status: 400,
+    summary: 'The Outlook Anywhere target port is not 6001, 6002 or 6004.',
+  },
+  CX_IDENTITY_MAILBOX_ID: { status: 400, summary: 'The MailboxId is not <mailbox GUID>@<domain>.' },
+  CX_IDENTITY_ADDRESS: { status: 400, summary: 'The address the request names is not an SMTP address.' },
+  CX_IDENTITY_PATH_MALFORMED: {
+    status: 400,
+    summary: 'The path does not have the shape the protocol needs (OAB GUID, Autodiscover JSON address).',
+  },
+  CX_IDENTITY_BODY_TOO_LARGE: {
+    status: 413,
+    summary: 'The request body to read the identity from is too large.',
+  },
+  CX_IDENTITY_BODY_MALFORMED: {
+    status: 400,
+    summary: 'The request body is not the XML or form the protocol expects, or lacks the address.',
+  },
+  CX_IDENTITY_XML_DTD: {
+    status: 400,
+    summary: 'The XML body has a DOCTYPE, ENTITY or other markup declaration, which coexist refuses.',
+  },
   // Routing outcomes (refuse decisions)
   CX_ROUTE_UNKNOWN_MAILBOX: { status: 404, summary: 'The directory has no mailbox for the user.' },
   CX_ROUTE_NOT_OFFERED: { status: 404, summary: 'The protocol is not offered for the mailbox version.' },
