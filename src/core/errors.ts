@@ -87,6 +87,60 @@ export const catalogue = {
     status: 508,
     summary: 'Unfolding the flow revisited a server: the estate routes in a circle.',
   },
+  // Upstream (the next hop failed; src/dataplane/upstream-errors.ts maps errors to these)
+  CX_UPSTREAM_CONNECT_REFUSED: { status: 502, summary: 'The next hop refused the connection.' },
+  CX_UPSTREAM_CONNECT_TIMEOUT: { status: 502, summary: 'The connection to the next hop timed out.' },
+  CX_UPSTREAM_HOST_UNREACHABLE: { status: 502, summary: 'There is no network route to the next hop.' },
+  CX_UPSTREAM_DNS: { status: 502, summary: "The next hop's host name does not resolve." },
+  CX_UPSTREAM_TLS: {
+    status: 502,
+    summary: 'The TLS handshake with the next hop failed (certificate not trusted, name mismatch, expired).',
+  },
+  CX_UPSTREAM_LOCAL_EXHAUSTED: {
+    status: 503,
+    summary: 'coexist ran out of file descriptors or local ports to connect to the next hop.',
+  },
+  CX_UPSTREAM_POOL_CLOSED: {
+    status: 503,
+    summary: 'The connection pool to the next hop was closed (shutdown or reload) before the request ended.',
+  },
+  CX_UPSTREAM_HEADERS_TIMEOUT: {
+    status: 504,
+    summary: 'The next hop took the request but did not answer within the headers timeout.',
+  },
+  CX_UPSTREAM_BODY_TIMEOUT: {
+    status: 504,
+    summary: "The next hop's response body stalled longer than the body timeout.",
+  },
+  CX_UPSTREAM_TIMEOUT: {
+    status: 504,
+    summary:
+      'The connection to the next hop timed out after the request was sent, or the request ran past its deadline.',
+  },
+  CX_UPSTREAM_CONNECTION_RESET: {
+    status: 502,
+    summary: 'The next hop closed or reset the connection before its response was complete.',
+  },
+  CX_UPSTREAM_PROTOCOL: {
+    status: 502,
+    summary: 'The next hop answered with a response that is not valid HTTP or exceeds a limit.',
+  },
+  CX_UPSTREAM_REQUEST_BODY: {
+    status: 400,
+    summary: 'The request body did not match its Content-Length while it was sent to the next hop.',
+  },
+  CX_UPSTREAM_REQUEST_REJECTED: {
+    status: 500,
+    summary: 'The HTTP client refused to send the request (an invalid or unsupported header): a coexist bug.',
+  },
+  CX_UPSTREAM_CLIENT_ABORTED: {
+    status: 499,
+    summary: 'The client went away before the answer was complete; nothing is sent (logged as 499).',
+  },
+  CX_UPSTREAM_ERROR: {
+    status: 502,
+    summary: 'The request to the next hop failed for a reason coexist does not know.',
+  },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof catalogue;
