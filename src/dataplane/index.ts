@@ -1,4 +1,4 @@
-/** The data plane's public surface: header rules and the upstream failure mapping. */
+/** The data plane's public surface: header rules, upstream failure mapping, pools and the forwarder. */
 export type {
   ForwardContext,
   HeaderRecord,
@@ -9,3 +9,7 @@ export type {
 export { forwardRequestHeaders, headerNames, parseHops, responseHeaders } from './headers.ts';
 export type { FailureResponse, UpstreamCode, UpstreamFailure, UpstreamOutcome } from './upstream-errors.ts';
 export { classifyUpstreamError, failureResponse, retryable, upstreamOutcomes } from './upstream-errors.ts';
+export type { ForwardOptions, ForwardOutcome, ForwardResult, ForwardTarget } from './forward.ts';
+export { forward, idleTimeoutMs } from './forward.ts';
+export type { UpstreamsOptions } from './upstreams.ts';
+export { Upstreams } from './upstreams.ts';

@@ -1,0 +1,198 @@
+/**
+ * Stream one request to the next hop through that origin's pool and stream the answer back, neither body
+ * buffered (protocol-facts §4.7: Outlook Anywhere declares 1 GiB bodies). Credentials pass through; the
+ * header rules are `headers.ts`, the failure mapping is `upstream-errors.ts`.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import type { Protocol } from '../core/protocols/protocol.ts';
+import type { TrustedProxies } from './headers.ts';
+import { forwardRequestHeaders, responseHeaders } from './headers.ts';
+import type { UpstreamFailure, UpstreamOutcome } from './upstream-errors.ts';
+import { classifyUpstreamError, failureResponse } from './upstream-errors.ts';
+import type { Upstreams } from './upstreams.ts';
+
+/** Long polls: ActiveSync Ping/Sync heartbeats up to 3540 s (protocol-facts §4.1) plus a minute's margin. */
+const longPollMs = (3600 + 60) * 1000;
+
+/**
+ * Idle timeouts per protocol, in ms: the longest the next hop may stay silent, both before its response
+ * headers (undici `headersTimeout`, refreshed while the request body is still being sent) and between body
+ * chunks (`bodyTimeout`). Outlook Anywhere and MAPI/HTTP hold channels and NotificationWait requests open
+ * as long as ActiveSync does (§4.7, §4.8).
+ */
+export const idleTimeoutMs: Readonly<Record<Protocol, number>> = {
+  activesync: longPollMs,
+  rpc: longPollMs,
+  mapi: longPollMs,
+  autodiscover: 120_000,
+  ews: 120_000,
+  owa: 120_000,
+  ecp: 120_000,
+  oab: 120_000,
+};
+
+/** Where to send the request: the first hop of a `proxy` decision. */
+export interface ForwardTarget {
+  /** The full URL to request at the next hop: origin, path and query. */
+  readonly url: string;
+  readonly protocol: Protocol;
+  /** This server's name in the estate: `X-Coexist-Hops`, `X-FEServer`. */
+  readonly serverName: string;
+  /** The back-end FQDN this server computed: `X-CalculatedBETarget`. */
+  readonly backendTarget?: string;
+}
+
+/** What `forward` needs from the listener and the process. */
+export interface ForwardOptions {
+  readonly upstreams: Upstreams;
+  readonly requestId: string;
+  /** The scheme the client used to reach this listener. */
+  readonly scheme: 'http' | 'https';
+  /** The port of the listener that accepted the request. */
+  readonly listenerPort: number;
+  readonly trustedProxies?: TrustedProxies;
+  /** Per-protocol replacements for `idleTimeoutMs` (tests, config). */
+  readonly idleTimeoutsMs?: Readonly<Partial<Record<Protocol, number>>>;
+  /** `Retry-After` of a 503 to ActiveSync devices; default 30 s. */
+  readonly retryAfterSeconds?: number;
+}
+
+/** The access log's outcomes of a forwarded request. */
+export type ForwardOutcome = 'proxied' | UpstreamOutcome;
+
+/** What happened, for the access log. */
+export interface ForwardResult {
+  readonly outcome: ForwardOutcome;
+  /** The status sent to the client; absent when no response head was sent. */
+  readonly status?: number;
+  /** The status the next hop answered; absent when it never answered. */
+  readonly upstreamStatus?: number;
+  /** Request body bytes read from the client. */
+  readonly bytesIn: number;
+  /** Response body bytes received from the next hop. */
+  readonly bytesOut: number;
+  /** Why it failed; absent when proxied. */
+  readonly failure?: UpstreamFailure;
+}
+
+/**
+ * Forward `req` to `target` and answer `res` with what the next hop answers. Never rejects: failures
+ * become a response (when no head was sent yet), a destroyed client socket otherwise, and an outcome.
+ */
+export async function forward(
+  req: IncomingMessage,
+  res: ServerResponse,
+  target: ForwardTarget,
+  options: ForwardOptions,
+): Promise<ForwardResult> {
+  let bytesIn = 0;
+  let bytesOut = 0;
+  let upstreamStatus: number | undefined;
+  let clientAborted = false;
+  const controller = new AbortController();
+  // The client hung up before the answer was complete: cancel the upstream request (Caddy's 499).
+  const onClose = (): void => {
+    if (res.writableFinished) return;
+    // A request body destroyed with an error other than Node's client-abort mark was destroyed by undici
+    // (an upstream failure mid-upload): the close that follows is the upstream's doing, not the client's.
+    if (req.errored !== null && !isClientAbort(req.errored)) return;
+    clientAborted = true;
+    controller.abort();
+  };
+  res.once('close', onClose);
+
+  try {
+    const url = new URL(target.url);
+    const pool = options.upstreams.pool(url.origin);
+    const headers = forwardRequestHeaders(req.headers, {
+      peerAddress: req.socket.remoteAddress,
+      ...(options.trustedProxies === undefined ? {} : { trustedProxies: options.trustedProxies }),
+      scheme: options.scheme,
+      listenerPort: options.listenerPort,
+      upstreamHost: url.host,
+      serverName: target.serverName,
+      requestId: options.requestId,
+    });
+    const idle = options.idleTimeoutsMs?.[target.protocol] ?? idleTimeoutMs[target.protocol];
+
+    const length = req.headers['content-length'];
+    const hasBody =
+      req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+    if (hasBody) {
+      // Paused explicitly, so this listener does not start the flow: undici resumes the stream when the
+      // socket is ready and pauses it on backpressure; both listeners see every chunk.
+      req.pause();
+      req.on('data', (chunk: Buffer) => {
+        bytesIn += chunk.length;
+      });
+    }
+
+    const upstream = await pool.request({
+      path: url.pathname + url.search,
+      method: req.method ?? 'GET',
+      headers,
+      body: hasBody ? req : null,
+      signal: controller.signal,
+      headersTimeout: idle,
+      bodyTimeout: idle,
+    });
+    upstreamStatus = upstream.statusCode;
+    res.writeHead(
+      upstream.statusCode,
+      responseHeaders(upstream.headers, {
+        requestId: options.requestId,
+        serverName: target.serverName,
+        ...(target.backendTarget === undefined ? {} : { backendTarget: target.backendTarget }),
+        upstreamStatus: upstream.statusCode,
+      }),
+    );
+    upstream.body.on('data', (chunk: Buffer) => {
+      bytesOut += chunk.length;
+    });
+    await pipeline(upstream.body, res);
+    return { outcome: 'proxied', status: upstream.statusCode, upstreamStatus, bytesIn, bytesOut };
+  } catch (err) {
+    const failure = classifyUpstreamError(err, {
+      clientAborted: clientAborted || isClientAbort(req.errored),
+    });
+    const base = {
+      outcome: failure.outcome,
+      ...(upstreamStatus === undefined ? {} : { upstreamStatus }),
+      bytesIn,
+      bytesOut,
+      failure,
+    };
+    if (res.headersSent || res.destroyed) {
+      // Part of an answer is on the wire (or the socket is gone): only a broken connection tells the
+      // client the answer is incomplete.
+      res.destroy();
+      return res.headersSent ? { ...base, status: res.statusCode } : base;
+    }
+    const answer = failureResponse(
+      failure,
+      target.protocol,
+      options.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: options.retryAfterSeconds },
+    );
+    if (answer === null) {
+      res.destroy();
+      return base;
+    }
+    const headers = {
+      ...answer.headers,
+      ...responseHeaders({}, { requestId: options.requestId, serverName: target.serverName }),
+    };
+    // An unread upload (up to 1 GiB for RPC_IN_DATA, §4.7) is not drained to keep the connection: close it.
+    if (!req.complete) headers['connection'] = 'close';
+    res.writeHead(answer.status, headers);
+    res.end(answer.body);
+    return { ...base, status: answer.status };
+  } finally {
+    res.off('close', onClose);
+  }
+}
+
+/** Node's mark on a request whose client closed the connection before the body ended. */
+function isClientAbort(e: (Error & { code?: unknown }) | null): boolean {
+  return e !== null && e.code === 'ECONNRESET' && e.message === 'aborted';
+}
