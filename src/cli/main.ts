@@ -7,6 +7,8 @@ import { CoexistError } from '../core/errors.ts';
 import { EstateConfigError, formatConfigProblems } from '../config/index.ts';
 import { registerTrace } from './commands/trace.ts';
 import { registerHashPassword } from './commands/hash-password.ts';
+import { registerLab } from './commands/lab.ts';
+import { registerServe } from './commands/serve.ts';
 
 export interface Io {
   out(text: string): void;
@@ -26,6 +28,8 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     .showHelpAfterError('(run coexist --help for usage)');
   registerTrace(program, io);
   registerHashPassword(program, io);
+  registerServe(program, io);
+  registerLab(program, io);
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return 0;

@@ -13,7 +13,7 @@ test('every catalogue code is documented in docs/errors.md, once, and nothing el
 
 test('codes are grouped by area and routing outcomes carry an HTTP status', () => {
   for (const [code, entry] of Object.entries(catalogue)) {
-    assert.match(code, /^CX_(CONFIG|CLI|ROUTE|DIRECTORY|IDENTITY|UPSTREAM)_[A-Z_]+$/);
+    assert.match(code, /^CX_(CONFIG|CLI|ROUTE|DIRECTORY|IDENTITY|UPSTREAM|HTTP|AUTH)_[A-Z_]+$/);
     if (code.startsWith('CX_ROUTE_')) assert.ok(entry.status >= 400 && entry.status < 600, code);
     assert.ok(entry.summary.endsWith('.'), code);
   }

@@ -137,6 +137,14 @@ export const catalogue = {
     status: 499,
     summary: 'The client went away before the answer was complete; nothing is sent (logged as 499).',
   },
+  // The front door's own answers (src/dataplane)
+  CX_HTTP_NOT_FOUND: { status: 404, summary: 'The path belongs to no protocol coexist serves.' },
+  CX_HTTP_MALFORMED: { status: 400, summary: 'The request is not well-formed HTTP/1.1.' },
+  CX_AUTH_REQUIRED: { status: 401, summary: 'The request carries no credentials coexist accepts.' },
+  CX_AUTH_FAILED: { status: 401, summary: 'The user name or password is wrong.' },
+  CX_DIRECTORY_UNAVAILABLE: { status: 503, summary: 'The directory could not be asked.' },
+  CX_ROUTE_NO_STORE: { status: 501, summary: 'This server has no mailbox store to answer from.' },
+  CX_HTTP_INTERNAL: { status: 500, summary: 'coexist failed while handling the request.' },
   CX_UPSTREAM_ERROR: {
     status: 502,
     summary: 'The request to the next hop failed for a reason coexist does not know.',

@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
+import type { Client } from 'undici';
 import type { Protocol } from '../core/protocols/protocol.ts';
 import type { TrustedProxies } from './headers.ts';
 import { forwardRequestHeaders, responseHeaders } from './headers.ts';
@@ -41,6 +42,8 @@ export interface ForwardTarget {
   readonly serverName: string;
   /** The back-end FQDN this server computed: `X-CalculatedBETarget`. */
   readonly backendTarget?: string;
+  /** The request body, when the pipeline had to read it to find the user (Autodiscover, OWA logon). */
+  readonly body?: Uint8Array;
 }
 
 /** What `forward` needs from the listener and the process. */
@@ -90,6 +93,7 @@ export async function forward(
   let bytesOut = 0;
   let upstreamStatus: number | undefined;
   let clientAborted = false;
+  let channel: Client | undefined;
   const controller = new AbortController();
   // The client hung up before the answer was complete: cancel the upstream request (Caddy's 499).
   const onClose = (): void => {
@@ -104,7 +108,10 @@ export async function forward(
 
   try {
     const url = new URL(target.url);
-    const pool = options.upstreams.pool(url.origin);
+    const method = req.method ?? 'GET';
+    if (method === 'RPC_IN_DATA' || method === 'RPC_OUT_DATA')
+      channel = options.upstreams.channel(url.origin);
+    const pool = channel ?? options.upstreams.pool(url.origin);
     const headers = forwardRequestHeaders(req.headers, {
       peerAddress: req.socket.remoteAddress,
       ...(options.trustedProxies === undefined ? {} : { trustedProxies: options.trustedProxies }),
@@ -117,9 +124,16 @@ export async function forward(
     const idle = options.idleTimeoutsMs?.[target.protocol] ?? idleTimeoutMs[target.protocol];
 
     const length = req.headers['content-length'];
+    const buffered = target.body;
     const hasBody =
-      req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-    if (hasBody) {
+      buffered === undefined &&
+      (req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0'));
+    if (buffered !== undefined) {
+      bytesIn = buffered.length;
+      // Re-framed with the length now known (the client may have sent it chunked).
+      delete headers['transfer-encoding'];
+      headers['content-length'] = String(buffered.length);
+    } else if (hasBody) {
       // Paused explicitly, so this listener does not start the flow: undici resumes the stream when the
       // socket is ready and pauses it on backpressure; both listeners see every chunk.
       req.pause();
@@ -130,9 +144,9 @@ export async function forward(
 
     const upstream = await pool.request({
       path: url.pathname + url.search,
-      method: req.method ?? 'GET',
+      method,
       headers,
-      body: hasBody ? req : null,
+      body: buffered ?? (hasBody ? req : null),
       signal: controller.signal,
       headersTimeout: idle,
       bodyTimeout: idle,
@@ -189,6 +203,8 @@ export async function forward(
     return { ...base, status: answer.status };
   } finally {
     res.off('close', onClose);
+    // A channel's connection ends with it (Upstreams.channel).
+    if (channel) void channel.destroy().catch(() => undefined);
   }
 }
 

@@ -373,6 +373,7 @@ describe('responseHeaders', () => {
     assert.deepEqual(out, {
       'content-type': 'text/html',
       'www-authenticate': 'Basic realm="x"',
+      'x-coexist-path': 'cas2013-ny',
       'request-id': 'req-1',
       'x-feserver': 'cas2013-ny',
       'x-calculatedbetarget': 'mbx2013-ny.o365info.local',
@@ -404,7 +405,12 @@ describe('responseHeaders', () => {
 
   test('without a back-end target or status those two are omitted', () => {
     const out = responseHeaders({}, { requestId: 'r', serverName: 'cas2013-ny' });
-    assert.deepEqual(out, { 'request-id': 'r', 'x-feserver': 'cas2013-ny' });
+    assert.deepEqual(out, { 'x-coexist-path': 'cas2013-ny', 'request-id': 'r', 'x-feserver': 'cas2013-ny' });
+  });
+
+  test('extends the path the answer came back along (X-Coexist-Path), this server first', () => {
+    const out = responseHeaders({ 'x-coexist-path': 'MBX2013-NY, CAS2007-NY, MBX2007-NY' }, rctx);
+    assert.equal(out['x-coexist-path'], 'cas2013-ny, MBX2013-NY, CAS2007-NY, MBX2007-NY');
   });
 
   const dropped: readonly [string, HeaderRecord, string[]][] = [

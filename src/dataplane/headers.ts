@@ -47,6 +47,7 @@ export interface ResponseContext {
 /** Names of the headers coexist sets (lower case, as on the wire in HTTP/2 and in Node's records). */
 export const headerNames = {
   hops: 'x-coexist-hops',
+  path: 'x-coexist-path',
   forwardRequestId: 'x-coexist-request-id',
   requestId: 'request-id',
   feServer: 'x-feserver',
@@ -179,6 +180,7 @@ export function responseHeaders(upstream: HeaderRecord, ctx: ResponseContext): O
   const out: OutgoingHeaders = {};
   const named = connectionOptions(upstream['connection']);
   const dropLength = upstream['transfer-encoding'] !== undefined;
+  let path: string | undefined;
 
   for (const key in upstream) {
     if (!Object.hasOwn(upstream, key)) continue;
@@ -189,13 +191,18 @@ export function responseHeaders(upstream: HeaderRecord, ctx: ResponseContext): O
     if (hopByHop.has(name) || diagnostics.has(name)) continue;
     if (named !== undefined && named.includes(name)) continue;
     if (name === 'content-length' && dropLength) continue;
-    // Internal to coexist servers (the §5.3 identity token among them): never shown to a client.
-    if (name.startsWith('x-coexist-')) continue;
+    // Internal to coexist servers (the §5.3 identity token among them): never shown to a client, except
+    // the path the answer came back along, which each server extends (like Exchange's X-BEServer, §4.10).
+    if (name.startsWith('x-coexist-')) {
+      if (name === headerNames.path) path = joined(value);
+      continue;
+    }
     // X-BEServer and X-DiagInfo pass through: they say which back end answered (§4.10).
     const v = copy(value);
     if (v !== undefined) out[name] = v;
   }
 
+  out[headerNames.path] = path ? `${ctx.serverName}, ${path}` : ctx.serverName;
   out[headerNames.requestId] = ctx.requestId;
   out[headerNames.feServer] = ctx.serverName;
   if (ctx.backendTarget !== undefined) out[headerNames.calculatedBeTarget] = ctx.backendTarget;

@@ -13,3 +13,11 @@ export type { ForwardOptions, ForwardOutcome, ForwardResult, ForwardTarget } fro
 export { forward, idleTimeoutMs } from './forward.ts';
 export type { UpstreamsOptions } from './upstreams.ts';
 export { Upstreams } from './upstreams.ts';
+export type { CertificateEntry, Listening, ListenOptions } from './listener.ts';
+export { listen, sniContexts } from './listener.ts';
+export type { HopObserver, HopRecord, ListenerInfo, MailboxResponder, ServerContext } from './pipeline.ts';
+export { createRequestHandler, hostOnly } from './pipeline.ts';
+export type { NodeListener, ServerNode, ServerNodeOptions } from './server-node.ts';
+export { startServerNode } from './server-node.ts';
+export type { AutodiscoverReply } from './autodiscover-response.ts';
+export { renderAutodiscover } from './autodiscover-response.ts';

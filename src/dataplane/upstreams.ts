@@ -4,7 +4,8 @@
  * apart from the pools so a config reload does not forget which servers are down (Caddy `Upstream` vs
  * `Host`).
  */
-import { errors, Pool } from 'undici';
+import type { buildConnector as BuildConnector } from 'undici';
+import { buildConnector, Client, errors, Pool } from 'undici';
 
 /** Connection settings shared by every pool. */
 export interface UpstreamsOptions {
@@ -16,8 +17,20 @@ export interface UpstreamsOptions {
   readonly keepAliveMaxTimeoutMs?: number;
   /** Sockets per origin; default unlimited (each held long poll needs its own socket: protocol-facts §4.1). */
   readonly connectionsPerOrigin?: number;
-  /** Verify upstream TLS certificates (default true); the lab's self-signed servers need false or a CA. */
+  /** Verify upstream TLS certificates (default true). */
   readonly rejectUnauthorized?: boolean;
+  /** Certificate authorities to trust instead of Node's bundle (the lab's own CA). */
+  readonly ca?: string | readonly string[];
+  /** The local address upstream connections come from (the lab's "internal network" address). */
+  readonly localAddress?: string;
+  /**
+   * Where a host name really is: the estate's DNS (the lab maps every name to a loopback port). The
+   * request keeps the logical name for `Host`, SNI and certificate checks; only the socket goes elsewhere.
+   */
+  readonly resolve?: (
+    hostname: string,
+    port: number,
+  ) => { readonly address: string; readonly port: number } | undefined;
 }
 
 /** The pools of all upstream origins this server talks to. */
@@ -32,22 +45,73 @@ export class Upstreams {
 
   /** The pool of `origin` (`https://cas2007.ny.example:443`, as `new URL(u).origin` gives it). */
   pool(origin: string): Pool {
-    const existing = this.#pools.get(origin);
+    const key = origin;
+    const existing = this.#pools.get(key);
     if (existing) return existing;
     // undici's own error for a closed pool, so `classifyUpstreamError` maps it (never reached the hop).
     if (this.#closed) throw new errors.ClientClosedError();
     const o = this.#options;
     const pool = new Pool(origin, {
       connections: o.connectionsPerOrigin ?? null,
-      connect: {
-        timeout: o.connectTimeoutMs ?? 10_000,
-        ...(o.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: o.rejectUnauthorized }),
-      },
+      connect: this.#connector(),
+      ...(o.localAddress === undefined ? {} : { localAddress: o.localAddress }),
       keepAliveTimeout: o.keepAliveTimeoutMs ?? 4_000,
       keepAliveMaxTimeout: o.keepAliveMaxTimeoutMs ?? 600_000,
     });
-    this.#pools.set(origin, pool);
+    this.#pools.set(key, pool);
     return pool;
+  }
+
+  /**
+   * A client of its own for one Outlook Anywhere channel (RPC_IN_DATA / RPC_OUT_DATA): a new connection,
+   * as Outlook opens one per channel (MS-RPCH), and as a next hop built on a parser that accepts such a
+   * method only first on a connection (Node's, see listener.ts) needs. The caller closes it when the
+   * channel ends; closing from this side (not asking the server to, with `Connection: close`) also keeps
+   * clear of undici 7's crash when a server's FIN meets a paused parser (nodejs/undici#5360).
+   */
+  channel(origin: string): Client {
+    if (this.#closed) throw new errors.ClientClosedError();
+    const client = new Client(origin, {
+      connect: this.#connector(),
+      ...(this.#options.localAddress === undefined ? {} : { localAddress: this.#options.localAddress }),
+    });
+    this.#channels.add(client);
+    client.once('disconnect', () => this.#channels.delete(client));
+    return client;
+  }
+
+  readonly #channels = new Set<Client>();
+
+  #connectorMemo: BuildConnector.connector | undefined;
+
+  /** One connector for every pool: TLS settings, and the estate's DNS when one is given. */
+  #connector(): BuildConnector.connector {
+    if (this.#connectorMemo) return this.#connectorMemo;
+    const o = this.#options;
+    const base = buildConnector({
+      timeout: o.connectTimeoutMs ?? 10_000,
+      ...(o.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: o.rejectUnauthorized }),
+      ...(o.ca === undefined ? {} : { ca: typeof o.ca === 'string' ? o.ca : [...o.ca] }),
+    });
+    const resolve = o.resolve;
+    this.#connectorMemo = resolve
+      ? (opts, callback) => {
+          const port = Number(opts.port) || (opts.protocol === 'http:' ? 80 : 443);
+          const to = resolve(opts.hostname, port);
+          if (!to) return base(opts, callback);
+          // SNI and the certificate check stay on the logical name (servername).
+          return base(
+            {
+              ...opts,
+              hostname: to.address,
+              port: String(to.port),
+              servername: opts.servername ?? opts.hostname,
+            },
+            callback,
+          );
+        }
+      : base;
+    return this.#connectorMemo;
   }
 
   /** How many origins have a pool. */
@@ -58,16 +122,18 @@ export class Upstreams {
   /** Close every pool: requests in flight finish, new ones are refused. */
   async close(): Promise<void> {
     this.#closed = true;
-    const pools = [...this.#pools.values()];
+    const pools = [...this.#pools.values(), ...this.#channels];
     this.#pools.clear();
+    this.#channels.clear();
     await Promise.all(pools.map((p) => p.close()));
   }
 
   /** Destroy every pool now, failing the requests in flight (shutdown after a grace period). */
   async destroy(): Promise<void> {
     this.#closed = true;
-    const pools = [...this.#pools.values()];
+    const pools = [...this.#pools.values(), ...this.#channels];
     this.#pools.clear();
+    this.#channels.clear();
     await Promise.all(pools.map((p) => p.destroy()));
   }
 }

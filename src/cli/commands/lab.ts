@@ -1,0 +1,85 @@
+/** `coexist lab`: run every server of an estate on loopback and print how to try each flow by hand. */
+import type { Command } from 'commander';
+import { loadEstateIndex } from '../../config/index.ts';
+import type { EstateIndex } from '../../core/estate/estate-index.ts';
+import type { Lab } from '../../lab/index.ts';
+import { hostsByServer, labAddresses, startLab } from '../../lab/index.ts';
+import { createLogger } from '../../observability/log.ts';
+import type { Io } from '../main.ts';
+import { defaultEstatePath } from './trace.ts';
+import { untilSignal } from './until-signal.ts';
+
+interface LabCliOptions {
+  estate: string;
+  portBase: string;
+  caDir?: string;
+  logLevel: string;
+}
+
+/** The demo password of every user of the example estates (examples/o365info.yaml). */
+export const demoPassword = 'Coexist-Lab-2026!';
+
+export function registerLab(program: Command, io: Io): void {
+  program
+    .command('lab')
+    .description(
+      'Run every server of the estate on loopback: the 2013+ servers as coexist, 2007/2010 servers as named simulators, with a lab CA.',
+    )
+    .option('--estate <file>', 'estate file (YAML)', defaultEstatePath)
+    .option('--port-base <port>', 'first loopback port; each listener takes the next (0: ephemeral)', '8443')
+    .option('--ca-dir <dir>', 'where to write the lab CA certificate (default: a new temporary directory)')
+    .option('--log-level <level>', 'access log level (info shows one line per request)', 'info')
+    .action(async (o: LabCliOptions) => {
+      const index = await loadEstateIndex(o.estate);
+      const portBase = Number(o.portBase);
+      if (!Number.isInteger(portBase) || portBase < 0 || portBase > 65000) {
+        throw new Error(`--port-base must be a port number, not ${o.portBase}`);
+      }
+      // The access log goes to stderr so the instructions on stdout stay readable.
+      const logger = createLogger({ level: o.logLevel, destination: process.stderr });
+      const lab = await startLab({ index, logger, portBase, ...(o.caDir ? { caDir: o.caDir } : {}) });
+      io.out(labInstructions(lab, index));
+      await untilSignal();
+      io.out('coexist lab: stopping\n');
+      await lab.close();
+    });
+}
+
+/** What `coexist lab` prints: the servers, the CA, the credentials and curl lines for the flows. */
+export function labInstructions(lab: Lab, index: EstateIndex): string {
+  const lines: string[] = [`coexist lab: estate ${index.estate.name} on loopback`, ''];
+  const hosts = hostsByServer(index);
+  const connectTo: string[] = [];
+  for (const [name, node] of lab.nodes) {
+    const ports = node.listeners.map((l) => `${l.name} ${labAddresses.listen}:${l.port}`).join(', ');
+    lines.push(`  ${name.padEnd(12)} ${lab.implementationOf(name).padEnd(36)} ${ports}`);
+    for (const h of hosts.get(name) ?? []) {
+      for (const port of [443, 444]) {
+        const to = lab.resolve(h, port);
+        if (to && (port === 443 || node.server.roles.includes('mailbox')))
+          connectTo.push(`--connect-to ${h}:${port}:${to.address}:${to.port}`);
+      }
+    }
+  }
+  const user = (u: string): string =>
+    `-u '${u}@${index.estate.domains[0] ?? 'o365info.com'}:${demoPassword}'`;
+  const primary = index.namespaceOfKind('primary')?.host ?? 'mail.o365info.com';
+  lines.push(
+    '',
+    `CA certificate: ${lab.caPath}`,
+    `Users: alice (2013), bob, carol, diego (2007) @${index.estate.domains[0] ?? ''}; password ${demoPassword}`,
+    '',
+    'Try it (X-Coexist-Path in each answer lists the servers it came back through):',
+    `  LAB="--cacert ${lab.caPath} ${connectTo.join(' ')}"`,
+    `  curl $LAB -i ${user('bob')} -X OPTIONS https://${primary}/Microsoft-Server-ActiveSync            # EAS-1`,
+    `  curl $LAB -i ${user('carol')} -X OPTIONS https://${primary}/Microsoft-Server-ActiveSync          # EAS-2`,
+    `  curl $LAB -i ${user('diego')} -X OPTIONS https://${primary}/Microsoft-Server-ActiveSync          # EAS-3A`,
+    `  curl $LAB -i ${user('bob')} -H 'Content-Type: text/xml' -d '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><GetFolder xmlns="http://schemas.microsoft.com/exchange/services/2006/messages"/></soap:Body></soap:Envelope>' https://${primary}/EWS/Exchange.asmx   # EWS-2`,
+    `  curl $LAB -i ${user('alice')} -X OPTIONS https://${primary}/Microsoft-Server-ActiveSync          # alice: 2013, MBX2013-NY`,
+    `  curl $LAB -i --interface ${labAddresses.internalClient} ${user('bob')} -H 'Content-Type: text/xml' -d '<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>bob@o365info.com</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>' https://autodiscover.o365info.com/Autodiscover/Autodiscover.xml   # EWS-1 (internal client)`,
+    '',
+    `Internal clients connect from ${labAddresses.internalClient} (curl --interface); others are external. Ctrl-C stops the lab.`,
+    '',
+  );
+  return lines.join('\n');
+}

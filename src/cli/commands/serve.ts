@@ -1,0 +1,125 @@
+/** `coexist serve`: run one server of the estate (the front end, `--as CAS2013-NY`) on real sockets. */
+import { readFile } from 'node:fs/promises';
+import { BlockList } from 'node:net';
+import type { Command } from 'commander';
+import { loadEstateIndex } from '../../config/index.ts';
+import { CoexistError } from '../../core/errors.ts';
+import type { CertificateEntry, NodeListener } from '../../dataplane/index.ts';
+import { startServerNode } from '../../dataplane/index.ts';
+import { createLogger } from '../../observability/log.ts';
+import { Metrics, startAdminServer } from '../../observability/metrics.ts';
+import type { Io } from '../main.ts';
+import { defaultEstatePath } from './trace.ts';
+import { untilSignal } from './until-signal.ts';
+
+interface ServeOptions {
+  estate: string;
+  as: string;
+  listen: string;
+  backendListen?: string;
+  cert: string[];
+  allowHttp?: boolean;
+  admin: string;
+  internalNetwork: string[];
+  trustedProxy: string[];
+  logLevel: string;
+}
+
+const collect = (v: string, all: string[]): string[] => [...all, v];
+
+export function registerServe(program: Command, io: Io): void {
+  program
+    .command('serve')
+    .description('Run one server of the estate: authenticate, look up, decide and proxy, redirect or answer.')
+    .option('--estate <file>', 'estate file (YAML)', defaultEstatePath)
+    .requiredOption('--as <server>', 'which server of the estate this process is, e.g. CAS2013-NY')
+    .option('--listen <host:port>', 'client access listener', '127.0.0.1:443')
+    .option(
+      '--backend-listen <host:port>',
+      'back-end (mailbox role, port 444) listener, for a 2013+ mailbox server',
+    )
+    .option(
+      '--cert <hosts=cert.pem,key.pem>',
+      'a certificate and the host names it is served for (chosen by SNI); repeatable',
+      collect,
+      [],
+    )
+    .option('--allow-http', 'listen without TLS (only for a TLS-terminating load balancer in front)')
+    .option(
+      '--admin <host:port>',
+      'metrics and health listener (loopback unless you mean otherwise)',
+      '127.0.0.1:9464',
+    )
+    .option('--internal-network <cidr>', 'source network of internal clients; repeatable', collect, [])
+    .option(
+      '--trusted-proxy <address>',
+      'a peer whose X-Forwarded-* headers are believed; repeatable',
+      collect,
+      [],
+    )
+    .option('--log-level <level>', 'log level', 'info')
+    .action(async (o: ServeOptions) => {
+      const index = await loadEstateIndex(o.estate);
+      const server = index.server(o.as);
+      if (!server) throw new CoexistError('CX_CLI_USAGE', `--as ${o.as}: no such server in ${o.estate}`);
+      const certificates = await Promise.all(o.cert.map(readCertificate));
+      if (certificates.length === 0 && !o.allowHttp) {
+        throw new CoexistError('CX_CLI_USAGE', 'give --cert for TLS, or --allow-http to listen without it');
+      }
+      const tls = certificates.length > 0 ? { certificates } : {};
+      const listeners: NodeListener[] = [];
+      if (server.roles.includes('cas'))
+        listeners.push({ name: 'front', role: 'cas', ...hostPort(o.listen), ...tls });
+      if (server.roles.includes('mailbox')) {
+        const at = o.backendListen ?? (server.roles.includes('cas') ? undefined : o.listen);
+        if (at) listeners.push({ name: 'mailbox', role: 'mailbox', ...hostPort(at), ...tls });
+      }
+      const logger = createLogger({ level: o.logLevel });
+      const metrics = new Metrics({ server: server.name });
+      const internal = new BlockList();
+      for (const cidr of o.internalNetwork) addCidr(internal, cidr);
+      const node = await startServerNode({
+        index,
+        server,
+        listeners,
+        logger,
+        metrics,
+        ...(o.internalNetwork.length > 0 ? { internalNetworks: internal } : {}),
+        ...(o.trustedProxy.length > 0 ? { trustedProxies: new Set(o.trustedProxy) } : {}),
+      });
+      const admin = await startAdminServer({ metrics, ...hostPort(o.admin), ready: () => true });
+      for (const l of node.listeners)
+        io.out(`coexist serve: ${server.name} ${l.name} listening on ${l.scheme} port ${l.port}\n`);
+      io.out(`coexist serve: metrics on http://${hostPort(o.admin).host}:${admin.port}/metrics\n`);
+      await untilSignal();
+      await node.close();
+      await admin.close();
+    });
+}
+
+function hostPort(s: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(s);
+  const port = Number(m?.[3]);
+  if (!m || port > 65535) throw new CoexistError('CX_CLI_USAGE', `${s}: expected host:port`);
+  return { host: m[1] ?? m[2] ?? '', port };
+}
+
+async function readCertificate(spec: string): Promise<CertificateEntry> {
+  const m = /^([^=]+)=([^,]+),(.+)$/.exec(spec);
+  if (!m) throw new CoexistError('CX_CLI_USAGE', `--cert ${spec}: expected hosts=cert.pem,key.pem`);
+  const [, hosts, cert, key] = m as unknown as [string, string, string, string];
+  return {
+    hosts: hosts.split(',').map((h) => h.trim()),
+    certPem: await readFile(cert, 'utf8'),
+    keyPem: await readFile(key, 'utf8'),
+  };
+}
+
+function addCidr(list: BlockList, cidr: string): void {
+  const [address, bits] = cidr.split('/');
+  const family = address?.includes(':') ? 'ipv6' : 'ipv4';
+  const prefix = Number(bits ?? (family === 'ipv6' ? 128 : 32));
+  if (!address || !Number.isInteger(prefix))
+    throw new CoexistError('CX_CLI_USAGE', `${cidr}: expected address/prefix`);
+  list.addSubnet(address, prefix, family);
+}

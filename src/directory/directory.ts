@@ -1,0 +1,52 @@
+/**
+ * Where a mailbox lives and whether a password is right: the questions the front end asks the directory
+ * before every decision (architecture.md "How a request flows"). Declared here, next to its first
+ * implementation; the LDAP directory (issue 5) implements the same contract.
+ */
+import type { EstateIndex, Mailbox } from '../core/estate/estate-index.ts';
+import { hashPassword, verifyPassword } from './password-hash.ts';
+
+/** The directory as the data plane uses it. */
+export interface Directory {
+  /** The mailbox of an SMTP address (primary or secondary), UPN or `DOMAIN\user`; undefined when unknown. */
+  findMailbox(identity: string): Promise<Mailbox | undefined>;
+  /**
+   * The mailbox of the user whose password this is, or undefined for a wrong password or an unknown user;
+   * both take about as long (an unknown user is checked against a dummy hash), so timing does not tell
+   * which users exist.
+   */
+  authenticate(login: string, password: string): Promise<Mailbox | undefined>;
+}
+
+/** The embedded directory: users and their scrypt hashes from the estate file. */
+export class FileDirectory implements Directory {
+  readonly #index: EstateIndex;
+  #dummy: Promise<string> | undefined;
+
+  constructor(index: EstateIndex) {
+    this.#index = index;
+  }
+
+  findMailbox(identity: string): Promise<Mailbox | undefined> {
+    return Promise.resolve(this.#index.mailbox(identity));
+  }
+
+  async authenticate(login: string, password: string): Promise<Mailbox | undefined> {
+    const mailbox = this.#index.mailbox(login);
+    const hash = mailbox?.user.passwordHash;
+    if (mailbox === undefined || hash === undefined) {
+      // Same work as a real check, so an unknown user answers in about the same time as a wrong password.
+      await verifyPassword(password, await this.#dummyHash());
+      return undefined;
+    }
+    return (await verifyPassword(password, hash)) ? mailbox : undefined;
+  }
+
+  /** A hash with the estate's usual cost, made once. */
+  #dummyHash(): Promise<string> {
+    const sample = this.#index.estate.users.find((u) => u.passwordHash)?.passwordHash;
+    const ln = sample ? Number(/ln=(\d+)/.exec(sample)?.[1] ?? 15) : 15;
+    this.#dummy ??= hashPassword('coexist-no-such-user', ln);
+    return this.#dummy;
+  }
+}

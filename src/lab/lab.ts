@@ -1,0 +1,195 @@
+/**
+ * The lab: every server of an estate on loopback, with real HTTPS between them. The 2013+ servers are
+ * coexist itself; 2007/2010 servers are named simulators that run the same pipeline and engine for their
+ * own hop (a legacy CAS passes to its mailbox server, answers 451 or proxies CAS-to-CAS as Exchange did),
+ * and every mailbox server answers from the lab's mailbox store simulator. Host names reach loopback
+ * through the lab's own DNS (a port per server listener); clients outside the lab use `curl --connect-to`.
+ *
+ * Addresses: listeners on 127.0.0.1; servers call each other from 127.0.0.2 (the estate's internal network,
+ * whose forwarding headers they trust); internal clients come from 127.0.0.3; anything else is external.
+ */
+import { mkdtemp } from 'node:fs/promises';
+import { BlockList } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { EstateIndex } from '../core/estate/estate-index.ts';
+import type { Server } from '../core/estate/estate.ts';
+import type { Protocol } from '../core/protocols/protocol.ts';
+import type { CertificateEntry, NodeListener, ServerNode } from '../dataplane/index.ts';
+import { startServerNode } from '../dataplane/index.ts';
+import type { Logger } from '../observability/log.ts';
+import { HopRecorder } from './hop-recorder.ts';
+import type { LabCa } from './lab-ca.ts';
+import { createLabCa } from './lab-ca.ts';
+import { MailboxStore } from './simulators/mailbox-store.ts';
+
+/** Where the lab's clients and servers sit on loopback. */
+export const labAddresses = {
+  listen: '127.0.0.1',
+  servers: '127.0.0.2',
+  internalClient: '127.0.0.3',
+  externalClient: '127.0.0.1',
+} as const;
+
+export interface LabOptions {
+  readonly index: EstateIndex;
+  readonly logger: Logger;
+  /** First port; each listener takes the next one. 0 (the default): ephemeral ports. */
+  readonly portBase?: number;
+  /** Where to write the CA certificate; default a new temporary directory. */
+  readonly caDir?: string;
+  /** Longest an ActiveSync Ping is held by the mailbox simulators (tests use a short one). */
+  readonly maxPingHoldMs?: number;
+  readonly retryAfterSeconds?: number;
+  readonly idleTimeoutsMs?: Readonly<Partial<Record<Protocol, number>>>;
+}
+
+/** A running lab. */
+export interface Lab {
+  readonly index: EstateIndex;
+  readonly ca: LabCa;
+  readonly caPath: string;
+  readonly recorder: HopRecorder;
+  readonly nodes: ReadonlyMap<string, ServerNode>;
+  /** Where a host name and port of the estate really are (the lab's DNS). */
+  resolve(hostname: string, port: number): { address: string; port: number } | undefined;
+  /** What each server is (coexist or which simulator). */
+  implementationOf(server: string): string;
+  /** Stop one server (to test failures) and start it again on the same ports. */
+  stopServer(name: string): Promise<void>;
+  startServer(name: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The implementation a server runs as in the lab. */
+export function labImplementation(server: Server): string {
+  if (server.version >= 2013) return 'coexist';
+  return `simulator: Exchange ${server.version} ${server.roles.map((r) => (r === 'cas' ? 'CAS' : 'Mailbox')).join('+')}`;
+}
+
+/** Every host name that reaches each server: its FQDN, its namespaces and the hosts of its own URLs. */
+export function hostsByServer(index: EstateIndex): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  const claimed = new Map<string, string>();
+  const claim = (host: string, server: string, strong: boolean): void => {
+    const h = host.toLowerCase();
+    const owner = claimed.get(h);
+    if (owner !== undefined && (owner === server || !strong)) return;
+    if (owner !== undefined) out.get(owner)?.delete(h);
+    claimed.set(h, server);
+    let set = out.get(server);
+    if (!set) out.set(server, (set = new Set()));
+    set.add(h);
+  };
+  for (const site of index.estate.sites) {
+    for (const s of site.servers) {
+      claim(s.fqdn, s.name, true);
+      for (const urls of Object.values(s.urls)) {
+        for (const u of [urls?.internal, urls?.external]) if (u) claim(new URL(u).hostname, s.name, false);
+      }
+    }
+  }
+  // A namespace is the estate's DNS: it decides whom a shared host reaches.
+  for (const ns of index.estate.namespaces) claim(ns.host, ns.server, true);
+  return out;
+}
+
+/** Start every server of the estate. */
+export async function startLab(o: LabOptions): Promise<Lab> {
+  const ca = createLabCa({ commonName: `coexist lab CA (${o.index.estate.name})` });
+  const caDir = o.caDir ?? (await mkdtemp(join(tmpdir(), 'coexist-lab-')));
+  const caPath = await ca.writeCaFile(caDir);
+  const recorder = new HopRecorder();
+  const store = new MailboxStore(o.maxPingHoldMs === undefined ? {} : { maxPingHoldMs: o.maxPingHoldMs });
+  const hosts = hostsByServer(o.index);
+  const servers = o.index.estate.sites.flatMap((s) => s.servers);
+
+  const trusted = new Set<string>([labAddresses.servers, `::ffff:${labAddresses.servers}`]);
+  const internal = new BlockList();
+  internal.addRange(labAddresses.servers, labAddresses.internalClient, 'ipv4');
+
+  // Ports are fixed per listener at first start so a restarted server comes back where it was.
+  const ports = new Map<string, number>();
+  let next = o.portBase ?? 0;
+  const listenerKey = (server: string, name: string): string => `${server}/${name}`;
+  const nodes = new Map<string, ServerNode>();
+
+  const resolve = (hostname: string, port: number): { address: string; port: number } | undefined => {
+    const h = hostname.toLowerCase();
+    const server = servers.find((s) => hosts.get(s.name)?.has(h));
+    if (!server) return undefined;
+    // Port 444 is a 2013+ mailbox server's back-end site (protocol-facts §2.1 rule 3); a server without
+    // the CAS role takes everything on its mailbox listener (the legacy store hop).
+    const name = port === 444 || !server.roles.includes('cas') ? 'mailbox' : 'front';
+    const p = ports.get(listenerKey(server.name, name));
+    return p === undefined ? undefined : { address: labAddresses.listen, port: p };
+  };
+
+  const certificates = (server: Server): CertificateEntry[] =>
+    [...(hosts.get(server.name) ?? [])].map((h) => ({ hosts: [h], ...ca.issue([h]) }));
+
+  const start = async (server: Server): Promise<void> => {
+    const listeners: NodeListener[] = [];
+    const certs = certificates(server);
+    for (const role of server.roles) {
+      const name = role === 'cas' ? 'front' : 'mailbox';
+      const key = listenerKey(server.name, name);
+      let port = ports.get(key);
+      if (port === undefined) port = next === 0 ? 0 : next++;
+      listeners.push({ name, role, host: labAddresses.listen, port, certificates: certs });
+    }
+    const node = await startServerNode({
+      index: o.index,
+      server,
+      listeners,
+      logger: o.logger.child({ server: server.name }),
+      upstreams: { ca: ca.certPem, localAddress: labAddresses.servers, resolve },
+      observer: recorder,
+      responder: store,
+      trustedProxies: trusted,
+      internalNetworks: internal,
+      implementation: labImplementation(server),
+      ...(o.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: o.retryAfterSeconds }),
+      ...(o.idleTimeoutsMs === undefined ? {} : { idleTimeoutsMs: o.idleTimeoutsMs }),
+    });
+    for (const l of node.listeners) ports.set(listenerKey(server.name, l.name), l.port);
+    nodes.set(server.name, node);
+  };
+
+  try {
+    for (const s of servers) await start(s);
+  } catch (err) {
+    await Promise.all([...nodes.values()].map((n) => n.close(0)));
+    throw err;
+  }
+
+  const byName = (name: string): Server => {
+    const s = o.index.server(name);
+    if (!s) throw new Error(`no server ${name} in the estate`);
+    return s;
+  };
+
+  return {
+    index: o.index,
+    ca,
+    caPath,
+    recorder,
+    nodes,
+    resolve,
+    implementationOf: (name) => labImplementation(byName(name)),
+    async stopServer(name) {
+      const node = nodes.get(byName(name).name);
+      nodes.delete(byName(name).name);
+      await node?.close(0);
+    },
+    async startServer(name) {
+      const s = byName(name);
+      if (!nodes.has(s.name)) await start(s);
+    },
+    async close() {
+      store.close();
+      await Promise.all([...nodes.values()].map((n) => n.close(1_000)));
+      nodes.clear();
+    },
+  };
+}

@@ -1,0 +1,856 @@
+/**
+ * The mailbox store simulator over real sockets: a `node:http` server on 127.0.0.1 calls `store.handle`,
+ * clients use `fetch` and `node:http`. Every protocol's answer shape (protocol-facts §4.1, §4.6–§4.10),
+ * an ActiveSync device's first session decoded with the WBXML codec, Ping holding, and the two Outlook
+ * Anywhere channels at tens of MiB. No fixed sleeps: waits poll with deadlines.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import type { IncomingMessage, Server } from 'node:http';
+import { createServer, request } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { createServer as createNetServer } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import type { WbxmlElement } from '../../core/activesync/wbxml.ts';
+import {
+  childElement,
+  childElements,
+  decodeWbxml,
+  encodeWbxml,
+  textOf,
+  wbxmlElement as el,
+} from '../../core/activesync/wbxml.ts';
+import type { ProductVersion } from '../../core/estate/estate.ts';
+import type { Protocol } from '../../core/protocols/protocol.ts';
+import { MailboxStore, rpcOutBytesHeader, rpcOutDataByte } from './mailbox-store.ts';
+
+const MiB = 1024 * 1024;
+const holdMs = 200;
+const bob = { address: 'bob@o365info.com', displayName: 'Bob Example' };
+const serverOf = (v: ProductVersion): string => `MBX${v}-NY`;
+
+/** Poll `condition` until it holds or `deadlineMs` passes (never a fixed sleep). */
+async function waitFor(condition: () => boolean, what: string, deadlineMs = 10_000): Promise<void> {
+  const end = Date.now() + deadlineMs;
+  while (!condition()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const protocolOfPath = (path: string): Protocol => {
+  const p = path.toLowerCase();
+  const table: [string, Protocol][] = [
+    ['/microsoft-server-activesync', 'activesync'],
+    ['/ews', 'ews'],
+    ['/owa', 'owa'],
+    ['/ecp', 'ecp'],
+    ['/rpc', 'rpc'],
+    ['/mapi', 'mapi'],
+    ['/oab', 'oab'],
+    ['/autodiscover', 'autodiscover'],
+  ];
+  return table.find(([prefix]) => p.startsWith(prefix))?.[1] ?? 'owa';
+};
+
+/**
+ * node:http's parser (llhttp) answers 400 to Outlook Anywhere's RPC_IN_DATA and RPC_OUT_DATA, so, like the
+ * lab's listener, the test server rewrites such a first request line to POST and hands the real method
+ * over in a header that its handler puts back.
+ */
+const testMethodHeader = 'x-test-method';
+function acceptRpcMethods(socket: Socket, ready: () => void): void {
+  let seen = Buffer.alloc(0);
+  const onData = (chunk: Buffer): void => {
+    seen = Buffer.concat([seen, chunk]);
+    const eol = seen.indexOf('\r\n');
+    if (eol < 0 && seen.length < 16_384) return;
+    socket.off('data', onData);
+    socket.pause();
+    const line = seen.subarray(0, Math.max(eol, 0)).toString('latin1');
+    const method = /^(RPC_IN_DATA|RPC_OUT_DATA) /.exec(line)?.[1];
+    socket.unshift(
+      method === undefined
+        ? seen
+        : Buffer.concat([
+            Buffer.from(`POST${line.slice(method.length)}\r\n${testMethodHeader}: ${method}`, 'latin1'),
+            seen.subarray(eol),
+          ]),
+    );
+    ready();
+    process.nextTick(() => socket.resume());
+  };
+  socket.on('data', onData);
+  socket.on('error', () => socket.destroy());
+}
+
+/** Every store answer names its server (protocol-facts §4.10). */
+function assertServer(headers: Headers | IncomingMessage['headers'], version: ProductVersion): void {
+  const get = (n: string): string | null | undefined =>
+    headers instanceof Headers ? headers.get(n) : (headers[n] as string | undefined);
+  assert.equal(get('x-beserver'), serverOf(version));
+  assert.equal(get('x-diaginfo'), serverOf(version));
+}
+
+describe('mailbox store simulator', () => {
+  const store = new MailboxStore({ maxPingHoldMs: holdMs });
+  /** A second store that holds Pings long, to watch disconnects and close(). */
+  const longStore = new MailboxStore({ maxPingHoldMs: 60_000 });
+  /** How each request tagged `x-test-id` ended on the server side. */
+  const handled = new Map<string, { finished: boolean }>();
+  let base = '';
+
+  const server: Server = createServer((req, res) => {
+    const method = req.headers[testMethodHeader];
+    if (typeof method === 'string') {
+      req.method = method;
+      req.headers[testMethodHeader] = undefined;
+    }
+    const version = Number(req.headers['x-test-version'] ?? 2013) as ProductVersion;
+    const s = req.headers['x-test-store'] === 'long' ? longStore : store;
+    const id = req.headers['x-test-id'];
+    const ctx = {
+      serverName: serverOf(version),
+      version,
+      protocol: protocolOfPath(req.url ?? '/'),
+      mailbox: bob,
+    };
+    void s.handle(req, res, ctx).then(() => {
+      if (typeof id === 'string') handled.set(id, { finished: res.writableFinished });
+    });
+  });
+
+  const sockets = new Set<Socket>();
+  const front = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    acceptRpcMethods(socket, () => server.emit('connection', socket));
+  });
+
+  before(async () => {
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(front.address() as AddressInfo).port}`;
+  });
+
+  after(async () => {
+    store.close();
+    longStore.close();
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => front.close(resolve));
+  });
+
+  // -------------------------------------------------------------------------------------------------
+  describe('ActiveSync', () => {
+    interface EasOptions {
+      version?: ProductVersion;
+      /** MS-ASProtocolVersion (default 14.1); null sends none (the base64 form carries it). */
+      asVersion?: string | null;
+      policyKey?: string;
+      device?: string;
+      query?: string;
+      store?: 'long';
+    }
+    interface EasReply {
+      status: number;
+      headers: Headers;
+      doc?: WbxmlElement;
+    }
+
+    async function eas(cmd: string, body?: WbxmlElement | Uint8Array, o: EasOptions = {}): Promise<EasReply> {
+      const version = o.version ?? 2013;
+      const query = o.query ?? `Cmd=${cmd}&User=bob&DeviceId=${o.device ?? 'LAB0001'}&DeviceType=SmartPhone`;
+      const headers: Record<string, string> = {
+        'content-type': 'application/vnd.ms-sync.wbxml',
+        'x-test-version': String(version),
+      };
+      if (o.asVersion !== null) headers['ms-asprotocolversion'] = o.asVersion ?? '14.1';
+      if (o.policyKey) headers['x-ms-policykey'] = o.policyKey;
+      if (o.store) headers['x-test-store'] = o.store;
+      const wire = body === undefined ? undefined : body instanceof Uint8Array ? body : encodeWbxml(body);
+      const res = await fetch(`${base}/Microsoft-Server-ActiveSync?${query}`, {
+        method: 'POST',
+        headers,
+        ...(wire ? { body: wire } : {}),
+      });
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      assertServer(res.headers, version);
+      assert.equal(res.headers.get('cache-control'), 'private');
+      assert.ok(res.headers.get('ms-server-activesync'), 'every answer carries MS-Server-ActiveSync');
+      return {
+        status: res.status,
+        headers: res.headers,
+        ...(bytes.length ? { doc: decodeWbxml(bytes) } : {}),
+      };
+    }
+
+    /** The element at `path` under `doc`; the test fails when it is missing. */
+    const at = (doc: WbxmlElement | undefined, ...path: string[]): WbxmlElement => {
+      let e = doc;
+      for (const tag of path) e = e && childElement(e, tag);
+      assert.ok(e, `no ${path.join('/')} in the answer`);
+      return e;
+    };
+    const text = (doc: WbxmlElement | undefined, ...path: string[]): string => {
+      let e = doc;
+      for (const tag of path) e = e && childElement(e, tag);
+      return textOf(e);
+    };
+
+    for (const [version, versions, server] of [
+      [2007, '2.0,2.1,2.5,12.0,12.1', '8.3'],
+      [2010, '2.0,2.1,2.5,12.0,12.1,14.0,14.1', '14.3'],
+      [2013, '2.0,2.1,2.5,12.0,12.1,14.0,14.1', '15.0'],
+    ] as const) {
+      test(`OPTIONS on Exchange ${version} advertises up to ${versions.split(',').at(-1)} (${server})`, async () => {
+        const res = await fetch(`${base}/Microsoft-Server-ActiveSync`, {
+          method: 'OPTIONS',
+          headers: { 'x-test-version': String(version) },
+        });
+        assert.equal(res.status, 200);
+        assert.equal(res.headers.get('ms-asprotocolversions'), versions);
+        assert.equal(res.headers.get('ms-server-activesync'), server);
+        assert.equal(res.headers.get('allow'), 'OPTIONS,POST');
+        assert.equal(res.headers.get('public'), 'OPTIONS,POST');
+        assert.equal(res.headers.get('cache-control'), 'private');
+        assert.equal(res.headers.get('content-length'), '0');
+        const commands = res.headers.get('ms-asprotocolcommands')?.split(',') ?? [];
+        for (const c of ['Sync', 'FolderSync', 'Ping', 'Provision', 'Settings'])
+          assert.ok(commands.includes(c), c);
+        assertServer(res.headers, version);
+      });
+    }
+
+    test('a first session on 2013: Provision (two phases) -> FolderSync -> Sync 0 -> Sync 1', async () => {
+      const p = (tag: string, ...c: (WbxmlElement | string)[]): WbxmlElement => el('Provision', tag, ...c);
+      const policy = (...c: WbxmlElement[]): WbxmlElement =>
+        p('Provision', p('Policies', p('Policy', p('PolicyType', 'MS-EAS-Provisioning-WBXML'), ...c)));
+
+      const first = await eas('Provision', policy());
+      assert.equal(first.status, 200);
+      assert.equal(first.headers.get('content-type'), 'application/vnd.ms-sync.wbxml');
+      assert.equal(text(first.doc, 'Status'), '1');
+      assert.equal(text(first.doc, 'Policies', 'Policy', 'Status'), '1');
+      const temporary = text(first.doc, 'Policies', 'Policy', 'PolicyKey');
+      assert.match(temporary, /^[1-9]\d*$/);
+      assert.ok(Number(temporary) <= 0xffffffff);
+      assert.equal(at(first.doc, 'Policies', 'Policy', 'Data', 'EASProvisionDoc').ns, 'Provision');
+
+      const ack = await eas('Provision', policy(p('PolicyKey', temporary), p('Status', '1')), {
+        policyKey: temporary,
+      });
+      assert.equal(text(ack.doc, 'Status'), '1');
+      assert.equal(text(ack.doc, 'Policies', 'Policy', 'Status'), '1');
+      const final = text(ack.doc, 'Policies', 'Policy', 'PolicyKey');
+      assert.match(final, /^[1-9]\d*$/);
+      assert.notEqual(final, temporary);
+
+      const wrong = await eas('Provision', policy(p('PolicyKey', '12345'), p('Status', '1')));
+      assert.equal(text(wrong.doc, 'Policies', 'Policy', 'Status'), '5', 'the wrong key is refused');
+
+      const f = (tag: string, ...c: (WbxmlElement | string)[]): WbxmlElement =>
+        el('FolderHierarchy', tag, ...c);
+      const hierarchy = await eas('FolderSync', f('FolderSync', f('SyncKey', '0')), { policyKey: final });
+      assert.equal(text(hierarchy.doc, 'Status'), '1');
+      assert.equal(text(hierarchy.doc, 'SyncKey'), '1');
+      const changes = at(hierarchy.doc, 'Changes');
+      assert.equal(text(changes, 'Count'), '7');
+      const added = childElements(changes, 'Add').map((a) => [text(a, 'DisplayName'), text(a, 'Type')]);
+      assert.deepEqual(added, [
+        ['Inbox', '2'],
+        ['Drafts', '3'],
+        ['Deleted Items', '4'],
+        ['Sent Items', '5'],
+        ['Outbox', '6'],
+        ['Calendar', '8'],
+        ['Contacts', '9'],
+      ]);
+      const inboxId = text(
+        childElements(changes, 'Add').find((a) => text(a, 'Type') === '2'),
+        'ServerId',
+      );
+      assert.ok(inboxId);
+
+      const again = await eas('FolderSync', f('FolderSync', f('SyncKey', '1')));
+      assert.equal(text(again.doc, 'SyncKey'), '1');
+      assert.equal(text(again.doc, 'Changes', 'Count'), '0', 'no changes after the first FolderSync');
+
+      const a = (tag: string, ...c: (WbxmlElement | string)[]): WbxmlElement => el('AirSync', tag, ...c);
+      const syncOf = (key: string, ...options: WbxmlElement[]): WbxmlElement =>
+        a(
+          'Sync',
+          a('Collections', a('Collection', a('SyncKey', key), a('CollectionId', inboxId), ...options)),
+        );
+      const initial = await eas('Sync', syncOf('0'));
+      const c0 = at(initial.doc, 'Collections', 'Collection');
+      assert.equal(text(c0, 'Status'), '1');
+      assert.equal(text(c0, 'SyncKey'), '1');
+      assert.equal(childElement(c0, 'Commands'), undefined, 'the initial Sync carries no items');
+      assert.equal(childElement(c0, 'Class'), undefined, '14.x answers carry no Class');
+
+      const options = a(
+        'Options',
+        el(
+          'AirSyncBase',
+          'BodyPreference',
+          el('AirSyncBase', 'Type', '1'),
+          el('AirSyncBase', 'TruncationSize', '500'),
+        ),
+      );
+      const items = await eas('Sync', syncOf('1', a('GetChanges', '1'), a('WindowSize', '25'), options));
+      const c1 = at(items.doc, 'Collections', 'Collection');
+      assert.equal(text(c1, 'Status'), '1');
+      assert.equal(text(c1, 'SyncKey'), '2');
+      const adds = childElements(at(c1, 'Commands'), 'Add');
+      assert.equal(adds.length, 2);
+      for (const add of adds) {
+        const data = at(add, 'ApplicationData');
+        const body = at(data, 'Body');
+        assert.equal(body.ns, 'AirSyncBase');
+        assert.equal(childElement(data, 'Subject')?.ns, 'Email');
+        assert.match(text(data, 'Subject'), /MBX2013-NY/);
+        assert.match(text(data, 'To'), /bob@o365info\.com/);
+        assert.match(text(data, 'From'), /postmaster@o365info\.com/);
+        assert.match(text(data, 'DateReceived'), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z$/);
+        assert.equal(text(body, 'Type'), '1');
+        assert.match(text(body, 'Data'), /Bob Example|bob@o365info\.com/);
+        assert.match(text(body, 'Data'), /MBX2013-NY/);
+      }
+
+      const later = await eas('Sync', syncOf('2'));
+      const c2 = at(later.doc, 'Collections', 'Collection');
+      assert.equal(text(c2, 'SyncKey'), '3');
+      assert.equal(childElement(c2, 'Commands'), undefined);
+    });
+
+    test('2007 speaks 12.1 (base64 query form too) and names the Class in Sync answers', async () => {
+      // MS-ASHTTP base64 query: version 121, command 9 (FolderSync), en-US, DeviceId, no key, DeviceType.
+      const ascii = (s: string): number[] => [...Buffer.from(s)];
+      const query = Buffer.from([
+        0x79,
+        9,
+        0x09,
+        0x04,
+        7,
+        ...ascii('LAB2007'),
+        0,
+        5,
+        ...ascii('Phone'),
+      ]).toString('base64');
+      const f = (tag: string, ...c: (WbxmlElement | string)[]): WbxmlElement =>
+        el('FolderHierarchy', tag, ...c);
+      const hierarchy = await eas('FolderSync', f('FolderSync', f('SyncKey', '0')), {
+        version: 2007,
+        query: encodeURIComponent(query),
+        asVersion: null,
+      });
+      assert.equal(hierarchy.status, 200);
+      assert.equal(hierarchy.headers.get('ms-server-activesync'), '8.3');
+      assert.equal(text(hierarchy.doc, 'Changes', 'Count'), '7');
+
+      const a = (tag: string, ...c: (WbxmlElement | string)[]): WbxmlElement => el('AirSync', tag, ...c);
+      const sync = await eas(
+        'Sync',
+        a('Sync', a('Collections', a('Collection', a('SyncKey', '1'), a('CollectionId', '1')))),
+        { version: 2007, asVersion: '12.1' },
+      );
+      const c = at(sync.doc, 'Collections', 'Collection');
+      assert.equal(text(c, 'Class'), 'Email');
+      assert.match(text(c, 'Commands', 'Add', 'ApplicationData', 'Subject'), /MBX2007-NY/);
+
+      const refused = await eas('FolderSync', f('FolderSync', f('SyncKey', '0')), {
+        version: 2007,
+        asVersion: '14.1',
+      });
+      assert.equal(refused.status, 400, '2007 does not speak 14.1');
+      assert.match(refused.headers.get('x-lab-reason') ?? '', /14\.1/);
+    });
+
+    test('Settings: UserInformation per protocol version', async () => {
+      const s = (tag: string, ...c: WbxmlElement[]): WbxmlElement => el('Settings', tag, ...c);
+      const request = s(
+        'Settings',
+        s('UserInformation', s('Get')),
+        s('DeviceInformation', s('Set', el('Settings', 'Model', 'Lab'))),
+      );
+      const v141 = await eas('Settings', request);
+      assert.equal(text(v141.doc, 'Status'), '1');
+      const account = at(v141.doc, 'UserInformation', 'Get', 'Accounts', 'Account');
+      assert.equal(text(account, 'UserDisplayName'), 'Bob Example');
+      assert.equal(text(account, 'EmailAddresses', 'PrimarySmtpAddress'), 'bob@o365info.com');
+      assert.equal(text(v141.doc, 'DeviceInformation', 'Status'), '1');
+      const v121 = await eas('Settings', request, { asVersion: '12.1' });
+      assert.equal(
+        text(v121.doc, 'UserInformation', 'Get', 'EmailAddresses', 'SMTPAddress'),
+        'bob@o365info.com',
+      );
+    });
+
+    const pingOf = (heartbeat: string): WbxmlElement =>
+      el(
+        'Ping',
+        'Ping',
+        el('Ping', 'HeartbeatInterval', heartbeat),
+        el('Ping', 'Folders', el('Ping', 'Folder', el('Ping', 'Id', '1'), el('Ping', 'Class', 'Email'))),
+      );
+
+    test('Ping is held for HeartbeatInterval (capped), then answers Status 1', async () => {
+      const start = performance.now();
+      const reply = await eas('Ping', pingOf('480'), { device: 'PING1' });
+      const elapsed = performance.now() - start;
+      assert.equal(reply.status, 200);
+      assert.equal(text(reply.doc, 'Status'), '1');
+      // Node's timers run on a millisecond clock, hence the 1 ms of slack; no upper bound is asserted.
+      assert.ok(elapsed >= holdMs - 1, `held ${elapsed.toFixed(1)} ms, at least ${holdMs} ms expected`);
+
+      const start2 = performance.now();
+      const repeated = await eas('Ping', undefined, { device: 'PING1' });
+      assert.equal(text(repeated.doc, 'Status'), '1', 'an empty Ping reuses the cached heartbeat');
+      assert.ok(performance.now() - start2 >= holdMs - 1);
+      const fresh = await eas('Ping', undefined, { device: 'PING2' });
+      assert.equal(text(fresh.doc, 'Status'), '3', 'an empty Ping with nothing cached');
+    });
+
+    test('a HeartbeatInterval out of 60..3540 gets Status 5 with the limit', async () => {
+      const low = await eas('Ping', pingOf('10'), { device: 'PING3' });
+      assert.equal(text(low.doc, 'Status'), '5');
+      assert.equal(text(low.doc, 'HeartbeatInterval'), '60');
+      const high = await eas('Ping', pingOf('3600'), { device: 'PING3' });
+      assert.equal(text(high.doc, 'HeartbeatInterval'), '3540');
+      const bad = await eas('Ping', pingOf('soon'), { device: 'PING3' });
+      assert.equal(text(bad.doc, 'Status'), '4');
+    });
+
+    test('a client that disconnects drops its held Ping; close() answers held Pings now', async () => {
+      const post = (): ReturnType<typeof request> =>
+        request(
+          `${base}/Microsoft-Server-ActiveSync?Cmd=Ping&User=bob&DeviceId=PING4&DeviceType=SmartPhone`,
+          {
+            method: 'POST',
+            agent: false,
+            headers: {
+              'content-type': 'application/vnd.ms-sync.wbxml',
+              'x-test-store': 'long',
+              'ms-asprotocolversion': '14.1',
+            },
+          },
+        );
+      const gone = post();
+      gone.on('error', () => {});
+      gone.end(encodeWbxml(pingOf('3540')));
+      await waitFor(() => longStore.pendingPings === 1, 'the Ping to be held');
+      gone.destroy();
+      await waitFor(() => longStore.pendingPings === 0, 'the dropped Ping to be released');
+
+      const held = post();
+      const answer = new Promise<IncomingMessage>((resolve, reject) => {
+        held.on('response', resolve);
+        held.on('error', reject);
+      });
+      held.end(encodeWbxml(pingOf('3540')));
+      await waitFor(() => longStore.pendingPings === 1, 'the second Ping to be held');
+      longStore.close();
+      assert.equal(longStore.pendingPings, 0);
+      const res = await answer;
+      const chunks: Buffer[] = [];
+      for await (const c of res) chunks.push(c as Buffer);
+      assert.equal(res.statusCode, 200);
+      assert.equal(textOf(childElement(decodeWbxml(Buffer.concat(chunks)), 'Status')), '1');
+    });
+
+    test('malformed requests get 400: bad WBXML, unknown command, mismatched body, bad query', async () => {
+      const f = el('FolderHierarchy', 'FolderSync', el('FolderHierarchy', 'SyncKey', '0'));
+      const garbage = Buffer.from('3ab10dc6d312e9cb062487e1351d75b82838ef8b', 'hex');
+      for (const [what, reply] of [
+        ['random bytes', await eas('FolderSync', garbage)],
+        ['truncated WBXML', await eas('FolderSync', Buffer.from('03016a000007565203300001', 'hex'))],
+        ['unknown command', await eas('Bogus', f)],
+        ['command not simulated', await eas('Search', f)],
+        ['body of another command', await eas('Sync', f)],
+        ['no body', await eas('FolderSync')],
+        ['no DeviceId', await eas('FolderSync', f, { query: 'Cmd=FolderSync&User=bob&DeviceType=Phone' })],
+      ] as const) {
+        assert.equal(reply.status, 400, what);
+        assert.equal(reply.doc, undefined, `${what}: no body`);
+        assert.ok(reply.headers.get('x-lab-reason'), `${what}: the simulator says why`);
+      }
+    });
+  });
+
+  // -------------------------------------------------------------------------------------------------
+  describe('EWS', () => {
+    const envelope = (body: string, header = ''): string =>
+      '<?xml version="1.0" encoding="utf-8"?>\n' +
+      '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" ' +
+      'xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types" ' +
+      'xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages">' +
+      `<soap:Header><t:RequestServerVersion Version="Exchange2007_SP1"/>${header}</soap:Header>` +
+      `<soap:Body>${body}</soap:Body></soap:Envelope>`;
+
+    async function ews(
+      body: string,
+      version: ProductVersion = 2013,
+    ): Promise<{ status: number; xml: string }> {
+      const res = await fetch(`${base}/EWS/Exchange.asmx`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/xml; charset=utf-8', 'x-test-version': String(version) },
+        body,
+      });
+      assertServer(res.headers, version);
+      if (res.status !== 413) assert.equal(res.headers.get('content-type'), 'text/xml; charset=utf-8');
+      return { status: res.status, xml: await res.text() };
+    }
+
+    const getFolder =
+      '<m:GetFolder><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:FolderIds>' +
+      '<t:DistinguishedFolderId Id="inbox"/><t:DistinguishedFolderId Id="msgfolderroot"/></m:FolderIds></m:GetFolder>';
+
+    test('GetFolder on 2013: ServerVersionInfo 15.0 and both folders', async () => {
+      const { status, xml } = await ews(envelope(getFolder));
+      assert.equal(status, 200);
+      assert.match(
+        xml,
+        /<s:Header><h:ServerVersionInfo MajorVersion="15" MinorVersion="0" [^>]*Version="Exchange2013_SP1"/,
+      );
+      assert.equal(xml.match(/ResponseClass="Success"/g)?.length, 2);
+      assert.match(xml, /<t:DisplayName>Inbox<\/t:DisplayName><t:TotalCount>2<\/t:TotalCount>/);
+      assert.match(xml, /<t:DisplayName>Top of Information Store<\/t:DisplayName>/);
+      const id = /<t:FolderId Id="([^"]+)"/.exec(xml)?.[1] ?? '';
+      assert.match(Buffer.from(id, 'base64').toString(), /MBX2013-NY:bob@o365info\.com:inbox/);
+
+      const byId = await ews(
+        envelope(
+          `<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:FolderIds><t:FolderId Id="${id}"/><t:FolderId Id="AAAA"/></m:FolderIds></m:GetFolder>`,
+        ),
+      );
+      assert.match(
+        byId.xml,
+        /ResponseClass="Success"><m:ResponseCode>NoError<\/m:ResponseCode><m:Folders><t:Folder><t:FolderId [^>]*\/><\/t:Folder>/,
+      );
+      assert.match(byId.xml, /ErrorFolderNotFound/);
+    });
+
+    test('GetFolder on 2007: ServerVersionInfo 8.3 without a Version attribute', async () => {
+      const { status, xml } = await ews(envelope(getFolder), 2007);
+      assert.equal(status, 200);
+      const info = /<h:ServerVersionInfo [^>]*\/>/.exec(xml)?.[0] ?? '';
+      assert.match(info, /MajorVersion="8" MinorVersion="3"/);
+      assert.doesNotMatch(info, / Version=/);
+    });
+
+    test("ResolveNames finds the mailbox's own entry, and nothing else", async () => {
+      const hit = await ews(
+        envelope(
+          '<m:ResolveNames ReturnFullContactData="true"><m:UnresolvedEntry>bob</m:UnresolvedEntry></m:ResolveNames>',
+        ),
+      );
+      assert.equal(hit.status, 200);
+      assert.match(
+        hit.xml,
+        /<t:Mailbox><t:Name>Bob Example<\/t:Name><t:EmailAddress>bob@o365info\.com<\/t:EmailAddress><t:RoutingType>SMTP<\/t:RoutingType>/,
+      );
+      const smtp = await ews(
+        envelope(
+          '<m:ResolveNames><m:UnresolvedEntry>SMTP:bob@o365info.com</m:UnresolvedEntry></m:ResolveNames>',
+        ),
+      );
+      assert.match(smtp.xml, /ResponseClass="Success"/);
+      const miss = await ews(
+        envelope('<m:ResolveNames><m:UnresolvedEntry>carol</m:UnresolvedEntry></m:ResolveNames>'),
+      );
+      assert.equal(miss.status, 200, 'a per-item error is not a fault (§4.6)');
+      assert.match(miss.xml, /ResponseClass="Error".*ErrorNameResolutionNoResults/);
+    });
+
+    test('GetUserAvailability: one empty FreeBusy answer per mailbox', async () => {
+      const mailbox = (a: string): string =>
+        `<t:MailboxData><t:Email><t:Address>${a}</t:Address></t:Email><t:AttendeeType>Required</t:AttendeeType></t:MailboxData>`;
+      const { status, xml } = await ews(
+        envelope(
+          `<m:GetUserAvailabilityRequest><m:MailboxDataArray>${mailbox('bob@o365info.com')}${mailbox('alice@o365info.com')}</m:MailboxDataArray>` +
+            '<t:FreeBusyViewOptions><t:TimeWindow><t:StartTime>2026-01-05T00:00:00</t:StartTime><t:EndTime>2026-01-06T00:00:00</t:EndTime></t:TimeWindow>' +
+            '<t:RequestedView>FreeBusy</t:RequestedView></t:FreeBusyViewOptions></m:GetUserAvailabilityRequest>',
+        ),
+      );
+      assert.equal(status, 200);
+      assert.equal(xml.match(/<m:FreeBusyResponse>/g)?.length, 2);
+      assert.match(xml, /<t:FreeBusyViewType>FreeBusy<\/t:FreeBusyViewType>/);
+      assert.doesNotMatch(xml, /CalendarEvent/);
+    });
+
+    test('another operation is an ErrorInvalidRequest fault (HTTP 500)', async () => {
+      const { status, xml } = await ews(envelope('<m:FindItem Traversal="Shallow"/>'));
+      assert.equal(status, 500);
+      assert.match(xml, /<s:Fault><faultcode xmlns:a="[^"]+types">a:ErrorInvalidRequest<\/faultcode>/);
+      assert.match(xml, /<e:ResponseCode xmlns:e="[^"]+errors">ErrorInvalidRequest<\/e:ResponseCode>/);
+      assert.match(xml, /FindItem/);
+    });
+
+    test('malformed XML, a DTD, or no envelope is an ErrorSchemaValidation fault (HTTP 500)', async () => {
+      const unclosed = await ews(
+        envelope('<m:GetFolder>\n  <m:FolderIds>').replace('</soap:Body></soap:Envelope>', ''),
+      );
+      assert.equal(unclosed.status, 500);
+      assert.match(unclosed.xml, /a:ErrorSchemaValidation<\/faultcode>/);
+      assert.match(unclosed.xml, /<t:LineNumber>\d+<\/t:LineNumber><t:LinePosition>\d+<\/t:LinePosition>/);
+
+      const mismatched = await ews(envelope('<m:GetFolder></m:ResolveNames>'));
+      assert.match(mismatched.xml, /ErrorSchemaValidation.*unexpected end tag/s);
+
+      const bomb =
+        '<?xml version="1.0"?><!DOCTYPE lol [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]>' +
+        envelope('<m:ResolveNames><m:UnresolvedEntry>&lol2;</m:UnresolvedEntry></m:ResolveNames>').replace(
+          /^<\?xml[^>]*>\n/,
+          '',
+        );
+      const dtd = await ews(bomb);
+      assert.equal(dtd.status, 500);
+      assert.match(dtd.xml, /ErrorSchemaValidation.*DTDs are prohibited/s);
+
+      const entity = await ews(
+        envelope('<m:ResolveNames><m:UnresolvedEntry>&ext;</m:UnresolvedEntry></m:ResolveNames>'),
+      );
+      assert.match(entity.xml, /ErrorSchemaValidation.*unknown entity/s);
+
+      const unbound = await ews(envelope('<x:GetFolder/>'));
+      assert.match(unbound.xml, /ErrorSchemaValidation.*prefix x is not declared/s);
+
+      const notSoap = await ews(
+        '<GetFolder xmlns="http://schemas.microsoft.com/exchange/services/2006/messages"/>',
+      );
+      assert.equal(notSoap.status, 500);
+      assert.match(notSoap.xml, /ErrorSchemaValidation/);
+    });
+
+    test('a body over 1 MiB is refused; only POST to Exchange.asmx is EWS', async () => {
+      const big = await ews(
+        envelope(
+          `<m:ResolveNames><m:UnresolvedEntry>${'x'.repeat(MiB)}</m:UnresolvedEntry></m:ResolveNames>`,
+        ),
+      );
+      assert.equal(big.status, 413);
+      const get = await fetch(`${base}/EWS/Exchange.asmx`);
+      assert.equal(get.status, 405);
+      assert.equal(get.headers.get('allow'), 'POST');
+      const wsdl = await fetch(`${base}/EWS/Services.wsdl`);
+      assert.equal(wsdl.status, 404);
+      assertServer(wsdl.headers, 2013);
+    });
+  });
+
+  // -------------------------------------------------------------------------------------------------
+  describe('OWA and ECP', () => {
+    const get = (path: string, version: ProductVersion): Promise<Response> =>
+      fetch(`${base}${path}`, { headers: { 'x-test-version': String(version) } });
+
+    for (const [version, title] of [
+      [2007, 'Microsoft Exchange - Outlook Web Access'],
+      [2010, 'Outlook Web App'],
+      [2013, 'Outlook Web App'],
+    ] as const) {
+      test(`OWA on ${version}: "${title}" names the user, server and version`, async () => {
+        const res = await get('/owa/', version);
+        assert.equal(res.status, 200);
+        assert.equal(res.headers.get('content-type'), 'text/html; charset=utf-8');
+        assertServer(res.headers, version);
+        const html = await res.text();
+        assert.match(html, new RegExp(`<title>${title}</title>`));
+        assert.match(html, /Bob Example &lt;bob@o365info\.com&gt;/);
+        assert.match(html, new RegExp(`Mailbox server MBX${version}-NY, Exchange Server ${version}`));
+      });
+    }
+
+    test('ECP on 2013 is the Exchange admin center; 2007 has no ECP', async () => {
+      const ecp = await get('/ecp/', 2013);
+      assert.equal(ecp.status, 200);
+      assert.match(await ecp.text(), /<title>Exchange admin center<\/title>[^]*MBX2013-NY/);
+      const none = await get('/ecp/', 2007);
+      assert.equal(none.status, 404);
+      assertServer(none.headers, 2007);
+    });
+  });
+
+  // -------------------------------------------------------------------------------------------------
+  describe('Outlook Anywhere', () => {
+    test('RPC_IN_DATA: a 50 MiB upload is counted and hashed as it streams', async () => {
+      const total = 50 * MiB;
+      const chunk = Buffer.alloc(MiB).map((_, i) => (i * 7 + 3) & 0xff);
+      const expected = createHash('sha256');
+      const req = request(`${base}/rpc/rpcproxy.dll?mbx2013-ny.o365info.local:6001`, {
+        method: 'RPC_IN_DATA',
+        agent: false,
+        headers: { 'content-type': 'application/rpc', 'content-length': total },
+      });
+      const response = new Promise<IncomingMessage>((resolve, reject) => {
+        req.on('response', resolve);
+        req.on('error', reject);
+      });
+      for (let sent = 0; sent < total; sent += chunk.length) {
+        expected.update(chunk);
+        if (!req.write(chunk)) await new Promise((r) => req.once('drain', r));
+      }
+      req.end();
+      const res = await response;
+      let body = '';
+      for await (const c of res) body += String(c);
+      assert.equal(res.statusCode, 200);
+      assert.equal(res.statusMessage, 'Success');
+      assert.equal(res.headers['content-type'], 'application/rpc');
+      assert.equal(res.headers['content-length'], String(Buffer.byteLength(body)));
+      assertServer(res.headers, 2013);
+      assert.equal(body, `RPC_IN_DATA bytes=${total} sha256=${expected.digest('hex')}\r\n`);
+    });
+
+    const out = (bytes: number | undefined, id: string): Promise<IncomingMessage> =>
+      new Promise((resolve, reject) => {
+        const req = request(`${base}/rpc/rpcproxy.dll?mbx2013-ny.o365info.local:6001`, {
+          method: 'RPC_OUT_DATA',
+          agent: false,
+          headers: {
+            accept: 'application/rpc',
+            'content-length': 76,
+            'x-test-id': id,
+            ...(bytes === undefined ? {} : { [rpcOutBytesHeader]: String(bytes) }),
+          },
+        });
+        req.on('response', resolve);
+        req.on('error', reject);
+        req.end(Buffer.alloc(76));
+      });
+
+    test('RPC_OUT_DATA: a 20 MiB download of the pattern, with its Content-Length', async () => {
+      const total = 20 * MiB;
+      const res = await out(total, 'out-20');
+      assert.equal(res.statusCode, 200);
+      assert.equal(res.statusMessage, 'Success');
+      assert.equal(res.headers['content-type'], 'application/rpc');
+      assert.equal(res.headers['content-length'], String(total));
+      assertServer(res.headers, 2013);
+      let received = 0;
+      let wrong = -1;
+      for await (const c of res as AsyncIterable<Buffer>) {
+        for (let i = 0; i < c.length && wrong < 0; i++)
+          if (c[i] !== rpcOutDataByte(received + i)) wrong = received + i;
+        received += c.length;
+      }
+      assert.equal(received, total);
+      assert.equal(wrong, -1, `pattern broken at offset ${wrong}`);
+      await waitFor(() => handled.has('out-20'), 'the store to finish');
+      assert.equal(handled.get('out-20')?.finished, true);
+    });
+
+    test('RPC_OUT_DATA defaults to 128 KiB; a client going away stops the stream', async () => {
+      const small = await out(undefined, 'out-default');
+      let received = 0;
+      for await (const c of small as AsyncIterable<Buffer>) received += c.length;
+      assert.equal(received, 128 * 1024);
+
+      const huge = await out(2 * 1024 * MiB, 'out-abandoned');
+      assert.equal(huge.headers['content-length'], String(2 * 1024 * MiB));
+      let got = 0;
+      await new Promise<void>((resolve) => {
+        huge.on('data', (c: Buffer) => {
+          got += c.length;
+          if (got >= MiB) {
+            huge.destroy();
+            resolve();
+          }
+        });
+      });
+      await waitFor(() => handled.has('out-abandoned'), 'the stream to stop after the client left');
+      assert.equal(handled.get('out-abandoned')?.finished, false);
+    });
+
+    test('a bad x-lab-out-bytes is 400; other methods are 405', async () => {
+      const bad = await fetch(`${base}/rpc/rpcproxy.dll?x:6001`, {
+        method: 'RPC_OUT_DATA',
+        headers: { [rpcOutBytesHeader]: 'lots' },
+      });
+      assert.equal(bad.status, 400);
+      const get = await fetch(`${base}/rpc/rpcproxy.dll?x:6001`);
+      assert.equal(get.status, 405);
+      assert.equal(get.headers.get('allow'), 'RPC_IN_DATA, RPC_OUT_DATA');
+      assertServer(get.headers, 2013);
+    });
+  });
+
+  // -------------------------------------------------------------------------------------------------
+  describe('MAPI/HTTP', () => {
+    const mapi = (requestType: string, version: ProductVersion = 2013): Promise<Response> =>
+      fetch(`${base}/mapi/emsmdb/?MailboxId=7f1d5c8e-0000-4000-8000-000000000001@o365info.com`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/mapi-http',
+          'x-requesttype': requestType,
+          'x-requestid': '{C715155F-2BE8-44E0-BD34-2960065754C8}:12',
+          'x-clientinfo': '{2F94A2BF-A2E6-4CCC-BF98-B5F22C542226}',
+          'x-test-version': String(version),
+        },
+        body: new Uint8Array(32),
+      });
+
+    test('Execute: echoed headers, X-ResponseCode 0, a chunked PROCESSING/DONE body', async () => {
+      const res = await mapi('Execute');
+      assert.equal(res.status, 200);
+      assertServer(res.headers, 2013);
+      assert.equal(res.headers.get('content-type'), 'application/mapi-http');
+      assert.equal(res.headers.get('transfer-encoding'), 'chunked');
+      assert.equal(res.headers.get('content-length'), null);
+      assert.equal(res.headers.get('x-requesttype'), 'Execute');
+      assert.equal(res.headers.get('x-requestid'), '{C715155F-2BE8-44E0-BD34-2960065754C8}:12');
+      assert.equal(res.headers.get('x-clientinfo'), '{2F94A2BF-A2E6-4CCC-BF98-B5F22C542226}');
+      assert.equal(res.headers.get('x-responsecode'), '0');
+      assert.equal(res.headers.get('x-serverapplication'), 'Exchange/15.00.1497.002');
+      const body = Buffer.from(await res.arrayBuffer());
+      const text = body.toString('latin1');
+      assert.ok(
+        text.startsWith('PROCESSING\r\nDONE\r\nX-ResponseCode: 0\r\n'),
+        JSON.stringify(text.slice(0, 40)),
+      );
+      const end = body.indexOf('\r\n\r\n');
+      assert.deepEqual(
+        [...body.subarray(end + 4)],
+        new Array(20).fill(0),
+        'StatusCode, ErrorCode, Flags, sizes: 0',
+      );
+    });
+
+    test('Connect sets the session cookies; 2007 and 2010 have no MAPI/HTTP', async () => {
+      const connect = await mapi('Connect');
+      assert.match(
+        connect.headers.getSetCookie().join('\n'),
+        /MapiContext=[0-9a-f]+;[^\n]*\nMapiSequence=1;/,
+      );
+      const body = Buffer.from(await connect.arrayBuffer());
+      assert.ok(body.includes(Buffer.from('Bob Example\0', 'utf16le')), 'the display name, UTF-16LE');
+      for (const version of [2007, 2010] as const) {
+        const res = await mapi('Execute', version);
+        assert.equal(res.status, 404, String(version));
+        assertServer(res.headers, version);
+      }
+    });
+  });
+
+  // -------------------------------------------------------------------------------------------------
+  describe('OAB and Autodiscover', () => {
+    test('the OAB manifest; other OAB files and Autodiscover are not the store’s', async () => {
+      const guid = '3f1e0a4c-5b6d-4e7f-8a9b-0c1d2e3f4a5b';
+      const res = await fetch(`${base}/OAB/${guid}/oab.xml`);
+      assert.equal(res.status, 200);
+      assertServer(res.headers, 2013);
+      assert.equal(res.headers.get('content-type'), 'text/xml; charset=utf-8');
+      const xml = await res.text();
+      assert.match(
+        xml,
+        new RegExp(`^<\\?xml version="1.0" encoding="UTF-8"\\?>\\n<OAB>\\n<OAL id="${guid}"`),
+      );
+      assert.match(
+        xml,
+        new RegExp(`<Full seq="1" ver="32" [^>]*SHA="[0-9a-f]{40}">${guid}-data-1\\.lzx</Full>`),
+      );
+      assert.equal((await fetch(`${base}/OAB/${guid}/${guid}-data-1.lzx`)).status, 404);
+      const auto = await fetch(`${base}/Autodiscover/Autodiscover.xml`, { method: 'POST', body: '<x/>' });
+      assert.equal(auto.status, 404);
+      assertServer(auto.headers, 2013);
+    });
+  });
+});

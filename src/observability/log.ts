@@ -1,0 +1,262 @@
+/**
+ * The pino root logger with the redaction every coexist log line goes through, and the access-log line:
+ * one JSON line per request at `info` with `msg: 'access'` (architecture.md "Habits" 7).
+ */
+import type { DestinationStream, Logger, LoggerOptions } from 'pino';
+import { pino } from 'pino';
+import type { ErrorCode } from '../core/errors.ts';
+import type { Protocol } from '../core/protocols/protocol.ts';
+import type { Decision } from '../core/routing/decision.ts';
+
+/** pino's logger, as coexist passes it around. */
+export type { Logger };
+
+/** The censor written in place of a redacted value. */
+export const redactedText = '[redacted]';
+
+/**
+ * Keys whose whole value is a secret (or a body, which is never logged), matched case-insensitively at any
+ * depth of a logged object.
+ */
+const secretKeys = [
+  'password',
+  'passwordHash',
+  'bindPassword',
+  'passphrase',
+  'credential',
+  'credentials',
+  'secret',
+  'token',
+  'privateKey',
+  'keyPem',
+  'authorization',
+  'cookie',
+  // RequestHead.query: ActiveSync base64 queries carry the policy key (protocol-facts §3).
+  'query',
+  'body',
+  // [name, value, ...] pairs: no per-name rule can reach into them.
+  'rawHeaders',
+] as const;
+
+/** Header names whose values authenticate someone or carry a session. */
+const secretHeaders = [
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'set-cookie',
+  'x-coexist-identity',
+  // Exchange 2013's serialized user token between CAS and mailbox server.
+  'x-commonaccesstoken',
+  'x-ms-policykey',
+  'x-owa-canary',
+] as const;
+
+const secretNames: ReadonlySet<string> = new Set(
+  [...secretKeys, ...secretHeaders].map((k) => k.toLowerCase()),
+);
+
+/**
+ * pino `redact` paths: the top-level secrets, literal only. pino applies them to the merging object, to
+ * child bindings and to objects interpolated into the message (`%j`). Nested secrets are left to `scrub`:
+ * @pinojs/redact 0.4 costs about 2.5 µs per line for each leading-wildcard path (`*.password`; 45 µs for
+ * 18, against 2 µs for a whole access line) and about 0.25 µs per literal path whenever its first key is
+ * present, so "every place a secret could land" cannot be a path list on the hot path.
+ */
+export const redactPaths: readonly string[] = Object.freeze([
+  ...secretKeys,
+  ...secretHeaders.map((h) => `headers["${h}"]`),
+]);
+
+/** Walking limits: deeper or bigger than this, a logged value is replaced rather than walked (cycles end). */
+const maxDepth = 8;
+const maxNodes = 2_000;
+let budget = 0;
+
+/**
+ * A copy of `value` with every secret key's value censored, at any depth; `value` itself when nothing
+ * changed, so a clean access record is not copied. Walks plain objects and arrays; an Error becomes a
+ * plain object first (type, message, stack, own fields, cause), since undici's errors carry headers. Other
+ * class instances (IncomingMessage, Buffer, URL) are left to the serializers, and strings are not read.
+ */
+function scrub(value: unknown): unknown {
+  budget = maxNodes;
+  return walk(value, 0);
+}
+
+function walk(value: unknown, depth: number): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (depth >= maxDepth || --budget < 0) return '[truncated]';
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const v: unknown = value[i];
+      if (typeof v !== 'object' || v === null) continue;
+      const next = walk(v, depth + 1);
+      if (next !== v) (copy ??= value.slice())[i] = next;
+    }
+    return copy ?? value;
+  }
+  if (value instanceof Error) return walkFields(errorFields(value), depth, true);
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return value;
+  return walkFields(value as Record<string, unknown>, depth, false);
+}
+
+function walkFields(obj: Record<string, unknown>, depth: number, owned: boolean): Record<string, unknown> {
+  let copy: Record<string, unknown> | undefined = owned ? obj : undefined;
+  for (const key of Object.keys(obj)) {
+    const v = obj[key];
+    let next: unknown;
+    if (isSecretName(key)) next = redactedText;
+    else if (typeof v === 'object' && v !== null) next = walk(v, depth + 1);
+    else continue;
+    if (next !== v) (copy ??= { ...obj })[key] = next;
+  }
+  return copy ?? obj;
+}
+
+/** An error as logged: type, message, stack, its own fields, and `cause` / `errors` (walked in turn). */
+function errorFields(e: Error): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    type: e.constructor.name || e.name,
+    message: e.message,
+    stack: e.stack,
+  };
+  Object.assign(out, e);
+  // Both are own but not enumerable when set by the constructor (`{ cause }`, AggregateError).
+  if (e.cause !== undefined) out['cause'] = e.cause;
+  if (e instanceof AggregateError) out['errors'] = e.errors;
+  return out;
+}
+
+const isSecretName = (key: string): boolean => secretNames.has(key) || secretNames.has(key.toLowerCase());
+
+interface RequestLike {
+  readonly method?: unknown;
+  readonly url?: unknown;
+  readonly headers?: unknown;
+  readonly socket?: { readonly remoteAddress?: unknown };
+}
+
+interface ResponseLike {
+  readonly statusCode?: unknown;
+  readonly getHeaders?: unknown;
+}
+
+const withoutQuery = (url: string): string => {
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+};
+
+/** `req` as logged: a Node IncomingMessage becomes method, path (no query), headers and peer. */
+function serializeRequest(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  const r = value as RequestLike;
+  if (typeof r.socket !== 'object' || r.socket === null) return scrub(value);
+  return scrub({
+    method: r.method,
+    path: typeof r.url === 'string' ? withoutQuery(r.url) : undefined,
+    headers: r.headers,
+    remoteAddress: r.socket.remoteAddress,
+  });
+}
+
+/** `res` as logged: a Node ServerResponse becomes its status and headers. */
+function serializeResponse(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  const r = value as ResponseLike;
+  if (typeof r.getHeaders !== 'function') return scrub(value);
+  return scrub({ statusCode: r.statusCode, headers: (r.getHeaders as () => unknown).call(value) });
+}
+
+/** Options of the root logger. */
+export interface LoggerSetup {
+  /** pino level name; `info` when absent. */
+  readonly level?: string;
+  /** Where JSON lines go; standard output when absent. */
+  readonly destination?: NodeJS.WritableStream | DestinationStream;
+  /** Written as `name` on every line. */
+  readonly name?: string;
+}
+
+/** The one pino root logger of a process: JSON lines, secrets redacted. */
+export function createLogger(options: LoggerSetup = {}): Logger {
+  const config: LoggerOptions = {
+    level: options.level ?? 'info',
+    redact: { paths: [...redactPaths], censor: redactedText },
+    // The merging object of every line; child bindings get only the paths and serializers (pino does not
+    // run this formatter on them), so bind ids, not objects.
+    formatters: { log: (obj) => scrub(obj) as Record<string, unknown> },
+    // `err` is already plain when it comes through the merging object; child bindings still need it.
+    serializers: { err: scrub, req: serializeRequest, res: serializeResponse },
+  };
+  if (options.name !== undefined) config.name = options.name;
+  return options.destination === undefined ? pino(config) : pino(config, options.destination);
+}
+
+/** The access line's closed `outcome` set (architecture.md "Error modeling", Envoy's response flags). */
+export const accessOutcomes = [
+  'proxied',
+  'redirected',
+  'answered',
+  'refused',
+  'upstream_timeout',
+  'upstream_unreachable',
+  // dataplane/upstream-errors.ts: the hop failed on an open connection (reset, invalid response).
+  'upstream_error',
+  'client_aborted',
+] as const;
+export type AccessOutcome = (typeof accessOutcomes)[number];
+
+/** How authenticating the caller went (counted by `coexist_auth_total`). */
+export type AuthResult = 'ok' | 'bad_credentials' | 'error';
+
+/** Milliseconds spent per step; mutable because the pipeline fills them in as each step ends. */
+export interface AccessTimings {
+  totalMs: number;
+  authMs?: number;
+  lookupMs?: number;
+  upstreamMs?: number;
+}
+
+/** One access-log line: what happened to one request. Never a query string, a body or a secret. */
+export interface AccessRecord {
+  readonly reqId: string;
+  /** The listener that accepted the request. */
+  readonly listener: string;
+  /** This server's estate name. */
+  readonly server: string;
+  readonly method: string;
+  /** The Host header as sent. */
+  readonly host: string;
+  /** The path only: ActiveSync base64 queries carry policy keys (`accessLine` cuts a query off). */
+  readonly path: string;
+  readonly protocol?: Protocol;
+  /** The caller's address or login name; never a password. */
+  readonly user?: string;
+  readonly auth?: AuthResult;
+  readonly decision?: Decision['kind'];
+  /** Servers the request went through, this one first. */
+  readonly hops?: readonly string[];
+  /** The status sent to the client; absent when none was sent. */
+  readonly status?: number;
+  readonly outcome: AccessOutcome;
+  /** The catalogue code that explains a refusal or a failure (`CX_ROUTE_UNKNOWN_MAILBOX`). */
+  readonly code?: ErrorCode;
+  readonly upstreamStatus?: number;
+  readonly bytesIn?: number;
+  readonly bytesOut?: number;
+  readonly timings: AccessTimings;
+  readonly clientAddress?: string;
+}
+
+/** The access line's fields as written: the record itself, or a copy with a stray query cut off `path`. */
+export function accessLine(record: AccessRecord): AccessRecord {
+  const q = record.path.indexOf('?');
+  return q < 0 ? record : { ...record, path: record.path.slice(0, q) };
+}
+
+/** Write the access line of one request (`info`, `msg: 'access'`). */
+export function logAccess(logger: Logger, record: AccessRecord): void {
+  logger.info(accessLine(record), 'access');
+}

@@ -1,0 +1,274 @@
+/**
+ * The front door's Prometheus metrics, fed from the access record, and the admin listener that serves
+ * them with the health and readiness probes.
+ */
+import { Buffer } from 'node:buffer';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { BlockList, isIP } from 'node:net';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { CoexistError } from '../core/errors.ts';
+import type { Protocol } from '../core/protocols/protocol.ts';
+import { protocols } from '../core/protocols/protocol.ts';
+import type { AccessOutcome, AccessRecord, AuthResult } from './log.ts';
+
+/**
+ * Seconds, 0.5 ms to 60 s: a front end answers redirects and Autodiscover in well under a millisecond and
+ * a proxied request in tens of ms. ActiveSync Ping, EWS streaming notifications and Outlook Anywhere
+ * channels are held open for minutes by design and land in +Inf; `_sum` and `_count` stay exact.
+ */
+const durationBuckets = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+];
+
+const authResults: readonly AuthResult[] = ['ok', 'bad_credentials', 'error'];
+
+const upstreamFailureOutcomes: ReadonlySet<AccessOutcome> = new Set<AccessOutcome>([
+  'upstream_timeout',
+  'upstream_unreachable',
+  'upstream_error',
+]);
+
+/** The label value written when a record has no value for a label (the request ended before it was known). */
+const none = 'none';
+
+/** Options of `Metrics`. */
+export interface MetricsOptions {
+  /** This server's estate name: the `server` label on every series. */
+  readonly server: string;
+  /** Also collect prom-client's process metrics (CPU, memory, event loop, GC) into this registry. */
+  readonly defaultMetrics?: boolean;
+}
+
+/**
+ * One server's metrics over its own registry, never prom-client's global one, so tests and several
+ * servers in one process (the lab) do not collide.
+ */
+export class Metrics {
+  readonly registry: Registry;
+  private readonly requests: Counter<'protocol' | 'decision' | 'outcome' | 'status'>;
+  private readonly duration: Histogram<'protocol' | 'outcome'>;
+  private readonly upstreamDuration: Histogram<'protocol'>;
+  private readonly auth: Counter<'result'>;
+  private readonly inflightGauge: Gauge<'protocol'>;
+  private readonly upstreamFailures: Counter<'code'>;
+
+  constructor(options: MetricsOptions) {
+    this.registry = new Registry();
+    const registers = [this.registry];
+    this.registry.setDefaultLabels({ server: options.server });
+    this.requests = new Counter({
+      name: 'coexist_requests_total',
+      help: 'Requests handled, by protocol, decision kind, outcome and status sent to the client.',
+      labelNames: ['protocol', 'decision', 'outcome', 'status'] as const,
+      registers,
+    });
+    this.duration = new Histogram({
+      name: 'coexist_request_duration_seconds',
+      help: 'Time from the request head to the end of the answer.',
+      labelNames: ['protocol', 'outcome'] as const,
+      buckets: durationBuckets,
+      registers,
+    });
+    this.upstreamDuration = new Histogram({
+      name: 'coexist_upstream_duration_seconds',
+      help: 'Time spent forwarding to the next hop and streaming its answer back.',
+      labelNames: ['protocol'] as const,
+      buckets: durationBuckets,
+      registers,
+    });
+    this.auth = new Counter({
+      name: 'coexist_auth_total',
+      help: 'Caller authentications, by result.',
+      labelNames: ['result'] as const,
+      registers,
+    });
+    this.inflightGauge = new Gauge({
+      name: 'coexist_inflight_requests',
+      help: 'Requests being handled now.',
+      labelNames: ['protocol'] as const,
+      registers,
+    });
+    this.upstreamFailures = new Counter({
+      name: 'coexist_upstream_failures_total',
+      help: 'Requests whose next hop failed, by catalogue code (CX_UPSTREAM_*).',
+      labelNames: ['code'] as const,
+      registers,
+    });
+    // Series that exist from the start, so rate() and alerts see a 0 before the first event.
+    for (const result of authResults) this.auth.inc({ result }, 0);
+    for (const protocol of protocols) this.inflightGauge.set({ protocol }, 0);
+    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Count one finished request from its access record: the one call the pipeline makes per request. */
+  observeRequest(record: AccessRecord): void {
+    const protocol = record.protocol ?? none;
+    const { outcome, timings } = record;
+    this.requests.inc({
+      protocol,
+      decision: record.decision ?? none,
+      outcome,
+      status: record.status === undefined ? none : String(record.status),
+    });
+    this.duration.observe({ protocol, outcome }, timings.totalMs / 1000);
+    if (timings.upstreamMs !== undefined)
+      this.upstreamDuration.observe({ protocol }, timings.upstreamMs / 1000);
+    if (record.auth !== undefined) this.auth.inc({ result: record.auth });
+    if (upstreamFailureOutcomes.has(outcome))
+      this.upstreamFailures.inc({ code: record.code ?? 'CX_UPSTREAM_ERROR' });
+  }
+
+  /**
+   * Count a failed attempt at a next hop that the request's record will not show (one that was retried).
+   * `observeRequest` already counts the failure a request ends with.
+   */
+  observeUpstreamFailure(code: string): void {
+    this.upstreamFailures.inc({ code });
+  }
+
+  /** Count a request as in flight; call the returned function when it ends (calling it again does nothing). */
+  inflight(protocol: Protocol | undefined): () => void {
+    const labels = { protocol: protocol ?? none };
+    this.inflightGauge.inc(labels);
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      this.inflightGauge.dec(labels);
+    };
+  }
+
+  /** The Prometheus text exposition of every series. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** The `Content-Type` of `text()`. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
+
+/** Options of `startAdminServer`. */
+export interface AdminServerOptions {
+  readonly metrics: Metrics;
+  /** Address to listen on; 127.0.0.1 when absent. */
+  readonly host?: string;
+  /** 0 (the default) picks a free port. */
+  readonly port?: number;
+  /** Whether `/readyz` answers 200; always ready when absent. */
+  readonly ready?: () => boolean;
+  /** Allow a non-loopback `host`: the admin listener has no authentication. */
+  readonly allowRemote?: boolean;
+}
+
+/** A running admin listener. */
+export interface AdminServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+const loopback = new BlockList();
+loopback.addSubnet('127.0.0.0', 8, 'ipv4');
+loopback.addAddress('::1', 'ipv6');
+
+/** Whether `host` can only be reached from this machine (the IPv4-mapped forms of 127/8 included). */
+function isLoopback(host: string): boolean {
+  if (host.toLowerCase() === 'localhost') return true;
+  const family = isIP(host);
+  if (family === 0) return false;
+  return loopback.check(host, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+const allow = 'GET, HEAD';
+
+/**
+ * Serve `GET /metrics`, `/healthz` (200 while the process runs) and `/readyz` (200 when `ready()`, else
+ * 503) over plain HTTP; anything else is 404. Loopback only unless `allowRemote`.
+ */
+export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
+  const host = options.host ?? '127.0.0.1';
+  if (!options.allowRemote && !isLoopback(host)) {
+    throw new CoexistError(
+      'CX_CLI_USAGE',
+      `The admin listener would listen on ${host}, which is not a loopback address, and it has no ` +
+        'authentication. Use 127.0.0.1 or ::1, or allow a remote address explicitly (allowRemote).',
+      { host },
+    );
+  }
+  const { metrics } = options;
+  const ready = options.ready ?? (() => true);
+  const server = createServer((req, res) => {
+    void answer(req, res, metrics, ready);
+  });
+  // Probes and scrapes are small and quick; a client that trickles its head does not hold a socket long.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 10_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        // A scraper's keep-alive connection would hold close() open until it times out.
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function answer(
+  req: IncomingMessage,
+  res: ServerResponse,
+  metrics: Metrics,
+  ready: () => boolean,
+): Promise<void> {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  if (path !== '/metrics' && path !== '/healthz' && path !== '/readyz') {
+    send(res, 404, 'not found\n');
+    return;
+  }
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    send(res, 405, 'method not allowed\n', { allow });
+    return;
+  }
+  if (path === '/healthz') {
+    send(res, 200, 'ok');
+    return;
+  }
+  if (path === '/readyz') {
+    let isReady = false;
+    try {
+      isReady = ready();
+    } catch {
+      // A readiness check that throws is not ready; the probe itself must not fail.
+    }
+    send(res, isReady ? 200 : 503, isReady ? 'ready' : 'not ready');
+    return;
+  }
+  try {
+    send(res, 200, await metrics.text(), { 'content-type': metrics.contentType });
+  } catch {
+    send(res, 500, 'metrics collection failed\n');
+  }
+}
+
+function send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(body),
+    ...headers,
+  });
+  res.end(body);
+}

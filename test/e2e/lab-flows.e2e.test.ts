@@ -1,0 +1,294 @@
+/**
+ * Every flow of flows.md as real HTTPS through the lab: the hop sequence asserted here is what the servers
+ * themselves recorded (hop recorder) and the path the answer came back along (X-Coexist-Path), compared
+ * with the article's steps, never with the engine's own output.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { parseEstateIndex } from '../../src/config/index.ts';
+import type { Lab } from '../../src/lab/index.ts';
+import { startLab } from '../../src/lab/index.ts';
+import { createLogger } from '../../src/observability/log.ts';
+import type { LabClient } from '../support/lab-client.ts';
+import { demoPassword, labClient, LineSink } from '../support/lab-client.ts';
+
+const estateFile = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
+const primary = 'https://mail.o365info.com';
+const eas = (user: string, cmd = 'FolderSync'): string =>
+  `/Microsoft-Server-ActiveSync?Cmd=${cmd}&User=${user}&DeviceId=LAB${user.toUpperCase()}1&DeviceType=TestDevice`;
+/** FolderSync with SyncKey 0 (MS-ASWBXML code page 7): the first request a new device sends. */
+const folderSync = Uint8Array.from([
+  0x03, 0x01, 0x6a, 0x00, 0x00, 0x07, 0x56, 0x52, 0x03, 0x30, 0x00, 0x01, 0x01,
+]);
+const easHeaders = { 'ms-asprotocolversion': '12.1', 'content-type': 'application/vnd.ms-sync.wbxml' };
+/** An EWS GetFolder of the inbox, as a client sends it (protocol-facts §4.6). */
+const getFolder =
+  `<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><soap:Header><t:RequestServerVersion Version="Exchange2007_SP1"/></soap:Header><soap:Body>` +
+  `<GetFolder xmlns="http://schemas.microsoft.com/exchange/services/2006/messages"><FolderShape><t:BaseShape>Default</t:BaseShape></FolderShape><FolderIds><t:DistinguishedFolderId Id="inbox"/></FolderIds></GetFolder>` +
+  `</soap:Body></soap:Envelope>`;
+const poxRequest = (address: string, schema: 'outlook' | 'mobilesync'): string =>
+  `<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/${schema}/requestschema/2006"><Request><EMailAddress>${address}</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/${schema}/responseschema/${schema === 'outlook' ? '2006a' : '2006'}</AcceptableResponseSchema></Request></Autodiscover>`;
+
+async function startLabWith(policyLine?: string): Promise<{ lab: Lab; sink: LineSink }> {
+  let text = await readFile(estateFile, 'utf8');
+  if (policyLine) text = text.replace(/activesyncCrossSite: proxy/, policyLine);
+  const index = parseEstateIndex(text, estateFile);
+  const sink = new LineSink();
+  const lab = await startLab({
+    index,
+    logger: createLogger({ level: 'info', destination: sink }),
+    maxPingHoldMs: 300,
+  });
+  return { lab, sink };
+}
+
+describe('the o365info lab: flows of flows.md over real HTTPS', () => {
+  let lab: Lab;
+  let sink: LineSink;
+  let external: LabClient;
+  let internal: LabClient;
+
+  before(async () => {
+    ({ lab, sink } = await startLabWith());
+    external = labClient(lab, 'external');
+    internal = labClient(lab, 'internal');
+  });
+  after(async () => {
+    await external.close();
+    await internal.close();
+    await lab.close();
+  });
+
+  /** The recorded path, once the entry server has reported (it reports when the answer is complete). */
+  async function recordedPath(requestId: string, entry: string): Promise<string[]> {
+    assert.ok(requestId, 'the answer carries a request-id');
+    await lab.recorder.waitFor(requestId, entry);
+    return lab.recorder.path(requestId);
+  }
+
+  const activeSyncFlows: readonly [string, string, string[]][] = [
+    ['EAS-1', 'bob', ['CAS2013-NY', 'MBX2013-NY', 'CAS2007-NY', 'MBX2007-NY']],
+    ['EAS-2', 'carol', ['CAS2013-NY', 'MBX2013-NY', 'CAS2007-LA', 'MBX2007-LA']],
+    ['EAS-3A', 'diego', ['CAS2013-NY', 'CAS2007-MAD', 'MBX2007-MAD']],
+  ];
+  for (const [flow, user, hops] of activeSyncFlows) {
+    test(`${flow}: ${user}'s FolderSync through ${hops.join(' -> ')}`, async () => {
+      const r = await external.fetch(primary + eas(user), {
+        headers: easHeaders,
+        body: folderSync,
+        user: `${user}@o365info.com`,
+      });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['content-type'], 'application/vnd.ms-sync.wbxml');
+      assert.deepEqual(await recordedPath(r.requestId, 'CAS2013-NY'), hops);
+      assert.deepEqual(r.path, hops, 'X-Coexist-Path: the answer came back the same way');
+      assert.equal(r.headers['x-beserver'], hops.at(-1));
+    });
+  }
+
+  test('EAS-1 step 4 and EAS-2 step 4: MBX2013-NY calls the internal ActiveSync URL of the 2007 CAS', async () => {
+    for (const [user, url] of [
+      ['bob', 'https://cas2007-ny.o365info.local/Microsoft-Server-ActiveSync'],
+      ['carol', 'https://cas2007-la.o365info.local/Microsoft-Server-ActiveSync'],
+    ] as const) {
+      const r = await external.fetch(primary + eas(user), {
+        headers: easHeaders,
+        body: folderSync,
+        user: `${user}@o365info.com`,
+      });
+      await lab.recorder.waitFor(r.requestId, 'CAS2013-NY');
+      const mbx = lab.recorder.records(r.requestId).find((h) => h.server === 'MBX2013-NY');
+      assert.equal(mbx?.via, 'internal-url');
+      assert.ok(mbx?.url?.startsWith(url + '?'), `${mbx?.url} starts with ${url}`);
+    }
+  });
+
+  test('EAS-3A step 3: CAS2013-NY proxies to the external URL of CAS2007-MAD, no 451', async () => {
+    const r = await external.fetch(primary + eas('diego'), {
+      headers: easHeaders,
+      body: folderSync,
+      user: 'diego@o365info.com',
+    });
+    assert.equal(r.status, 200);
+    await lab.recorder.waitFor(r.requestId, 'CAS2013-NY');
+    const fe = lab.recorder.records(r.requestId).find((h) => h.server === 'CAS2013-NY');
+    assert.equal(fe?.via, 'external-url');
+    assert.ok(fe?.url?.startsWith('https://europe.mail.o365info.com/Microsoft-Server-ActiveSync?'));
+  });
+
+  test('EAS-3B: a device on the regional namespace talks to CAS2007-MAD; the front end is not involved', async () => {
+    const r = await external.fetch('https://europe.mail.o365info.com' + eas('diego'), {
+      headers: easHeaders,
+      body: folderSync,
+      user: 'diego@o365info.com',
+    });
+    assert.equal(r.status, 200);
+    assert.deepEqual(await recordedPath(r.requestId, 'CAS2007-MAD'), ['CAS2007-MAD', 'MBX2007-MAD']);
+    assert.ok(!lab.recorder.records(r.requestId).some((h) => h.server === 'CAS2013-NY'));
+  });
+
+  test('EWS-2: bob, external: CAS2013-NY proxies to CAS2007-NY, which answers from MBX2007-NY', async () => {
+    const r = await external.fetch(primary + '/EWS/Exchange.asmx', {
+      headers: { 'content-type': 'text/xml; charset=utf-8' },
+      body: getFolder,
+      user: 'bob@o365info.com',
+    });
+    assert.equal(r.status, 200);
+    assert.match(r.body.toString(), /ServerVersionInfo/);
+    assert.deepEqual(await recordedPath(r.requestId, 'CAS2013-NY'), [
+      'CAS2013-NY',
+      'CAS2007-NY',
+      'MBX2007-NY',
+    ]);
+  });
+
+  test('EWS-1: bob, internal: Autodiscover answers a legacy-namespace EWS URL, then EWS goes to CAS2007-NY directly', async () => {
+    const ad = await internal.fetch('https://autodiscover.o365info.com/Autodiscover/Autodiscover.xml', {
+      headers: { 'content-type': 'text/xml' },
+      body: poxRequest('bob@o365info.com', 'outlook'),
+      user: 'bob@o365info.com',
+    });
+    assert.equal(ad.status, 200);
+    assert.deepEqual(
+      await recordedPath(ad.requestId, 'CAS2013-NY'),
+      ['CAS2013-NY'],
+      'answered by the front end',
+    );
+    const ewsUrl = /<EwsUrl>([^<]+)<\/EwsUrl>/.exec(ad.body.toString())?.[1];
+    assert.equal(ewsUrl, 'https://legacy.mail.o365info.com/EWS/Exchange.asmx');
+    const r = await internal.fetch(ewsUrl, {
+      headers: { 'content-type': 'text/xml; charset=utf-8' },
+      body: getFolder,
+      user: 'bob@o365info.com',
+    });
+    assert.equal(r.status, 200);
+    assert.deepEqual(await recordedPath(r.requestId, 'CAS2007-NY'), ['CAS2007-NY', 'MBX2007-NY']);
+  });
+
+  test('Autodiscover (mobile): diego is sent to the regional namespace', async () => {
+    const r = await external.fetch('https://autodiscover.o365info.com/Autodiscover/Autodiscover.xml', {
+      headers: { 'content-type': 'text/xml' },
+      body: poxRequest('diego@o365info.com', 'mobilesync'),
+      user: 'diego@o365info.com',
+    });
+    assert.equal(r.status, 200);
+    assert.match(
+      r.body.toString(),
+      /<Url>https:\/\/europe\.mail\.o365info\.com\/Microsoft-Server-ActiveSync<\/Url>/,
+    );
+  });
+
+  test('alice (2013): every protocol goes to MBX2013-NY and never touches a 2007 server', async () => {
+    const requests: [
+      string,
+      { method?: string; headers?: Record<string, string>; body?: string | Uint8Array },
+    ][] = [
+      [eas('alice'), { headers: easHeaders, body: folderSync }],
+      ['/Microsoft-Server-ActiveSync', { method: 'OPTIONS' }],
+      ['/EWS/Exchange.asmx', { headers: { 'content-type': 'text/xml' }, body: getFolder }],
+      [
+        '/rpc/rpcproxy.dll?mbx2013-ny.o365info.local:6001',
+        {
+          method: 'RPC_OUT_DATA',
+          headers: { 'x-lab-out-bytes': '1024', 'content-length': '76' },
+          body: new Uint8Array(76),
+        },
+      ],
+    ];
+    for (const [path, o] of requests) {
+      const r = await external.fetch(primary + path, { ...o, user: 'alice@o365info.com' });
+      assert.equal(r.status, 200, path);
+      const hops = await recordedPath(r.requestId, 'CAS2013-NY');
+      assert.deepEqual(hops, ['CAS2013-NY', 'MBX2013-NY'], path);
+    }
+  });
+
+  test('OWA: bob logs on at the front end and is redirected to the legacy namespace', async () => {
+    const logon = await external.fetch(primary + '/owa/auth.owa', {
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `destination=${encodeURIComponent(primary + '/owa/')}&flags=4&forcedownlevel=0&username=bob%40o365info.com&password=${encodeURIComponent(demoPassword)}&isUtf8=1`,
+    });
+    assert.equal(logon.status, 302);
+    const cookie = String(logon.headers['set-cookie']).split(';')[0] as string;
+    assert.match(String(logon.headers['set-cookie']), /HttpOnly/);
+    const r = await external.fetch(primary + '/owa/', { headers: { cookie } });
+    assert.equal(r.status, 302);
+    assert.equal(r.headers['location'], 'https://legacy.mail.o365info.com/owa');
+  });
+
+  test('wrong password, unknown user and no credentials: the same 401 with a Basic challenge', async () => {
+    const url = primary + eas('bob');
+    const wrong = await external.fetch(url, {
+      headers: easHeaders,
+      body: folderSync,
+      user: 'bob@o365info.com',
+      password: 'nope',
+    });
+    const unknown = await external.fetch(url, {
+      headers: easHeaders,
+      body: folderSync,
+      user: 'nobody@o365info.com',
+    });
+    const none = await external.fetch(url, { headers: easHeaders, body: folderSync });
+    for (const r of [wrong, unknown, none]) {
+      assert.equal(r.status, 401);
+      assert.match(String(r.headers['www-authenticate']), /^Basic realm="mail\.o365info\.com"$/);
+      assert.ok(r.requestId);
+      assert.deepEqual(lab.recorder.records(r.requestId), [], 'no server acted on it');
+    }
+    assert.deepEqual(wrong.body, unknown.body);
+  });
+
+  test('no credential, cookie or password reaches the log', () => {
+    const text = sink.lines.join('\n');
+    assert.ok(sink.lines.length > 10, 'the servers logged their requests');
+    assert.ok(!text.includes(demoPassword), 'password');
+    assert.ok(
+      !text.includes(Buffer.from(`bob@o365info.com:${demoPassword}`).toString('base64')),
+      'Basic token',
+    );
+    assert.ok(!text.includes('coexist-session='), 'session cookie');
+    const access = sink.records().filter((r) => r['msg'] === 'access');
+    assert.ok(access.some((r) => r['outcome'] === 'proxied' && r['server'] === 'CAS2013-NY'));
+  });
+});
+
+describe('EAS-legacy: the same request as EAS-3A under activesyncCrossSite=redirect-451', () => {
+  let lab: Lab;
+  let client: LabClient;
+  before(async () => {
+    ({ lab } = await startLabWith('activesyncCrossSite: redirect-451'));
+    client = labClient(lab);
+  });
+  after(async () => {
+    await client.close();
+    await lab.close();
+  });
+
+  test('CAS2013-NY answers 451 with X-MS-Location; the device follows it to CAS2007-MAD', async () => {
+    const first = await client.fetch(primary + eas('diego'), {
+      headers: easHeaders,
+      body: folderSync,
+      user: 'diego@o365info.com',
+    });
+    assert.equal(first.status, 451);
+    assert.equal(
+      first.headers['x-ms-location'],
+      'https://europe.mail.o365info.com/Microsoft-Server-ActiveSync',
+    );
+    assert.equal(first.body.length, 0);
+    await lab.recorder.waitFor(first.requestId, 'CAS2013-NY');
+    assert.deepEqual(lab.recorder.path(first.requestId), ['CAS2013-NY']);
+    const location = String(first.headers['x-ms-location']);
+    const second = await client.fetch(location + eas('diego').slice('/Microsoft-Server-ActiveSync'.length), {
+      headers: easHeaders,
+      body: folderSync,
+      user: 'diego@o365info.com',
+    });
+    assert.equal(second.status, 200);
+    await lab.recorder.waitFor(second.requestId, 'CAS2007-MAD');
+    assert.deepEqual(lab.recorder.path(second.requestId), ['CAS2007-MAD', 'MBX2007-MAD']);
+  });
+});
