@@ -406,3 +406,83 @@ function heapSampler(): { stop(): number } {
     },
   };
 }
+
+describe('forward: one retry, only when the request never reached the hop', () => {
+  let backPort = 0;
+  let refusedPort = 0;
+  let attempts = 0;
+  const back = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
+
+  before(async () => {
+    backPort = await listen(back);
+    const spare = createServer();
+    refusedPort = await listen(spare);
+    await closeServer(spare);
+  });
+  after(() => closeServer(back));
+
+  /** Upstreams whose DNS sends the first connection to a closed port, the next ones to the back end. */
+  function flakyUpstreams(): Upstreams {
+    attempts = 0;
+    return new Upstreams({
+      connectTimeoutMs: 2_000,
+      resolve: () => ({ address: '127.0.0.1', port: attempts++ === 0 ? refusedPort : backPort }),
+    });
+  }
+
+  async function through(
+    upstreams: Upstreams,
+    method: string,
+    body?: Buffer,
+  ): Promise<[ForwardResult, number]> {
+    let result: ForwardResult | undefined;
+    const front = createServer((req, res) => {
+      void forward(
+        req,
+        res,
+        { url: 'http://back.example/x', protocol: 'ews', serverName },
+        {
+          upstreams,
+          requestId: 'r',
+          scheme: 'http',
+          listenerPort: 1,
+        },
+      ).then((r) => (result = r));
+    });
+    const port = await listen(front);
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path: '/x', method, agent: false }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+      await waitFor(() => result !== undefined, 'the forward result');
+      return [result as ForwardResult, status];
+    } finally {
+      await closeServer(front);
+      await upstreams.close();
+    }
+  }
+
+  test('a refused connection is tried again and the request gets through', async () => {
+    const [result, status] = await through(flakyUpstreams(), 'GET');
+    assert.equal(status, 200);
+    assert.equal(result.outcome, 'proxied');
+    assert.equal(result.retried?.code, 'CX_UPSTREAM_CONNECT_REFUSED');
+    assert.equal(attempts, 2);
+  });
+
+  test('a streamed request body is not sent twice: the refusal is the answer (502)', async () => {
+    const [result, status] = await through(flakyUpstreams(), 'POST', Buffer.from('once only'));
+    assert.equal(status, 502);
+    assert.equal(result.outcome, 'upstream_unreachable');
+    assert.equal(result.retried, undefined);
+    assert.equal(attempts, 1);
+  });
+});

@@ -10,7 +10,7 @@ import type { Protocol } from '../core/protocols/protocol.ts';
 import type { TrustedProxies } from './headers.ts';
 import { forwardRequestHeaders, responseHeaders } from './headers.ts';
 import type { UpstreamFailure, UpstreamOutcome } from './upstream-errors.ts';
-import { classifyUpstreamError, failureResponse } from './upstream-errors.ts';
+import { classifyUpstreamError, failureResponse, retryable } from './upstream-errors.ts';
 import type { Upstreams } from './upstreams.ts';
 
 /** Long polls: ActiveSync Ping/Sync heartbeats up to 3540 s (protocol-facts §4.1) plus a minute's margin. */
@@ -77,6 +77,8 @@ export interface ForwardResult {
   readonly bytesOut: number;
   /** Why it failed; absent when proxied. */
   readonly failure?: UpstreamFailure;
+  /** Why a first attempt failed, when the request was sent a second time. */
+  readonly retried?: UpstreamFailure;
 }
 
 /**
@@ -94,6 +96,7 @@ export async function forward(
   let upstreamStatus: number | undefined;
   let clientAborted = false;
   let channel: Client | undefined;
+  let retried: UpstreamFailure | undefined;
   const controller = new AbortController();
   // The client hung up before the answer was complete: cancel the upstream request (Caddy's 499).
   const onClose = (): void => {
@@ -142,15 +145,27 @@ export async function forward(
       });
     }
 
-    const upstream = await pool.request({
-      path: url.pathname + url.search,
-      method,
-      headers,
-      body: buffered ?? (hasBody ? req : null),
-      signal: controller.signal,
-      headersTimeout: idle,
-      bodyTimeout: idle,
-    });
+    const send = (): ReturnType<typeof pool.request> =>
+      pool.request({
+        path: url.pathname + url.search,
+        method,
+        headers,
+        body: buffered ?? (hasBody ? req : null),
+        signal: controller.signal,
+        headersTimeout: idle,
+        bodyTimeout: idle,
+      });
+    let upstream: Awaited<ReturnType<typeof send>>;
+    try {
+      upstream = await send();
+    } catch (err) {
+      // Once more, only when the request never reached the hop (or a bodiless safe request met a stale
+      // keep-alive socket) and its body, if any, is still whole in memory (Caddy's tryAgain).
+      const first = classifyUpstreamError(err, { clientAborted });
+      if (clientAborted || hasBody || !retryable(first, method)) throw err;
+      retried = first;
+      upstream = await send();
+    }
     upstreamStatus = upstream.statusCode;
     res.writeHead(
       upstream.statusCode,
@@ -165,13 +180,21 @@ export async function forward(
       bytesOut += chunk.length;
     });
     await pipeline(upstream.body, res);
-    return { outcome: 'proxied', status: upstream.statusCode, upstreamStatus, bytesIn, bytesOut };
+    return {
+      outcome: 'proxied',
+      status: upstream.statusCode,
+      upstreamStatus,
+      bytesIn,
+      bytesOut,
+      ...(retried === undefined ? {} : { retried }),
+    };
   } catch (err) {
     const failure = classifyUpstreamError(err, {
       clientAborted: clientAborted || isClientAbort(req.errored),
     });
     const base = {
       outcome: failure.outcome,
+      ...(retried === undefined ? {} : { retried }),
       ...(upstreamStatus === undefined ? {} : { upstreamStatus }),
       bytesIn,
       bytesOut,

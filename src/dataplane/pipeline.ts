@@ -202,7 +202,7 @@ async function handle(
     }
     await route(ctx, listener, x, id);
   } catch (err) {
-    ctx.logger.error({ reqId: requestId, err: errorSummary(err) }, 'request failed');
+    ctx.logger.error({ reqId: requestId, server: ctx.server.name, err: errorSummary(err) }, 'request failed');
     if (!res.headersSent && !res.destroyed) {
       refuse(x, 'CX_HTTP_INTERNAL');
     } else {
@@ -262,7 +262,7 @@ async function route(ctx: ServerContext, listener: ListenerInfo, x: Exchange, id
     try {
       caller = await ctx.directory.authenticate(credentials.user, credentials.password);
     } catch (err) {
-      ctx.logger.warn({ reqId: record.reqId, err: errorSummary(err) }, 'directory unavailable');
+      ctx.logger.warn({ reqId: record.reqId, server: ctx.server.name, err: errorSummary(err) }, 'directory unavailable');
       record.auth = 'error';
       refuse(x, 'CX_DIRECTORY_UNAVAILABLE', { 'retry-after': String(ctx.retryAfterSeconds ?? 30) });
       return;
@@ -347,6 +347,7 @@ async function execute(
       if (result.status !== undefined) record.status = result.status;
       if (result.upstreamStatus !== undefined) record.upstreamStatus = result.upstreamStatus;
       if (result.failure) record.code = result.failure.code;
+      if (result.retried) ctx.metrics?.observeUpstreamFailure(result.retried.code);
       observe(ctx, x, { to: d.to.name, via: d.via, url });
       return;
     }

@@ -18,6 +18,7 @@ import type { Protocol } from '../core/protocols/protocol.ts';
 import type { CertificateEntry, NodeListener, ServerNode } from '../dataplane/index.ts';
 import { startServerNode } from '../dataplane/index.ts';
 import type { Logger } from '../observability/log.ts';
+import { Metrics } from '../observability/metrics.ts';
 import { HopRecorder } from './hop-recorder.ts';
 import type { LabCa } from './lab-ca.ts';
 import { createLabCa } from './lab-ca.ts';
@@ -51,6 +52,8 @@ export interface Lab {
   readonly caPath: string;
   readonly recorder: HopRecorder;
   readonly nodes: ReadonlyMap<string, ServerNode>;
+  /** Each server's metrics. */
+  readonly metrics: ReadonlyMap<string, Metrics>;
   /** Where a host name and port of the estate really are (the lab's DNS). */
   resolve(hostname: string, port: number): { address: string; port: number } | undefined;
   /** What each server is (coexist or which simulator). */
@@ -113,6 +116,7 @@ export async function startLab(o: LabOptions): Promise<Lab> {
   let next = o.portBase ?? 0;
   const listenerKey = (server: string, name: string): string => `${server}/${name}`;
   const nodes = new Map<string, ServerNode>();
+  const metrics = new Map(servers.map((s) => [s.name, new Metrics({ server: s.name })]));
 
   const resolve = (hostname: string, port: number): { address: string; port: number } | undefined => {
     const h = hostname.toLowerCase();
@@ -142,10 +146,11 @@ export async function startLab(o: LabOptions): Promise<Lab> {
       index: o.index,
       server,
       listeners,
-      logger: o.logger.child({ server: server.name }),
+      logger: o.logger,
       upstreams: { ca: ca.certPem, localAddress: labAddresses.servers, resolve },
       observer: recorder,
       responder: store,
+      ...(metrics.get(server.name) ? { metrics: metrics.get(server.name) as Metrics } : {}),
       trustedProxies: trusted,
       internalNetworks: internal,
       implementation: labImplementation(server),
@@ -175,6 +180,7 @@ export async function startLab(o: LabOptions): Promise<Lab> {
     caPath,
     recorder,
     nodes,
+    metrics,
     resolve,
     implementationOf: (name) => labImplementation(byName(name)),
     async stopServer(name) {

@@ -205,6 +205,131 @@ describe('the o365info lab: flows of flows.md over real HTTPS', () => {
     }
   });
 
+  /** Log on through the forms page of `origin` (its own FBA path) and return the session cookie. */
+  async function owaLogon(
+    client: LabClient,
+    origin: string,
+    user: string,
+    path = '/owa/auth.owa',
+  ): Promise<string> {
+    const r = await client.fetch(origin + path, {
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `destination=${encodeURIComponent(origin + '/owa/')}&flags=4&forcedownlevel=0&username=${encodeURIComponent(user)}&password=${encodeURIComponent(demoPassword)}&isUtf8=1`,
+    });
+    assert.equal(r.status, 302, `logon at ${origin}${path}`);
+    assert.equal(r.headers['location'], origin + '/owa/');
+    return String(r.headers['set-cookie']).split(';')[0] as string;
+  }
+
+  const mailboxOf: Readonly<Record<string, string>> = {
+    alice: 'MBX2013-NY',
+    bob: 'MBX2007-NY',
+    carol: 'MBX2007-LA',
+    diego: 'MBX2007-MAD',
+  };
+  const oabGuid = '7f1d5c8e-2b3a-4c5d-9e8f-0a1b2c3d4e5f';
+  for (const user of Object.keys(mailboxOf)) {
+    test(`every protocol for ${user} reaches ${mailboxOf[user]}`, async () => {
+      const address = `${user}@o365info.com`;
+      const requests: [
+        string,
+        string,
+        { method?: string; headers?: Record<string, string>; body?: string | Uint8Array },
+      ][] = [
+        ['activesync', eas(user), { headers: easHeaders, body: folderSync }],
+        ['ews', '/EWS/Exchange.asmx', { headers: { 'content-type': 'text/xml' }, body: getFolder }],
+        [
+          'rpc',
+          `/rpc/rpcproxy.dll?${mailboxOf[user]?.toLowerCase()}.o365info.local:6001`,
+          {
+            method: 'RPC_OUT_DATA',
+            headers: { 'x-lab-out-bytes': '4096', 'content-length': '76' },
+            body: new Uint8Array(76),
+          },
+        ],
+        ['oab', `/OAB/${oabGuid}/oab.xml`, {}],
+      ];
+      if (user === 'alice') {
+        requests.push([
+          'mapi',
+          `/mapi/emsmdb/?MailboxId=${oabGuid}@o365info.com`,
+          {
+            headers: {
+              'content-type': 'application/mapi-http',
+              'x-requesttype': 'Connect',
+              'x-requestid': '{C715155F-2BE8-44E0-BD34-2960065754C8}:1',
+              'x-clientinfo': '{2F94A2BF-A2E6-4CCC-BF98-B5F22C542226}',
+            },
+            body: new Uint8Array(8),
+          },
+        ]);
+      }
+      for (const [protocol, path, o] of requests) {
+        const r = await external.fetch(primary + path, { ...o, user: address });
+        assert.equal(r.status, 200, `${protocol}: ${r.headers['x-lab-reason'] ?? ''}`);
+        const hops = await recordedPath(r.requestId, 'CAS2013-NY');
+        assert.equal(hops[0], 'CAS2013-NY', protocol);
+        assert.equal(hops.at(-1), mailboxOf[user], protocol);
+        assert.equal(r.headers['x-beserver'], mailboxOf[user], protocol);
+        if (user === 'alice')
+          assert.ok(!hops.some((h) => h.includes('2007')), `${protocol}: ${hops.join(', ')}`);
+      }
+    });
+  }
+
+  test('Autodiscover: the front end answers for 2007 mailboxes; MBX2013-NY answers for alice', async () => {
+    for (const [user, hops, ews] of [
+      ['alice', ['CAS2013-NY', 'MBX2013-NY'], 'https://mail.o365info.com/EWS/Exchange.asmx'],
+      ['bob', ['CAS2013-NY'], 'https://legacy.mail.o365info.com/EWS/Exchange.asmx'],
+      ['carol', ['CAS2013-NY'], 'https://mail.o365info.com/EWS/Exchange.asmx'],
+      ['diego', ['CAS2013-NY'], 'https://europe.mail.o365info.com/EWS/Exchange.asmx'],
+    ] as const) {
+      const r = await external.fetch('https://autodiscover.o365info.com/Autodiscover/Autodiscover.xml', {
+        headers: { 'content-type': 'text/xml' },
+        body: poxRequest(`${user}@o365info.com`, 'outlook'),
+        user: `${user}@o365info.com`,
+      });
+      assert.equal(r.status, 200, user);
+      assert.deepEqual(await recordedPath(r.requestId, 'CAS2013-NY'), hops, user);
+      const expr = /<Type>EXPR<\/Type>.*?<EwsUrl>([^<]+)<\/EwsUrl>/.exec(r.body.toString())?.[1];
+      assert.equal(expr, ews, `${user}: external EWS URL`);
+    }
+  });
+
+  const owaFlows: readonly [string, string, string[]][] = [
+    ['bob', 'https://legacy.mail.o365info.com', ['CAS2007-NY', 'MBX2007-NY']],
+    ['carol', 'https://legacy.mail.o365info.com', ['CAS2007-NY', 'CAS2007-LA', 'MBX2007-LA']],
+    ['diego', 'https://europe.mail.o365info.com', ['CAS2007-MAD', 'MBX2007-MAD']],
+  ];
+  for (const [user, target, hops] of owaFlows) {
+    test(`OWA for ${user} (2007): redirected to ${target}, where the 2007 logon leads to the mailbox`, async () => {
+      const cookie = await owaLogon(external, primary, `${user}@o365info.com`);
+      const first = await external.fetch(primary + '/owa/', { headers: { cookie } });
+      assert.equal(first.status, 302);
+      assert.equal(first.headers['location'], `${target}/owa`);
+      // The legacy CAS has its own forms logon (2007: owaauth.dll); the front end's cookie is not for it.
+      const unauthenticated = await external.fetch(`${target}/owa/`);
+      assert.equal(unauthenticated.status, 302);
+      assert.match(String(unauthenticated.headers['location']), /^\/owa\/auth\/logon\.aspx\?/);
+      const legacyCookie = await owaLogon(external, target, `${user}@o365info.com`, '/owa/auth/owaauth.dll');
+      const page = await external.fetch(`${target}/owa/`, { headers: { cookie: legacyCookie } });
+      assert.equal(page.status, 200);
+      assert.match(page.body.toString(), /Outlook Web Access/);
+      assert.deepEqual(await recordedPath(page.requestId, hops[0] as string), hops);
+    });
+  }
+
+  test('OWA for alice (2013): proxied to MBX2013-NY with her credentials, after the front end logon', async () => {
+    const cookie = await owaLogon(external, primary, 'alice@o365info.com');
+    const page = await external.fetch(primary + '/owa/', { headers: { cookie } });
+    assert.equal(page.status, 200);
+    assert.deepEqual(await recordedPath(page.requestId, 'CAS2013-NY'), ['CAS2013-NY', 'MBX2013-NY']);
+    const tampered = await external.fetch(primary + '/owa/', {
+      headers: { cookie: cookie.slice(0, -2) + 'xx' },
+    });
+    assert.equal(tampered.status, 302, 'a forged cookie goes back to the logon page');
+  });
+
   test('OWA: bob logs on at the front end and is redirected to the legacy namespace', async () => {
     const logon = await external.fetch(primary + '/owa/auth.owa', {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },

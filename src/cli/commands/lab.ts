@@ -5,6 +5,7 @@ import type { EstateIndex } from '../../core/estate/estate-index.ts';
 import type { Lab } from '../../lab/index.ts';
 import { hostsByServer, labAddresses, startLab } from '../../lab/index.ts';
 import { createLogger } from '../../observability/log.ts';
+import { startAdminServer } from '../../observability/metrics.ts';
 import type { Io } from '../main.ts';
 import { defaultEstatePath } from './trace.ts';
 import { untilSignal } from './until-signal.ts';
@@ -14,6 +15,7 @@ interface LabCliOptions {
   portBase: string;
   caDir?: string;
   logLevel: string;
+  admin: string;
 }
 
 /** The demo password of every user of the example estates (examples/o365info.yaml). */
@@ -29,6 +31,7 @@ export function registerLab(program: Command, io: Io): void {
     .option('--port-base <port>', 'first loopback port; each listener takes the next (0: ephemeral)', '8443')
     .option('--ca-dir <dir>', 'where to write the lab CA certificate (default: a new temporary directory)')
     .option('--log-level <level>', 'access log level (info shows one line per request)', 'info')
+    .option('--admin <port>', "port of the front end's metrics and health listener on 127.0.0.1 (0: ephemeral)", '9464')
     .action(async (o: LabCliOptions) => {
       const index = await loadEstateIndex(o.estate);
       const portBase = Number(o.portBase);
@@ -38,9 +41,16 @@ export function registerLab(program: Command, io: Io): void {
       // The access log goes to stderr so the instructions on stdout stay readable.
       const logger = createLogger({ level: o.logLevel, destination: process.stderr });
       const lab = await startLab({ index, logger, portBase, ...(o.caDir ? { caDir: o.caDir } : {}) });
+      const front = index.namespaceOfKind('primary')?.server ?? [...lab.nodes.keys()][0] ?? '';
+      const frontMetrics = lab.metrics.get(front);
+      const admin = frontMetrics
+        ? await startAdminServer({ metrics: frontMetrics, port: Number(o.admin), ready: () => true })
+        : undefined;
       io.out(labInstructions(lab, index));
+      if (admin) io.out(`Metrics of ${front}: http://127.0.0.1:${admin.port}/metrics\n`);
       await untilSignal();
       io.out('coexist lab: stopping\n');
+      await admin?.close();
       await lab.close();
     });
 }
@@ -74,7 +84,7 @@ export function labInstructions(lab: Lab, index: EstateIndex): string {
     `  curl $LAB -i ${user('bob')} -X OPTIONS https://${primary}/Microsoft-Server-ActiveSync            # EAS-1`,
     `  curl $LAB -i ${user('carol')} -X OPTIONS https://${primary}/Microsoft-Server-ActiveSync          # EAS-2`,
     `  curl $LAB -i ${user('diego')} -X OPTIONS https://${primary}/Microsoft-Server-ActiveSync          # EAS-3A`,
-    `  curl $LAB -i ${user('bob')} -H 'Content-Type: text/xml' -d '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><GetFolder xmlns="http://schemas.microsoft.com/exchange/services/2006/messages"/></soap:Body></soap:Envelope>' https://${primary}/EWS/Exchange.asmx   # EWS-2`,
+    `  curl $LAB -i ${user('bob')} -H 'Content-Type: text/xml' -d '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><soap:Body><GetFolder xmlns="http://schemas.microsoft.com/exchange/services/2006/messages"><FolderShape><t:BaseShape>Default</t:BaseShape></FolderShape><FolderIds><t:DistinguishedFolderId Id="inbox"/></FolderIds></GetFolder></soap:Body></soap:Envelope>' https://${primary}/EWS/Exchange.asmx   # EWS-2`,
     `  curl $LAB -i ${user('alice')} -X OPTIONS https://${primary}/Microsoft-Server-ActiveSync          # alice: 2013, MBX2013-NY`,
     `  curl $LAB -i --interface ${labAddresses.internalClient} ${user('bob')} -H 'Content-Type: text/xml' -d '<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>bob@o365info.com</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>' https://autodiscover.o365info.com/Autodiscover/Autodiscover.xml   # EWS-1 (internal client)`,
     '',

@@ -75,7 +75,7 @@ export function registerServe(program: Command, io: Io): void {
         if (at) listeners.push({ name: 'mailbox', role: 'mailbox', ...hostPort(at), ...tls });
       }
       const logger = createLogger({ level: o.logLevel });
-      const metrics = new Metrics({ server: server.name });
+      const metrics = new Metrics({ server: server.name, defaultMetrics: true });
       const internal = new BlockList();
       for (const cidr of o.internalNetwork) addCidr(internal, cidr);
       const node = await startServerNode({

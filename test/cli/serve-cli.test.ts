@@ -1,0 +1,155 @@
+/**
+ * `coexist serve` as an admin runs it: a separate process with a certificate chosen by SNI, an admin
+ * listener with metrics, a structured access log on stdout, and a graceful stop on SIGTERM.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Agent, buildConnector, request } from 'undici';
+import { createLabCa } from '../../src/lab/lab-ca.ts';
+import { basic } from '../support/lab-client.ts';
+import { runCli } from '../support/run-cli.ts';
+
+const entry = fileURLToPath(new URL('../../src/cli/entry.ts', import.meta.url));
+
+describe('coexist serve --as CAS2013-NY', () => {
+  const ca = createLabCa();
+  let child: ChildProcessWithoutNullStreams;
+  let out = '';
+  let port = 0;
+  let adminPort = 0;
+  let agent: Agent;
+  let exit: Promise<number | null>;
+
+  before(async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'coexist-serve-'));
+    const mail = ca.issue(['mail.o365info.com']);
+    const auto = ca.issue(['autodiscover.o365info.com']);
+    for (const [name, pem] of [
+      ['mail.crt', mail.certPem],
+      ['mail.key', mail.keyPem],
+      ['auto.crt', auto.certPem],
+      ['auto.key', auto.keyPem],
+    ] as const)
+      await writeFile(join(dir, name), pem);
+    child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        entry,
+        'serve',
+        '--as',
+        'CAS2013-NY',
+        '--listen',
+        '127.0.0.1:0',
+        '--admin',
+        '127.0.0.1:0',
+        '--cert',
+        `mail.o365info.com=${join(dir, 'mail.crt')},${join(dir, 'mail.key')}`,
+        '--cert',
+        `autodiscover.o365info.com=${join(dir, 'auto.crt')},${join(dir, 'auto.key')}`,
+      ],
+      { stdio: 'pipe' },
+    );
+    exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const end = Date.now() + 20_000;
+    while (!/metrics on http:\/\/127\.0\.0\.1:(\d+)/.test(out)) {
+      if (Date.now() > end) throw new Error(`serve did not start:\n${out}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    port = Number(/front listening on https port (\d+)/.exec(out)?.[1]);
+    adminPort = Number(/metrics on http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1]);
+    const base = buildConnector({ ca: ca.certPem });
+    agent = new Agent({
+      connect: (opts, cb) =>
+        base({ ...opts, hostname: '127.0.0.1', port: String(port), servername: opts.hostname }, cb),
+    });
+  });
+  after(async () => {
+    await agent.close();
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+
+  test('answers over TLS with the certificate of the name asked for (SNI)', async () => {
+    for (const host of ['mail.o365info.com', 'autodiscover.o365info.com']) {
+      const r = await request(`https://${host}/Microsoft-Server-ActiveSync`, {
+        dispatcher: agent,
+        method: 'OPTIONS',
+      });
+      await r.body.dump();
+      assert.equal(r.statusCode, 401, host);
+      assert.equal(r.headers['www-authenticate'], `Basic realm="${host}"`);
+      assert.equal(r.headers['x-feserver'], 'CAS2013-NY');
+    }
+  });
+
+  test('a next hop that does not resolve: ActiveSync gets 503 with Retry-After, EWS 502', async () => {
+    const eas = await request(
+      'https://mail.o365info.com/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=bob&DeviceId=SERVE1&DeviceType=T',
+      {
+        dispatcher: agent,
+        method: 'POST',
+        headers: {
+          authorization: basic('bob@o365info.com'),
+          'content-type': 'application/vnd.ms-sync.wbxml',
+        },
+        body: Uint8Array.from([0x03, 0x01, 0x6a, 0x00, 0x00, 0x07, 0x56, 0x52, 0x03, 0x30, 0x00, 0x01, 0x01]),
+      },
+    );
+    await eas.body.dump();
+    assert.equal(eas.statusCode, 503);
+    assert.equal(eas.headers['retry-after'], '30');
+    const ews = await request('https://mail.o365info.com/EWS/Exchange.asmx', {
+      dispatcher: agent,
+      method: 'POST',
+      headers: { authorization: basic('bob@o365info.com'), 'content-type': 'text/xml' },
+      body: '<x/>',
+    });
+    assert.equal(ews.statusCode, 502);
+    assert.match(await ews.body.text(), /CX_UPSTREAM_DNS/);
+  });
+
+  test('metrics on the admin listener count what happened', async () => {
+    const r = await request(`http://127.0.0.1:${adminPort}/metrics`);
+    const text = await r.body.text();
+    assert.equal(r.statusCode, 200);
+    assert.match(
+      text,
+      /coexist_requests_total\{[^}]*protocol="activesync"[^}]*outcome="upstream_unreachable"[^}]*\} 1/,
+    );
+    assert.match(text, /coexist_auth_total\{[^}]*result="ok"[^}]*\} [1-9]/);
+  });
+
+  test('the access log is JSON lines without credentials; SIGTERM stops it cleanly', async () => {
+    child.kill('SIGTERM');
+    assert.equal(await exit, 0);
+    const access = out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l['msg'] === 'access');
+    assert.ok(access.length >= 4);
+    assert.ok(access.every((l) => l['server'] === 'CAS2013-NY' && typeof l['reqId'] === 'string'));
+    assert.ok(!out.includes(basic('bob@o365info.com').slice(6)), 'no Basic token');
+    assert.ok(!out.includes('Coexist-Lab-2026!'), 'no password');
+  });
+});
+
+describe('coexist serve: bad options', () => {
+  test('an unknown server, and TLS neither configured nor waived, are usage errors (exit 2)', async () => {
+    const unknown = await runCli(['serve', '--as', 'NOPE-1']);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /--as NOPE-1: no such server/);
+    const noTls = await runCli(['serve', '--as', 'CAS2013-NY', '--listen', '127.0.0.1:0']);
+    assert.equal(noTls.code, 2);
+    assert.match(noTls.stderr, /--cert/);
+  });
+});
