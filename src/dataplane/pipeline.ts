@@ -262,7 +262,10 @@ async function route(ctx: ServerContext, listener: ListenerInfo, x: Exchange, id
     try {
       caller = await ctx.directory.authenticate(credentials.user, credentials.password);
     } catch (err) {
-      ctx.logger.warn({ reqId: record.reqId, server: ctx.server.name, err: errorSummary(err) }, 'directory unavailable');
+      ctx.logger.warn(
+        { reqId: record.reqId, server: ctx.server.name, err: errorSummary(err) },
+        'directory unavailable',
+      );
       record.auth = 'error';
       refuse(x, 'CX_DIRECTORY_UNAVAILABLE', { 'retry-after': String(ctx.retryAfterSeconds ?? 30) });
       return;

@@ -31,7 +31,11 @@ export function registerLab(program: Command, io: Io): void {
     .option('--port-base <port>', 'first loopback port; each listener takes the next (0: ephemeral)', '8443')
     .option('--ca-dir <dir>', 'where to write the lab CA certificate (default: a new temporary directory)')
     .option('--log-level <level>', 'access log level (info shows one line per request)', 'info')
-    .option('--admin <port>', "port of the front end's metrics and health listener on 127.0.0.1 (0: ephemeral)", '9464')
+    .option(
+      '--admin <port>',
+      "port of the front end's metrics and health listener on 127.0.0.1 (0: ephemeral)",
+      '9464',
+    )
     .action(async (o: LabCliOptions) => {
       const index = await loadEstateIndex(o.estate);
       const portBase = Number(o.portBase);
