@@ -19,6 +19,7 @@ import { alwaysExternal, protocols } from '../src/core/protocols/protocol.ts';
 import type { RoutingInput, ServerRef } from '../src/core/routing/decide.ts';
 import { decide } from '../src/core/routing/decide.ts';
 import { generateEstateYaml } from './generate-estate.ts';
+import { benchHops } from './hops.ts';
 import type { Summary } from './table.ts';
 import {
   canCollectGarbage,
@@ -333,6 +334,12 @@ printTable(
 );
 
 // ---------------------------------------------------------------------------------------------------------
+// Scenario c: latency per hop through the lab
+
+progress('lab: latency per hop');
+const hopRows = await benchHops(quick ? 300 : 2000);
+
+// ---------------------------------------------------------------------------------------------------------
 // Raw figures
 
 const raw = (s: Summary): Record<string, unknown> => ({
@@ -378,6 +385,7 @@ const results = {
     })),
     mix: Object.fromEntries(cases.map((c) => [c.label, c.mix])),
   },
+  hops: { unit: 'ms', rows: hopRows },
   checksum: checksum(),
 };
 const resultsFile = new URL('latest.json', pathToFileURL(resultsDir));
