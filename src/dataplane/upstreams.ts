@@ -121,19 +121,20 @@ export class Upstreams {
 
   /** Close every pool: requests in flight finish, new ones are refused. */
   async close(): Promise<void> {
-    this.#closed = true;
-    const pools = [...this.#pools.values(), ...this.#channels];
-    this.#pools.clear();
-    this.#channels.clear();
-    await Promise.all(pools.map((p) => p.close()));
+    await Promise.all(this.#takeAll().map((p) => p.close()));
   }
 
   /** Destroy every pool now, failing the requests in flight (shutdown after a grace period). */
   async destroy(): Promise<void> {
+    await Promise.all(this.#takeAll().map((p) => p.destroy()));
+  }
+
+  /** Refuse new requests and hand over every pool and channel client. */
+  #takeAll(): (Pool | Client)[] {
     this.#closed = true;
-    const pools = [...this.#pools.values(), ...this.#channels];
+    const all = [...this.#pools.values(), ...this.#channels];
     this.#pools.clear();
     this.#channels.clear();
-    await Promise.all(pools.map((p) => p.destroy()));
+    return all;
   }
 }

@@ -425,47 +425,25 @@ function provision(x: Eas, doc: WbxmlElement): WbxmlElement {
   const policy = childElement(childElement(doc, 'Policies') ?? doc, 'Policy');
   if (!policy) return p('Provision', ...device, p('Status', 2)); // protocol error
   const type = textOf(childElement(policy, 'PolicyType'));
-  if (type !== wbxmlProvisioning)
-    // Policy Status 3: unknown PolicyType (2.5's MS-WAP-Provisioning-XML is not simulated).
-    return p(
+  const answer = (...policyContent: WbxmlElement[]): WbxmlElement =>
+    p(
       'Provision',
       ...device,
       p('Status', 1),
-      p('Policies', p('Policy', p('PolicyType', type), p('Status', 3))),
+      p('Policies', p('Policy', p('PolicyType', type), ...policyContent)),
     );
+  // Policy Status 3: unknown PolicyType (2.5's MS-WAP-Provisioning-XML is not simulated).
+  if (type !== wbxmlProvisioning) return answer(p('Status', 3));
   const acked = childElement(policy, 'PolicyKey');
   if (acked) {
     const ok = textOf(acked) === policyKey('temporary', x);
-    const policyStatus = ok ? 1 : 5; // 5: the device acknowledged the wrong policy key
-    return p(
-      'Provision',
-      ...device,
-      p('Status', 1),
-      p(
-        'Policies',
-        p(
-          'Policy',
-          p('PolicyType', type),
-          p('Status', policyStatus),
-          ...(ok ? [p('PolicyKey', policyKey('final', x))] : []),
-        ),
-      ),
-    );
+    // Status 5: the device acknowledged the wrong policy key.
+    return ok ? answer(p('Status', 1), p('PolicyKey', policyKey('final', x))) : answer(p('Status', 5));
   }
-  return p(
-    'Provision',
-    ...device,
+  return answer(
     p('Status', 1),
-    p(
-      'Policies',
-      p(
-        'Policy',
-        p('PolicyType', type),
-        p('Status', 1),
-        p('PolicyKey', policyKey('temporary', x)),
-        p('Data', provisionDoc(x.version)),
-      ),
-    ),
+    p('PolicyKey', policyKey('temporary', x)),
+    p('Data', provisionDoc(x.version)),
   );
 }
 
