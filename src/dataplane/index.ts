@@ -19,5 +19,7 @@ export type { HopObserver, HopRecord, ListenerInfo, MailboxResponder, ServerCont
 export { createRequestHandler, hostOnly } from './pipeline.ts';
 export type { NodeListener, ServerNode, ServerNodeOptions } from './server-node.ts';
 export { startServerNode } from './server-node.ts';
-export type { AutodiscoverReply } from './autodiscover-response.ts';
-export { renderAutodiscover } from './autodiscover-response.ts';
+export type { AutodiscoverError, AutodiscoverReply, RenderContext } from './autodiscover-response.ts';
+export { autodiscoverHeaders, renderAutodiscover, renderAutodiscoverError } from './autodiscover-response.ts';
+export type { AutodiscoverSite } from './autodiscover-service.ts';
+export { answerAutodiscover, autodiscoverError } from './autodiscover-service.ts';

@@ -12,7 +12,7 @@ import type { EstateIndex, Mailbox } from '../core/estate/estate-index.ts';
 import type { Policies, Server } from '../core/estate/estate.ts';
 import type { ErrorCode } from '../core/errors.ts';
 import { catalogue, statusOf } from '../core/errors.ts';
-import { parseAutodiscoverBody, parseAutodiscoverJson } from '../core/protocols/autodiscover.ts';
+import type { AutodiscoverRequest } from '../core/protocols/autodiscover.ts';
 import { basicCredentials } from '../core/protocols/basic-auth.ts';
 import { logonPaths } from '../core/protocols/owa.ts';
 import type { Protocol } from '../core/protocols/protocol.ts';
@@ -27,7 +27,14 @@ import type { Directory } from '../directory/directory.ts';
 import type { AccessRecord, Logger } from '../observability/log.ts';
 import { logAccess } from '../observability/log.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { renderAutodiscover } from './autodiscover-response.ts';
+import type { AutodiscoverError, AutodiscoverReply } from './autodiscover-response.ts';
+import { autodiscoverHeaders } from './autodiscover-response.ts';
+import {
+  answerAutodiscover,
+  autodiscoverError,
+  autodiscoverRequest,
+  missingMailbox,
+} from './autodiscover-service.ts';
 import { forward } from './forward.ts';
 import type { OutgoingHeaders, TrustedProxies } from './headers.ts';
 import { headerNames } from './headers.ts';
@@ -197,6 +204,11 @@ async function handle(
       id = module.identify(head, body);
     }
     if (isInvalid(id)) {
+      // A body Autodiscover cannot read gets the schema's own error answer, not a bare 400 (MS-OXDSCLI 600).
+      if (module.protocol === 'autodiscover' && id.code !== 'CX_IDENTITY_BODY_TOO_LARGE') {
+        await answerAutodiscoverError(ctx, x, undefined, 'invalid-request', id.code);
+        return;
+      }
       refuse(x, id.code);
       return;
     }
@@ -367,21 +379,12 @@ async function execute(
     case 'respond': {
       record.outcome = 'answered';
       if (d.answer === 'autodiscover') {
-        const request = head.path.toLowerCase().includes('autodiscover.json')
-          ? parseAutodiscoverJson(head)
-          : parseAutodiscoverBody(x.body ?? new Uint8Array());
+        const request = autodiscoverRequest(head, x.body);
         if (isInvalid(request)) {
-          refuse(x, request.code);
+          await answerAutodiscoverError(ctx, x, undefined, 'invalid-request', request.code);
           return;
         }
-        const reply = renderAutodiscover(request, d.autodiscover);
-        const body = Buffer.from(reply.body);
-        send(
-          x,
-          reply.status,
-          { 'content-type': reply.contentType, 'content-length': String(body.length) },
-          body,
-        );
+        sendReply(x, await answerAutodiscover(ctx, head, request, d.autodiscover));
         record.outcome = 'answered';
         observe(ctx, x, {});
         return;
@@ -403,6 +406,14 @@ async function execute(
       return;
     }
     case 'refuse':
+      if (protocol === 'autodiscover' && d.code === 'CX_ROUTE_UNKNOWN_MAILBOX') {
+        // The schema's "address not found" (POX 500, SOAP InvalidUser, JSON 404), or a domain not served here.
+        const request = autodiscoverRequest(head, x.body);
+        const parsed = isInvalid(request) ? undefined : request;
+        const error = missingMailbox(ctx, requestedAddress(parsed));
+        await answerAutodiscoverError(ctx, x, parsed, error, d.code);
+        return;
+      }
       refuse(x, d.code);
       return;
   }
@@ -422,6 +433,38 @@ export function nextHopUrl(vdirUrl: string, head: Pick<RequestHead, 'path' | 'qu
   const base = target.pathname === '/' ? '' : target.pathname.slice(0, firstSegment(target.pathname));
   const rest = base === '' ? head.path : head.path.slice(firstSegment(head.path));
   return `${target.origin}${base}${rest}${head.query === '' ? '' : `?${head.query}`}`;
+}
+
+/** Write an Autodiscover error answer; the access line keeps the code that caused it. */
+async function answerAutodiscoverError(
+  ctx: ServerContext,
+  x: Exchange,
+  request: AutodiscoverRequest | undefined,
+  error: AutodiscoverError,
+  code: ErrorCode,
+): Promise<void> {
+  sendReply(x, await autodiscoverError(ctx, x.head, x.body, request, error));
+  x.record.outcome = 'refused';
+  x.record.code = code;
+}
+
+/** The address an Autodiscover request asks about. */
+function requestedAddress(request: AutodiscoverRequest | undefined): string | undefined {
+  if (!request) return undefined;
+  switch (request.schema) {
+    case 'outlook':
+    case 'mobilesync':
+      return request.address;
+    case 'json':
+      return request.address;
+    case 'soap':
+      return request.operation === 'GetUserSettings' ? request.mailboxes[0] : undefined;
+  }
+}
+
+function sendReply(x: Exchange, reply: AutodiscoverReply): void {
+  const body = Buffer.from(reply.body);
+  send(x, reply.status, { 'content-type': reply.contentType, 'content-length': String(body.length) }, body);
 }
 
 /** Record this server's part of the flow. */
@@ -461,6 +504,8 @@ function clientLocation(ctx: ServerContext, x: Exchange, protocol: Protocol): 'i
 /** A locally produced answer: diagnostics headers, status, record. */
 function send(x: Exchange, status: number, headers: OutgoingHeaders, body?: Uint8Array | string): void {
   const { res, record } = x;
+  // Every Autodiscover answer, 401s included, says SOAP is served (ews-javascript-api needs it).
+  if (x.protocol === 'autodiscover') Object.assign(headers, autodiscoverHeaders);
   headers[headerNames.requestId] = record.reqId;
   headers[headerNames.path] = record.server;
   headers[headerNames.feServer] = record.server;

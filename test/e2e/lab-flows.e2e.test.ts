@@ -296,6 +296,69 @@ describe('the o365info lab: flows of flows.md over real HTTPS', () => {
     }
   });
 
+  test('Autodiscover errors: unknown user, a domain not served, hostile XML: schema answers, and it keeps serving', async () => {
+    const url = 'https://autodiscover.o365info.com/Autodiscover/Autodiscover.xml';
+    const post = (body: string): ReturnType<LabClient['fetch']> =>
+      external.fetch(url, { headers: { 'content-type': 'text/xml' }, body, user: 'bob@o365info.com' });
+    const unknown = await post(poxRequest('nobody@o365info.com', 'outlook'));
+    assert.equal(unknown.status, 200);
+    assert.match(unknown.body.toString(), /<ErrorCode>500<\/ErrorCode>/);
+    assert.equal(unknown.headers['x-soap-enabled'], 'True');
+    const elsewhere = await post(poxRequest('someone@example.org', 'outlook'));
+    assert.match(elsewhere.body.toString(), /<ErrorCode>500<\/ErrorCode>/);
+    const xxe =
+      '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]>' +
+      poxRequest('bob@o365info.com', 'outlook').replace('bob@o365info.com', '&x;');
+    const laughs =
+      '<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>' +
+      poxRequest('&b;', 'outlook');
+    for (const hostile of [xxe, laughs, '<Autodiscover><Request><EMailAddress>bob@o365info.com']) {
+      const r = await post(hostile);
+      assert.equal(r.status, 200);
+      assert.match(r.body.toString(), /<ErrorCode>600<\/ErrorCode>/);
+      assert.ok(!r.body.toString().includes('root:'), 'no file content');
+    }
+    const after = await post(poxRequest('bob@o365info.com', 'outlook'));
+    assert.match(
+      after.body.toString(),
+      /<EwsUrl>https:\/\/legacy\.mail\.o365info\.com\/EWS\/Exchange\.asmx<\/EwsUrl>/,
+    );
+    const unauthenticated = await external.fetch(url);
+    assert.equal(unauthenticated.status, 401);
+    assert.equal(
+      unauthenticated.headers['x-soap-enabled'],
+      'True',
+      'ews-javascript-api looks for it on the 401',
+    );
+  });
+
+  test('Autodiscover SOAP GetUserSettings through the front end: exactly the settings asked, per user', async () => {
+    const soapRequest = (address: string, settings: readonly string[]): string =>
+      '<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:a="http://schemas.microsoft.com/exchange/2010/Autodiscover" xmlns:wsa="http://www.w3.org/2005/08/addressing">' +
+      '<soap:Header><a:RequestedServerVersion>Exchange2013</a:RequestedServerVersion><wsa:Action>http://schemas.microsoft.com/exchange/2010/Autodiscover/Autodiscover/GetUserSettings</wsa:Action></soap:Header>' +
+      `<soap:Body><a:GetUserSettingsRequestMessage><a:Request><a:Users><a:User><a:Mailbox>${address}</a:Mailbox></a:User></a:Users><a:RequestedSettings>` +
+      settings.map((n) => `<a:Setting>${n}</a:Setting>`).join('') +
+      '</a:RequestedSettings></a:Request></a:GetUserSettingsRequestMessage></soap:Body></soap:Envelope>';
+    for (const [user, ews, hops] of [
+      ['bob', 'https://legacy.mail.o365info.com/EWS/Exchange.asmx', ['CAS2013-NY']],
+      ['diego', 'https://europe.mail.o365info.com/EWS/Exchange.asmx', ['CAS2013-NY']],
+      ['alice', 'https://mail.o365info.com/EWS/Exchange.asmx', ['CAS2013-NY', 'MBX2013-NY']],
+    ] as const) {
+      const r = await external.fetch('https://autodiscover.o365info.com/autodiscover/autodiscover.svc', {
+        headers: { 'content-type': 'text/xml; charset=utf-8' },
+        body: soapRequest(`${user}@o365info.com`, ['ExternalEwsUrl', 'UserDisplayName', 'NoSuchSetting']),
+        user: `${user}@o365info.com`,
+      });
+      const text = r.body.toString();
+      assert.equal(r.status, 200, user);
+      assert.deepEqual(await recordedPath(r.requestId, 'CAS2013-NY'), hops, user);
+      assert.ok(text.includes(`<Name>ExternalEwsUrl</Name><Value>${ews}</Value>`), `${user}: ${text}`);
+      assert.match(text, /<Name>UserDisplayName<\/Name>/);
+      assert.ok(!/<Name>InternalEwsUrl<\/Name>/.test(text), 'only what was asked');
+      assert.match(text, /<ErrorCode>InvalidSetting<\/ErrorCode>[\s\S]*NoSuchSetting/);
+    }
+  });
+
   const owaFlows: readonly [string, string, string[]][] = [
     ['bob', 'https://legacy.mail.o365info.com', ['CAS2007-NY', 'MBX2007-NY']],
     ['carol', 'https://legacy.mail.o365info.com', ['CAS2007-NY', 'CAS2007-LA', 'MBX2007-LA']],

@@ -1,11 +1,19 @@
 /**
- * Autodiscover identity: POX outlook/mobilesync bodies (protocol-facts §4.2), SOAP GetUserSettings (§4.3),
- * the v2 JSON URL (§4.4), both namespace spellings (the § warning), and what the scanner refuses.
+ * Autodiscover identity and parsed requests: POX outlook/mobilesync bodies (protocol-facts §4.2, §4.1 end),
+ * SOAP GetUserSettings and GetDomainSettings (§4.3), the v2 JSON URL (§4.4), both namespace spellings (the §
+ * warning), and what the scanner refuses.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { autodiscover, autodiscoverMaxBytes, parseAutodiscoverBody } from './autodiscover.ts';
+import {
+  autodiscover,
+  autodiscoverDialect,
+  autodiscoverMaxBytes,
+  autodiscoverMaxItems,
+  parseAutodiscoverBody,
+} from './autodiscover.ts';
 import type { Identity, RequestHead } from './request-head.ts';
+import { isInvalid } from './request-head.ts';
 
 const auth = `Basic ${Buffer.from('bob@o365info.com:pw').toString('base64')}`;
 const post = (
@@ -22,6 +30,7 @@ const get = (path: string, query = ''): RequestHead => ({ ...post(path), method:
 const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
 const code = (id: Identity): string | false => id.kind === 'invalid' && id.code;
 
+const outlookResponse = 'http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a';
 const pox = (
   inner: string,
   ns = 'http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006',
@@ -71,11 +80,17 @@ describe('POX (protocol-facts §4.2)', () => {
       '<EMailAddress>bob@o365info.com</EMailAddress>',
       'https://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006',
     );
-    assert.deepEqual(parseAutodiscoverBody(bytes(https)), { schema: 'outlook', address: 'bob@o365info.com' });
+    assert.deepEqual(parseAutodiscoverBody(bytes(https)), {
+      schema: 'outlook',
+      address: 'bob@o365info.com',
+      acceptableResponseSchema: outlookResponse,
+    });
     const mobile = `<Autodiscover xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns="http://schemas.microsoft.com/exchange/autodiscover/mobilesync/requestschema/2006"><Request><EMailAddress>bob@o365info.com</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/mobilesync/responseschema/2006</AcceptableResponseSchema></Request></Autodiscover>`;
     assert.deepEqual(parseAutodiscoverBody(bytes(mobile)), {
       schema: 'mobilesync',
       address: 'bob@o365info.com',
+      acceptableResponseSchema:
+        'http://schemas.microsoft.com/exchange/autodiscover/mobilesync/responseschema/2006',
     });
     const prefixed = `<a:Autodiscover xmlns:a="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><a:Request><a:EMailAddress>bob@o365info.com</a:EMailAddress></a:Request></a:Autodiscover>`;
     assert.deepEqual(parseAutodiscoverBody(bytes(prefixed)), {
@@ -88,7 +103,11 @@ describe('POX (protocol-facts §4.2)', () => {
       0xbf,
       ...bytes(pox('<EMailAddress>bob@o365info.com</EMailAddress>')),
     ]);
-    assert.deepEqual(parseAutodiscoverBody(bom), { schema: 'outlook', address: 'bob@o365info.com' });
+    assert.deepEqual(parseAutodiscoverBody(bom), {
+      schema: 'outlook',
+      address: 'bob@o365info.com',
+      acceptableResponseSchema: outlookResponse,
+    });
   });
 
   test('LegacyDN wins over EMailAddress', () => {
@@ -115,15 +134,123 @@ describe('POX (protocol-facts §4.2)', () => {
     );
     assert.equal(code(id), 'CX_IDENTITY_BODY_MALFORMED');
   });
+
+  test('keeps the AcceptableResponseSchema as sent, so an unavailable one can be answered 601', () => {
+    const asked = pox('<EMailAddress>bob@o365info.com</EMailAddress>').replace(
+      outlookResponse,
+      'http://schemas.microsoft.com/exchange/autodiscover/mobilesync/responseschema/2006',
+    );
+    const parsed = parseAutodiscoverBody(bytes(asked));
+    assert.equal(
+      !isInvalid(parsed) && parsed.schema === 'outlook' && parsed.acceptableResponseSchema,
+      'http://schemas.microsoft.com/exchange/autodiscover/mobilesync/responseschema/2006',
+    );
+    const none = `<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>bob@o365info.com</EMailAddress></Request></Autodiscover>`;
+    assert.deepEqual(parseAutodiscoverBody(bytes(none)), { schema: 'outlook', address: 'bob@o365info.com' });
+  });
 });
 
-test('SOAP GetUserSettings routes on the first Mailbox (protocol-facts §4.3)', () => {
-  assert.deepEqual(parseAutodiscoverBody(bytes(soap)), {
-    schema: 'soap',
-    mailboxes: ['bob@o365info.com', 'alice@o365info.com'],
+const domainSoap = (domains: string, settings = '<a:Setting>ExternalEwsUrl</a:Setting>') =>
+  `<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:a="http://schemas.microsoft.com/exchange/2010/Autodiscover">
+  <soap:Header><a:RequestedServerVersion>Exchange2013</a:RequestedServerVersion></soap:Header>
+  <soap:Body><a:GetDomainSettingsRequestMessage><a:Request>
+    <a:Domains>${domains}</a:Domains>
+    <a:RequestedSettings>${settings}</a:RequestedSettings>
+    <a:RequestedVersion>Exchange2013</a:RequestedVersion>
+  </a:Request></a:GetDomainSettingsRequestMessage></soap:Body>
+</soap:Envelope>`;
+
+describe('SOAP (protocol-facts §4.3)', () => {
+  test('GetUserSettings: mailboxes, requested settings and RequestedServerVersion; routes on the first Mailbox', () => {
+    assert.deepEqual(parseAutodiscoverBody(bytes(soap)), {
+      schema: 'soap',
+      soapVersion: '1.1',
+      requestedServerVersion: 'Exchange2013',
+      operation: 'GetUserSettings',
+      mailboxes: ['bob@o365info.com', 'alice@o365info.com'],
+      settings: ['UserDisplayName', 'ExternalEwsUrl'],
+    });
+    const id = autodiscover.identify(post('/autodiscover/autodiscover.svc'), bytes(soap));
+    assert.deepEqual(id, { kind: 'user', user: 'bob@o365info.com', source: 'autodiscover-body' });
   });
-  const id = autodiscover.identify(post('/autodiscover/autodiscover.svc'), bytes(soap));
-  assert.deepEqual(id, { kind: 'user', user: 'bob@o365info.com', source: 'autodiscover-body' });
+
+  test('settings keep request order without repeats or empties; SOAP 1.2 is recognised', () => {
+    const body = soap
+      .replace(
+        '<a:Setting>ExternalEwsUrl</a:Setting>',
+        '<a:Setting>ExternalEwsUrl</a:Setting><a:Setting> </a:Setting><a:Setting>UserDisplayName</a:Setting><a:Setting>CasVersion</a:Setting>',
+      )
+      .replace('http://schemas.xmlsoap.org/soap/envelope/', 'http://www.w3.org/2003/05/soap-envelope');
+    const parsed = parseAutodiscoverBody(bytes(body));
+    assert.ok(!isInvalid(parsed) && parsed.schema === 'soap');
+    assert.equal(parsed.soapVersion, '1.2');
+    assert.deepEqual(parsed.settings, ['UserDisplayName', 'ExternalEwsUrl', 'CasVersion']);
+  });
+
+  test('GetDomainSettings: domains and settings; its identity is anonymous (the pipeline routes on the caller)', () => {
+    const body = domainSoap('<a:Domain>o365info.com</a:Domain><a:Domain>other.org</a:Domain>');
+    assert.deepEqual(parseAutodiscoverBody(bytes(body)), {
+      schema: 'soap',
+      soapVersion: '1.1',
+      requestedServerVersion: 'Exchange2013',
+      operation: 'GetDomainSettings',
+      domains: ['o365info.com', 'other.org'],
+      settings: ['ExternalEwsUrl'],
+      requestedVersion: 'Exchange2013',
+    });
+    assert.deepEqual(autodiscover.identify(post('/autodiscover/autodiscover.svc'), bytes(body)), {
+      kind: 'anonymous',
+    });
+    assert.equal(
+      code(autodiscover.identify(post('/autodiscover/autodiscover.svc'), bytes(domainSoap('')))),
+      'CX_IDENTITY_BODY_MALFORMED',
+    );
+  });
+
+  test(`at most ${autodiscoverMaxItems} users, domains or settings per request`, () => {
+    const users = (n: number) =>
+      Array.from({ length: n }, (_, i) => `<a:User><a:Mailbox>u${i}@o365info.com</a:Mailbox></a:User>`).join(
+        '',
+      );
+    const many = (n: number) => soap.replace(/<a:Users>.*<\/a:Users>/, `<a:Users>${users(n)}</a:Users>`);
+    const ok = parseAutodiscoverBody(bytes(many(autodiscoverMaxItems)));
+    assert.equal(
+      !isInvalid(ok) && ok.schema === 'soap' && ok.operation === 'GetUserSettings' && ok.mailboxes.length,
+      autodiscoverMaxItems,
+    );
+    assert.equal(
+      code(autodiscover.identify(post(), bytes(many(autodiscoverMaxItems + 1)))),
+      'CX_IDENTITY_BODY_MALFORMED',
+    );
+    const settings = '<a:Setting>ExternalEwsUrl</a:Setting>'.repeat(autodiscoverMaxItems + 1);
+    assert.equal(
+      code(autodiscover.identify(post(), bytes(domainSoap('<a:Domain>o365info.com</a:Domain>', settings)))),
+      'CX_IDENTITY_BODY_MALFORMED',
+    );
+  });
+
+  test('a body that is not exactly one of the two operations is malformed', () => {
+    const both = soap.replace('</soap:Body>', '<a:GetDomainSettingsRequestMessage/></soap:Body>');
+    const twice = soap.replace('</soap:Body>', '<a:GetUserSettingsRequestMessage/></soap:Body>');
+    const other = soap.replaceAll('GetUserSettingsRequestMessage', 'GetFederationInformationRequestMessage');
+    for (const body of [both, twice, other])
+      assert.equal(code(autodiscover.identify(post(), bytes(body))), 'CX_IDENTITY_BODY_MALFORMED');
+  });
+});
+
+test('autodiscoverDialect: the dialect of an unreadable body, for its error answer', () => {
+  const path = (p: string) => ({ path: p });
+  assert.equal(autodiscoverDialect(path('/autodiscover/autodiscover.json/v1.0/x@y.com')), 'json');
+  assert.equal(autodiscoverDialect(path('/Autodiscover/Autodiscover.svc'), bytes('<broken')), 'soap');
+  assert.equal(autodiscoverDialect(path('/Autodiscover/Autodiscover.xml'), bytes('<broken')), 'outlook');
+  assert.equal(autodiscoverDialect(path('/Autodiscover/Autodiscover.xml')), 'outlook');
+  const mobile =
+    '<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/mobilesync/requestschema/2006"><Request>';
+  assert.equal(autodiscoverDialect(path('/autodiscover/autodiscover.xml'), bytes(mobile)), 'mobilesync');
+  assert.equal(
+    autodiscoverDialect(path('/autodiscover/autodiscover.xml'), new Uint8Array([0xff, 0xfe])),
+    'outlook',
+  );
 });
 
 describe('refused bodies', () => {

@@ -1,8 +1,9 @@
 /**
  * Autodiscover: POX (`autodiscover.xml`, outlook and mobilesync 2006 request schemas, protocol-facts §4.2),
- * SOAP GetUserSettings (`autodiscover.svc`, §4.3) and v2 JSON (`autodiscover.json`, §4.4). POX and SOAP name
- * the user in a small body the pipeline buffers first (§3). The body is read by a strict scanner for these
- * few elements, not an XML library: no DTD, no entities beyond the five predefined, no CDATA.
+ * SOAP GetUserSettings and GetDomainSettings (`autodiscover.svc`, §4.3) and v2 JSON (`autodiscover.json`,
+ * §4.4). POX and SOAP name the user in a small body the pipeline buffers first (§3). The body is read by a
+ * strict scanner for these few elements, not an XML library: no DTD, no entities beyond the five
+ * predefined, no CDATA, bounded depth and bounded repeats.
  */
 import { basicUser } from './basic-auth.ts';
 import type { Identity, Invalid, ProtocolModule, RequestHead } from './request-head.ts';
@@ -21,21 +22,84 @@ import {
 /** The largest Autodiscover body coexist reads (real requests are well under 1 KiB). */
 export const autodiscoverMaxBytes = 64 * 1024;
 
+/** The most users, domains or settings one SOAP request may name (a parse-time cap; clients send a handful). */
+export const autodiscoverMaxItems = 100;
+
+/** The wire dialect of an Autodiscover request: POX outlook or mobilesync, SOAP, or v2 JSON. */
+export type AutodiscoverDialect = 'outlook' | 'mobilesync' | 'soap' | 'json';
+
+/** A POX request (§4.2, §4.1 end): who, and the response schema the client accepts (601 when unavailable). */
+export interface PoxAutodiscoverRequest {
+  readonly schema: 'outlook' | 'mobilesync';
+  readonly address?: string;
+  readonly legacyDn?: string;
+  /** `Request/AcceptableResponseSchema` as sent, when sent. */
+  readonly acceptableResponseSchema?: string;
+}
+
+/** What both SOAP operations carry (§4.3). */
+interface SoapAutodiscoverBase {
+  readonly schema: 'soap';
+  /** SOAP 1.1 (`schemas.xmlsoap.org`) or 1.2 (`w3.org/2003/05`): the answer uses the same envelope. */
+  readonly soapVersion: '1.1' | '1.2';
+  /** `RequestedSettings/Setting`, in request order, without empties or repeats. */
+  readonly settings: readonly string[];
+  /** `Header/RequestedServerVersion`, e.g. `Exchange2013`, when sent. */
+  readonly requestedServerVersion?: string;
+}
+
+/** SOAP GetUserSettings: settings for one or more mailboxes (§4.3). */
+export interface GetUserSettingsRequest extends SoapAutodiscoverBase {
+  readonly operation: 'GetUserSettings';
+  /** `Users/User/Mailbox`, in request order. */
+  readonly mailboxes: readonly string[];
+}
+
+/** SOAP GetDomainSettings: settings for SMTP domains, no user (MS-OXWSADISC; ews-javascript-api GetDomainSettingsRequest). */
+export interface GetDomainSettingsRequest extends SoapAutodiscoverBase {
+  readonly operation: 'GetDomainSettings';
+  /** `Domains/Domain`, in request order. */
+  readonly domains: readonly string[];
+  /** `Request/RequestedVersion`, when sent. */
+  readonly requestedVersion?: string;
+}
+
+/** The v2 JSON form (§4.4). */
+export interface JsonAutodiscoverRequest {
+  readonly schema: 'json';
+  readonly address: string;
+  readonly protocol?: string;
+}
+
 /** What an Autodiscover request asks about. */
 export type AutodiscoverRequest =
-  | { readonly schema: 'outlook' | 'mobilesync'; readonly address?: string; readonly legacyDn?: string }
-  | { readonly schema: 'soap'; readonly mailboxes: readonly string[] }
-  | { readonly schema: 'json'; readonly address: string; readonly protocol?: string };
+  PoxAutodiscoverRequest | GetUserSettingsRequest | GetDomainSettingsRequest | JsonAutodiscoverRequest;
 
 // Both spellings: the http:// of the specifications and the https:// of the broken Learn pages (§ warning).
 const poxSchema =
   /^https?:\/\/schemas\.microsoft\.com\/exchange\/autodiscover\/(outlook|mobilesync)\/requestschema\/2006$/;
-const soapEnvelopes = [
-  'http://schemas.xmlsoap.org/soap/envelope/',
-  'http://www.w3.org/2003/05/soap-envelope',
-];
-const poxPaths = { address: 'Autodiscover/Request/EMailAddress', legacyDn: 'Autodiscover/Request/LegacyDN' };
-const soapMailbox = 'Envelope/Body/GetUserSettingsRequestMessage/Request/Users/User/Mailbox';
+const soapEnvelopes: Readonly<Record<string, '1.1' | '1.2'>> = {
+  'http://schemas.xmlsoap.org/soap/envelope/': '1.1',
+  'http://www.w3.org/2003/05/soap-envelope': '1.2',
+};
+const pox = {
+  address: 'Autodiscover/Request/EMailAddress',
+  legacyDn: 'Autodiscover/Request/LegacyDN',
+  acceptable: 'Autodiscover/Request/AcceptableResponseSchema',
+};
+const userMessage = 'Envelope/Body/GetUserSettingsRequestMessage';
+const domainMessage = 'Envelope/Body/GetDomainSettingsRequestMessage';
+const soap = {
+  serverVersion: 'Envelope/Header/RequestedServerVersion',
+  user: userMessage,
+  mailbox: `${userMessage}/Request/Users/User/Mailbox`,
+  userSetting: `${userMessage}/Request/RequestedSettings/Setting`,
+  domain: domainMessage,
+  domainName: `${domainMessage}/Request/Domains/Domain`,
+  domainSetting: `${domainMessage}/Request/RequestedSettings/Setting`,
+  requestedVersion: `${domainMessage}/Request/RequestedVersion`,
+};
+const wantedPaths: ReadonlySet<string> = new Set([...Object.values(pox), ...Object.values(soap)]);
 
 const malformed = (detail: string): Invalid => invalid('CX_IDENTITY_BODY_MALFORMED', detail);
 const predefined: Readonly<Record<string, string>> = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" };
@@ -58,11 +122,13 @@ function unescapeXml(text: string): string | undefined {
 
 /**
  * Scan an XML document for the text of elements at the given local-name paths (prefixes ignored), checking
- * that tags nest. Returns the root's namespace and the texts found per path, in document order.
+ * that tags nest. Returns the root's namespace and the texts found per path, in document order ('' for an
+ * element with children, so a container's presence shows); more than `maxRepeats` at one path is refused.
  */
 function scanXml(
   xml: string,
-  wanted: readonly string[],
+  wanted: ReadonlySet<string>,
+  maxRepeats: number,
 ): { rootNs: string; found: Map<string, string[]> } | Invalid {
   if (/<!(?:doctype|entity|element|attlist|notation)/i.test(xml))
     return invalid('CX_IDENTITY_XML_DTD', 'XML markup declarations are refused');
@@ -113,10 +179,13 @@ function scanXml(
       if (!closing) stack.push(local);
       const path = stack.join('/');
       if (stack.pop() !== local) return malformed(`unexpected end tag ${local}`);
-      if (wanted.includes(path)) {
-        const value = unescapeXml(closing && justOpened ? text : ''); // leaf text only
+      if (wanted.has(path)) {
+        const value = unescapeXml(closing && justOpened ? text : ''); // leaf text only ('' for a container)
         if (value === undefined) return malformed(`unknown entity reference in ${local}`);
-        found.set(path, [...(found.get(path) ?? []), value.trim()]);
+        const values = found.get(path);
+        if (!values) found.set(path, [value.trim()]);
+        else if (values.length >= maxRepeats) return malformed(`more than ${maxRepeats} ${local} elements`);
+        else values.push(value.trim());
       }
       justOpened = false;
     } else {
@@ -135,22 +204,69 @@ export function parseAutodiscoverBody(body: Uint8Array): AutodiscoverRequest | I
     return invalid('CX_IDENTITY_BODY_TOO_LARGE', `body larger than ${autodiscoverMaxBytes} bytes`);
   const xml = decodeUtf8(body);
   if (xml === undefined) return malformed('the body is not UTF-8');
-  const scan = scanXml(xml, [poxPaths.address, poxPaths.legacyDn, soapMailbox]);
+  const scan = scanXml(xml, wantedPaths, autodiscoverMaxItems);
   if (isInvalid(scan)) return scan;
-  const pox = poxSchema.exec(scan.rootNs);
-  if (pox) {
-    const address = scan.found.get(poxPaths.address) ?? [];
-    const legacyDn = scan.found.get(poxPaths.legacyDn) ?? [];
-    if (address.length > 1 || legacyDn.length > 1) return malformed('more than one EMailAddress or LegacyDN');
+  const found = (path: string): readonly string[] => scan.found.get(path) ?? [];
+  const poxMatch = poxSchema.exec(scan.rootNs);
+  if (poxMatch) {
+    const address = found(pox.address);
+    const legacyDn = found(pox.legacyDn);
+    const acceptable = found(pox.acceptable);
+    if (address.length > 1 || legacyDn.length > 1 || acceptable.length > 1)
+      return malformed('more than one EMailAddress, LegacyDN or AcceptableResponseSchema');
     return {
-      schema: pox[1] === 'mobilesync' ? 'mobilesync' : 'outlook',
+      schema: poxMatch[1] === 'mobilesync' ? 'mobilesync' : 'outlook',
       ...(address[0] ? { address: address[0] } : {}),
       ...(legacyDn[0] ? { legacyDn: legacyDn[0] } : {}),
+      ...(acceptable[0] ? { acceptableResponseSchema: acceptable[0] } : {}),
     };
   }
-  if (soapEnvelopes.includes(scan.rootNs))
-    return { schema: 'soap', mailboxes: scan.found.get(soapMailbox) ?? [] };
+  const soapVersion = soapEnvelopes[scan.rootNs];
+  if (soapVersion) {
+    const messages = found(soap.user).length + found(soap.domain).length;
+    if (messages !== 1)
+      return malformed('the SOAP body is not one GetUserSettings or GetDomainSettings request');
+    const asksUser = scan.found.has(soap.user);
+    const version = found(soap.serverVersion);
+    if (version.length > 1) return malformed('more than one RequestedServerVersion');
+    const common = {
+      schema: 'soap' as const,
+      soapVersion,
+      ...(version[0] ? { requestedServerVersion: version[0] } : {}),
+    };
+    if (asksUser)
+      return {
+        ...common,
+        operation: 'GetUserSettings',
+        mailboxes: found(soap.mailbox),
+        settings: distinct(found(soap.userSetting)),
+      };
+    const requested = found(soap.requestedVersion);
+    if (requested.length > 1) return malformed('more than one RequestedVersion');
+    return {
+      ...common,
+      operation: 'GetDomainSettings',
+      domains: found(soap.domainName).filter((d) => d !== ''),
+      settings: distinct(found(soap.domainSetting)),
+      ...(requested[0] ? { requestedVersion: requested[0] } : {}),
+    };
+  }
   return malformed('not an Autodiscover 2006 request schema nor a SOAP envelope');
+}
+
+const distinct = (names: readonly string[]): string[] => [...new Set(names.filter((n) => n !== ''))];
+
+/**
+ * The dialect to answer in when the body could not be read (an error answer still speaks the client's
+ * language): from the path, and for POX whether the body mentions the mobilesync request schema.
+ */
+export function autodiscoverDialect(head: Pick<RequestHead, 'path'>, body?: Uint8Array): AutodiscoverDialect {
+  if (isJson(head)) return 'json';
+  if (underPath(head.path, '/autodiscover/autodiscover.svc')) return 'soap';
+  const text = body && decodeUtf8(body.subarray(0, autodiscoverMaxBytes));
+  return text !== undefined && /autodiscover\/mobilesync\/requestschema/i.test(text)
+    ? 'mobilesync'
+    : 'outlook';
 }
 
 /** Read the v2 JSON form: `/autodiscover/autodiscover.json/v1.0/{email}` or `?Email=` (§4.4). */
@@ -177,13 +293,21 @@ export function parseAutodiscoverJson(head: RequestHead): AutodiscoverRequest | 
   return { schema: 'json', address, ...(protocol ? { protocol } : {}) };
 }
 
-/** The identity an Autodiscover request names (LegacyDN wins over EMailAddress, §4.2; first SOAP user, §3). */
+/**
+ * The identity an Autodiscover request names (LegacyDN wins over EMailAddress, §4.2; first SOAP user, §3).
+ * GetDomainSettings names no user: it is `anonymous`, so the pipeline authenticates the caller and routes
+ * on the caller's own mailbox; the answer depends only on the domains.
+ */
 export function autodiscoverIdentity(request: AutodiscoverRequest, basic?: string): Identity {
   const withBasic = basic === undefined ? {} : { basicUser: basic };
   switch (request.schema) {
     case 'json':
       return { kind: 'user', user: request.address, source: 'autodiscover-url', ...withBasic };
     case 'soap': {
+      if (request.operation === 'GetDomainSettings') {
+        if (request.domains.length === 0) return malformed('GetDomainSettingsRequestMessage names no Domain');
+        return { kind: 'anonymous' };
+      }
       const first = request.mailboxes[0];
       if (!first) return malformed('GetUserSettingsRequestMessage names no Mailbox');
       if (!isSmtpAddress(first)) return invalid('CX_IDENTITY_ADDRESS', 'the SOAP Mailbox is not SMTP');
@@ -201,7 +325,9 @@ export function autodiscoverIdentity(request: AutodiscoverRequest, basic?: strin
   }
 }
 
-const isJson = (head: RequestHead): boolean => underPath(head.path, '/autodiscover/autodiscover.json');
+function isJson(head: Pick<RequestHead, 'path'>): boolean {
+  return underPath(head.path, '/autodiscover/autodiscover.json');
+}
 
 /** Autodiscover: JSON from the URL; POX/SOAP from the body (asks for it first); other methods anonymous. */
 export const autodiscover: ProtocolModule = {
