@@ -369,6 +369,14 @@ export function checkEstate(file: LooseEstateFile, options: CheckOptions = {}): 
   const domains = file.domains;
   const domainsComplete = domains !== undefined && domains.every((d) => d !== undefined);
   const domainSet = new Set(domainsComplete ? domains.map((d) => lc(d as string)) : []);
+  (file.remoteDomains ?? []).forEach((remote, i) => {
+    if (remote?.domain !== undefined && domainSet.has(lc(remote.domain)))
+      add(
+        'CX_CONFIG_INCONSISTENT',
+        ['remoteDomains', i, 'domain'],
+        `${remote.domain} is one of the estate's own domains: a domain is either served here (domains) or lives elsewhere (remoteDomains); remove it from one of the two`,
+      );
+  });
   // A 100 000-user estate has 400 000 identities: each is remembered as its user's index only; the path
   // of the first occurrence is looked for again when (rarely) a duplicate is found.
   const identities = options.identities ?? new Map<string, number>();

@@ -4,6 +4,7 @@
  * Cross-references (a user's server, a namespace's server, duplicates) are checked after the schema,
  * in `check-estate.ts`, so that every problem of a file is reported at once.
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { protocols } from '../core/protocols/protocol.ts';
 
@@ -33,6 +34,40 @@ const absoluteUrl = z.string().refine(
       'must be an absolute http(s) URL without credentials, such as https://cas2007-la.contoso.local/Microsoft-Server-ActiveSync',
   },
 );
+
+/** `10.0.0.0/8`, `fd00::/8`: an IPv4 or IPv6 address (Node's own parser) and a prefix length that fits it. */
+const network = z.string().refine(
+  (s) => {
+    const slash = s.indexOf('/');
+    const family = slash > 0 ? isIP(s.slice(0, slash)) : 0;
+    const bits = slash > 0 && /^\d{1,3}$/.test(s.slice(slash + 1)) ? Number(s.slice(slash + 1)) : -1;
+    return family !== 0 && bits >= 0 && bits <= (family === 4 ? 32 : 128);
+  },
+  { message: 'must be a network in CIDR form, such as 10.0.0.0/8 or fd00::/8' },
+);
+
+const httpsUrl = absoluteUrl.refine((s) => s.startsWith('https://'), {
+  message: 'must be an https URL (clients follow Autodiscover redirects only to https)',
+});
+
+const remoteDomainSchema = z
+  .object({
+    domain: hostName.describe('An SMTP domain whose mailboxes this estate does not hold.'),
+    autodiscoverUrl: httpsUrl
+      .optional()
+      .describe(
+        'Send Autodiscover clients to this Autodiscover URL (POX Action=redirectUrl, SOAP RedirectUrl).',
+      ),
+    addressDomain: hostName
+      .optional()
+      .describe(
+        'Send Autodiscover clients to the same user at this domain (POX Action=redirectAddr, SOAP RedirectAddress), e.g. a tenant domain after a move.',
+      ),
+  })
+  .strict()
+  .refine((d) => (d.autodiscoverUrl === undefined) !== (d.addressDomain === undefined), {
+    message: 'give exactly one of autodiscoverUrl or addressDomain',
+  });
 
 const smtpAddress = z.string().regex(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, {
   message: 'must be an SMTP address such as bob@contoso.com',
@@ -181,6 +216,18 @@ export const estateFileSchema = z
     organization: z.string().min(1).describe('Exchange organization name (used in legacy DNs).'),
     domains: z.array(hostName).min(1).describe('SMTP domains the estate serves (accepted domains).'),
     policies: policiesSchema.optional(),
+    internalNetworks: z
+      .array(network)
+      .optional()
+      .describe(
+        'Source networks of internal clients (protocol-facts §2.4): Autodiscover and OWA answer them with internal URLs. Everyone else is external; ActiveSync is always external.',
+      ),
+    remoteDomains: z
+      .array(remoteDomainSchema)
+      .optional()
+      .describe(
+        'SMTP domains that live elsewhere: Autodiscover redirects their users (MS-OXDSCLI redirectUrl / redirectAddr).',
+      ),
     namespaces: z.array(namespaceSchema).describe('Host names and the servers they resolve to.'),
     sites: z.array(siteSchema).min(1).describe('Active Directory sites and their servers.'),
     users: z.array(userSchema).describe('Mailbox users (the embedded directory).'),

@@ -54,5 +54,13 @@ export function toEstate(file: EstateFile): Estate {
     sites,
     users,
     policies: { ...defaultPolicies, ...file.policies },
+    internalNetworks: file.internalNetworks ?? [],
+    remoteDomains: (file.remoteDomains ?? []).map((d) => ({
+      domain: d.domain.toLowerCase(),
+      redirect:
+        d.autodiscoverUrl !== undefined
+          ? { kind: 'url' as const, url: d.autodiscoverUrl }
+          : { kind: 'address' as const, domain: (d.addressDomain ?? '').toLowerCase() },
+    })),
   };
 }

@@ -22,6 +22,8 @@ export interface AutodiscoverReply {
   readonly status: number;
   readonly contentType: string;
   readonly body: string;
+  /** For an HTTP redirect (302): where to. */
+  readonly location?: string;
 }
 
 /** The server answering: its CasVersion and the SOAP `ServerVersionInfo` header come from it. */
@@ -785,4 +787,62 @@ function jsonError(error: AutodiscoverError): AutodiscoverReply {
           ? 500
           : 400;
   return jsonReply(status, { ErrorCode: e.code, ErrorMessage: e.message });
+}
+
+// ---- redirects ----
+
+/** Where Autodiscover sends a user whose domain lives elsewhere (the estate's remoteDomains). */
+export type AutodiscoverRedirect =
+  { readonly kind: 'url'; readonly url: string } | { readonly kind: 'address'; readonly address: string };
+
+/**
+ * The redirect of each dialect (MS-OXDSCLI, protocol-facts §4.2 and §4.3): POX outlook `Action` redirectUrl
+ * or redirectAddr; mobilesync `Action/Redirect` with the new address, and for a new URL the HTTP 302 the
+ * spec prefers; SOAP a `UserResponse` with ErrorCode RedirectUrl / RedirectAddress and the `RedirectTarget`;
+ * JSON has no redirect form, so it answers like a domain not served.
+ */
+export function renderAutodiscoverRedirect(
+  request: AutodiscoverRequest,
+  to: AutodiscoverRedirect,
+  ctx: ErrorContext,
+): AutodiscoverReply {
+  switch (request.schema) {
+    case 'outlook': {
+      const action =
+        to.kind === 'url'
+          ? `<Action>redirectUrl</Action>${el('RedirectUrl', to.url)}`
+          : `<Action>redirectAddr</Action>${el('RedirectAddr', to.address)}`;
+      return xml(
+        200,
+        `<Autodiscover xmlns="${ns.response}"><Response xmlns="${ns.outlook}"><Account><AccountType>email</AccountType>${action}</Account></Response></Autodiscover>`,
+      );
+    }
+    case 'mobilesync':
+      if (to.kind === 'url')
+        return { status: 302, contentType: 'text/plain; charset=utf-8', body: '', location: to.url };
+      return xml(
+        200,
+        `<Autodiscover xmlns="${ns.response}"><Response xmlns="${ns.mobile}"><Culture>en:us</Culture><Action>${el('Redirect', to.address)}</Action></Response></Autodiscover>`,
+      );
+    case 'soap': {
+      if (request.operation !== 'GetUserSettings') return renderAutodiscoverError(request, 'not-served', ctx);
+      const code = to.kind === 'url' ? 'RedirectUrl' : 'RedirectAddress';
+      const target = to.kind === 'url' ? to.url : to.address;
+      const responses = request.mailboxes
+        .map(
+          () =>
+            `<UserResponse><ErrorCode>${code}</ErrorCode>${el('ErrorMessage', `Redirect to ${target}.`)}` +
+            `${el('RedirectTarget', target)}<UserSettingErrors /><UserSettings /></UserResponse>`,
+        )
+        .join('');
+      return soapReply(
+        request.soapVersion,
+        'GetUserSettings',
+        ctx.answering,
+        `${noError}<UserResponses>${responses}</UserResponses>`,
+      );
+    }
+    case 'json':
+      return renderAutodiscoverError(request, 'not-served', ctx);
+  }
 }

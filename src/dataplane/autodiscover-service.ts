@@ -17,8 +17,17 @@ import type { Invalid, RequestHead } from '../core/protocols/request-head.ts';
 import { underPath } from '../core/protocols/request-head.ts';
 import type { AutodiscoverAnswer } from '../core/autodiscover/answer.ts';
 import type { Directory } from '../directory/directory.ts';
-import type { AutodiscoverError, AutodiscoverReply, RenderContext } from './autodiscover-response.ts';
-import { renderAutodiscover, renderAutodiscoverError } from './autodiscover-response.ts';
+import type {
+  AutodiscoverError,
+  AutodiscoverRedirect,
+  AutodiscoverReply,
+  RenderContext,
+} from './autodiscover-response.ts';
+import {
+  renderAutodiscover,
+  renderAutodiscoverError,
+  renderAutodiscoverRedirect,
+} from './autodiscover-response.ts';
 
 /** What the service needs of the server it runs on. */
 export interface AutodiscoverSite {
@@ -87,6 +96,30 @@ export async function autodiscoverError(
     error,
     request ? await renderContext(site, head, request) : baseContext(site),
   );
+}
+
+/** The redirect for an address whose domain the estate says lives elsewhere; undefined otherwise. */
+export function remoteRedirect(
+  site: AutodiscoverSite,
+  address: string | undefined,
+): AutodiscoverRedirect | undefined {
+  if (address === undefined) return undefined;
+  const at = address.lastIndexOf('@');
+  const domain = address.slice(at + 1).toLowerCase();
+  const remote = site.index.estate.remoteDomains.find((d) => d.domain === domain);
+  if (!remote) return undefined;
+  return remote.redirect.kind === 'url'
+    ? { kind: 'url', url: remote.redirect.url }
+    : { kind: 'address', address: `${address.slice(0, at)}@${remote.redirect.domain}` };
+}
+
+/** The redirect answer in the dialect of the request. */
+export function redirectAutodiscover(
+  site: AutodiscoverSite,
+  request: AutodiscoverRequest,
+  to: AutodiscoverRedirect,
+): AutodiscoverReply {
+  return renderAutodiscoverRedirect(request, to, baseContext(site));
 }
 
 /** Why a mailbox could not be answered for: a domain the estate does not serve, or an unknown user. */

@@ -34,6 +34,8 @@ import {
   autodiscoverError,
   autodiscoverRequest,
   missingMailbox,
+  redirectAutodiscover,
+  remoteRedirect,
 } from './autodiscover-service.ts';
 import { forward } from './forward.ts';
 import type { OutgoingHeaders, TrustedProxies } from './headers.ts';
@@ -410,8 +412,16 @@ async function execute(
         // The schema's "address not found" (POX 500, SOAP InvalidUser, JSON 404), or a domain not served here.
         const request = autodiscoverRequest(head, x.body);
         const parsed = isInvalid(request) ? undefined : request;
-        const error = missingMailbox(ctx, requestedAddress(parsed));
-        await answerAutodiscoverError(ctx, x, parsed, error, d.code);
+        const address = requestedAddress(parsed);
+        const elsewhere = parsed && remoteRedirect(ctx, address);
+        if (parsed && elsewhere) {
+          // The estate says this domain lives elsewhere: send the client there (MS-OXDSCLI redirects).
+          sendReply(x, redirectAutodiscover(ctx, parsed, elsewhere));
+          record.outcome = 'redirected';
+          observe(ctx, x, { url: elsewhere.kind === 'url' ? elsewhere.url : `mailto:${elsewhere.address}` });
+          return;
+        }
+        await answerAutodiscoverError(ctx, x, parsed, missingMailbox(ctx, address), d.code);
         return;
       }
       refuse(x, d.code);
@@ -464,7 +474,12 @@ function requestedAddress(request: AutodiscoverRequest | undefined): string | un
 
 function sendReply(x: Exchange, reply: AutodiscoverReply): void {
   const body = Buffer.from(reply.body);
-  send(x, reply.status, { 'content-type': reply.contentType, 'content-length': String(body.length) }, body);
+  const headers: OutgoingHeaders = {
+    'content-type': reply.contentType,
+    'content-length': String(body.length),
+  };
+  if (reply.location !== undefined) headers['location'] = reply.location;
+  send(x, reply.status, headers, body);
 }
 
 /** Record this server's part of the flow. */

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { RequestListener } from 'node:http';
-import type { BlockList } from 'node:net';
+import { BlockList } from 'node:net';
 import type { EstateIndex } from '../core/estate/estate-index.ts';
 import type { Server } from '../core/estate/estate.ts';
 import type { Protocol } from '../core/protocols/protocol.ts';
@@ -48,7 +48,8 @@ export interface ServerNodeOptions {
   readonly observer?: HopObserver;
   readonly responder?: MailboxResponder;
   readonly trustedProxies?: TrustedProxies;
-  readonly internalNetworks?: BlockList;
+  /** Source networks of internal clients (CIDR), besides the estate's own `internalNetworks`. */
+  readonly internalNetworks?: readonly string[];
   readonly implementation?: string;
   /** HMAC key of OWA session cookies; random per process by default. */
   readonly sessionSecret?: Uint8Array;
@@ -64,6 +65,16 @@ export interface ServerNode {
   port(name: string): number;
   /** Graceful stop: listeners first (requests in flight get `graceMs`), then the pools. */
   close(graceMs?: number): Promise<void>;
+}
+
+/** The networks as one matcher (the loader has checked each is `address/prefix`). */
+export function blockList(networks: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const n of networks) {
+    const [address = '', bits = ''] = n.split('/');
+    list.addSubnet(address, Number(bits), address.includes(':') ? 'ipv6' : 'ipv4');
+  }
+  return list;
 }
 
 /** Start a server node. */
@@ -82,7 +93,7 @@ export async function startServerNode(o: ServerNodeOptions): Promise<ServerNode>
     ...(o.observer === undefined ? {} : { observer: o.observer }),
     ...(o.responder === undefined ? {} : { responder: o.responder }),
     ...(o.trustedProxies === undefined ? {} : { trustedProxies: o.trustedProxies }),
-    ...(o.internalNetworks === undefined ? {} : { internalNetworks: o.internalNetworks }),
+    internalNetworks: blockList([...o.index.estate.internalNetworks, ...(o.internalNetworks ?? [])]),
     ...(o.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: o.retryAfterSeconds }),
     ...(o.idleTimeoutsMs === undefined ? {} : { idleTimeoutsMs: o.idleTimeoutsMs }),
   };

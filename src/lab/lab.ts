@@ -9,7 +9,6 @@
  * whose forwarding headers they trust); internal clients come from 127.0.0.3; anything else is external.
  */
 import { mkdtemp } from 'node:fs/promises';
-import { BlockList } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EstateIndex } from '../core/estate/estate-index.ts';
@@ -108,8 +107,8 @@ export async function startLab(o: LabOptions): Promise<Lab> {
   const servers = o.index.estate.sites.flatMap((s) => s.servers);
 
   const trusted = new Set<string>([labAddresses.servers, `::ffff:${labAddresses.servers}`]);
-  const internal = new BlockList();
-  internal.addRange(labAddresses.servers, labAddresses.internalClient, 'ipv4');
+  // The servers' own address and the internal clients' (127.0.0.2 and .3), besides the estate's networks.
+  const internal = [`${labAddresses.servers}/31`];
 
   // Ports are fixed per listener at first start so a restarted server comes back where it was.
   const ports = new Map<string, number>();

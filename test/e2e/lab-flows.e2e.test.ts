@@ -332,6 +332,26 @@ describe('the o365info lab: flows of flows.md over real HTTPS', () => {
     );
   });
 
+  test('Autodiscover for a domain the estate says lives elsewhere: POX redirectUrl, and the mobile HTTP 302', async () => {
+    const address = 'zoe@o365info.mail.onmicrosoft.com';
+    const target = 'https://autodiscover-s.outlook.com/Autodiscover/Autodiscover.xml';
+    const pox = await external.fetch('https://autodiscover.o365info.com/Autodiscover/Autodiscover.xml', {
+      headers: { 'content-type': 'text/xml' },
+      body: poxRequest(address, 'outlook'),
+      user: 'bob@o365info.com',
+    });
+    assert.equal(pox.status, 200);
+    assert.match(pox.body.toString(), /<Action>redirectUrl<\/Action><RedirectUrl>([^<]+)<\/RedirectUrl>/);
+    assert.ok(pox.body.toString().includes(`<RedirectUrl>${target}</RedirectUrl>`));
+    const mobile = await external.fetch('https://autodiscover.o365info.com/Autodiscover/Autodiscover.xml', {
+      headers: { 'content-type': 'text/xml' },
+      body: poxRequest(address, 'mobilesync'),
+      user: 'bob@o365info.com',
+    });
+    assert.equal(mobile.status, 302, 'mobile devices get the HTTP redirect the spec prefers for a new URL');
+    assert.equal(mobile.headers['location'], target);
+  });
+
   test('Autodiscover SOAP GetUserSettings through the front end: exactly the settings asked, per user', async () => {
     const soapRequest = (address: string, settings: readonly string[]): string =>
       '<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:a="http://schemas.microsoft.com/exchange/2010/Autodiscover" xmlns:wsa="http://www.w3.org/2005/08/addressing">' +

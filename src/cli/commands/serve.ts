@@ -1,6 +1,6 @@
 /** `coexist serve`: run one server of the estate (the front end, `--as CAS2013-NY`) on real sockets. */
 import { readFile } from 'node:fs/promises';
-import { BlockList } from 'node:net';
+import { isIP } from 'node:net';
 import type { Command } from 'commander';
 import { loadEstateIndex } from '../../config/index.ts';
 import { CoexistError } from '../../core/errors.ts';
@@ -76,15 +76,14 @@ export function registerServe(program: Command, io: Io): void {
       }
       const logger = createLogger({ level: o.logLevel });
       const metrics = new Metrics({ server: server.name, defaultMetrics: true });
-      const internal = new BlockList();
-      for (const cidr of o.internalNetwork) addCidr(internal, cidr);
+      for (const cidr of o.internalNetwork) checkCidr(cidr);
       const node = await startServerNode({
         index,
         server,
         listeners,
         logger,
         metrics,
-        ...(o.internalNetwork.length > 0 ? { internalNetworks: internal } : {}),
+        internalNetworks: o.internalNetwork,
         ...(o.trustedProxy.length > 0 ? { trustedProxies: new Set(o.trustedProxy) } : {}),
       });
       const admin = await startAdminServer({ metrics, ...hostPort(o.admin), ready: () => true });
@@ -115,11 +114,13 @@ async function readCertificate(spec: string): Promise<CertificateEntry> {
   };
 }
 
-function addCidr(list: BlockList, cidr: string): void {
-  const [address, bits] = cidr.split('/');
-  const family = address?.includes(':') ? 'ipv6' : 'ipv4';
-  const prefix = Number(bits ?? (family === 'ipv6' ? 128 : 32));
-  if (!address || !Number.isInteger(prefix))
-    throw new CoexistError('CX_CLI_USAGE', `${cidr}: expected address/prefix`);
-  list.addSubnet(address, prefix, family);
+function checkCidr(cidr: string): void {
+  const [address = '', bits = ''] = cidr.split('/');
+  const family = isIP(address);
+  const prefix = /^\d{1,3}$/.test(bits) ? Number(bits) : -1;
+  if (family === 0 || prefix < 0 || prefix > (family === 4 ? 32 : 128))
+    throw new CoexistError(
+      'CX_CLI_USAGE',
+      `--internal-network ${cidr}: expected address/prefix, e.g. 10.0.0.0/8`,
+    );
 }

@@ -89,6 +89,13 @@ export const defaultPolicies: Policies = {
   autodiscoverLegacy: 'answer-at-front-end',
 };
 
+/** A domain whose mailboxes live elsewhere, and where Autodiscover sends its users (MS-OXDSCLI redirects). */
+export interface RemoteDomain {
+  readonly domain: string;
+  readonly redirect:
+    { readonly kind: 'url'; readonly url: string } | { readonly kind: 'address'; readonly domain: string };
+}
+
 export interface Estate {
   readonly name: string;
   /** Exchange organization name, used in legacy DNs. */
@@ -99,4 +106,7 @@ export interface Estate {
   readonly sites: readonly Site[];
   readonly users: readonly User[];
   readonly policies: Policies;
+  /** Source networks of internal clients, in CIDR form (protocol-facts §2.4). */
+  readonly internalNetworks: readonly string[];
+  readonly remoteDomains: readonly RemoteDomain[];
 }
