@@ -529,12 +529,210 @@ describe('mailbox store simulator', () => {
       assert.match(byId.xml, /ErrorFolderNotFound/);
     });
 
-    test('GetFolder on 2007: ServerVersionInfo 8.3 without a Version attribute', async () => {
-      const { status, xml } = await ews(envelope(getFolder), 2007);
-      assert.equal(status, 200);
-      const info = /<h:ServerVersionInfo [^>]*\/>/.exec(xml)?.[0] ?? '';
-      assert.match(info, /MajorVersion="8" MinorVersion="3"/);
-      assert.doesNotMatch(info, / Version=/);
+    test('every version names its schema in ServerVersionInfo (2007: Exchange2007_SP1)', async () => {
+      const expected: [ProductVersion, string, string][] = [
+        [2007, '8', 'Exchange2007_SP1'],
+        [2010, '14', 'Exchange2010_SP2'],
+        [2013, '15', 'Exchange2013_SP1'],
+        [2016, '15', 'V2017_07_11'],
+        [2019, '15', 'V2017_07_11'],
+      ];
+      for (const [version, major, schema] of expected) {
+        const { status, xml } = await ews(envelope(getFolder), version);
+        assert.equal(status, 200);
+        const info = /<h:ServerVersionInfo [^>]*\/>/.exec(xml)?.[0] ?? '';
+        assert.match(info, new RegExp(`MajorVersion="${major}" `));
+        assert.match(info, new RegExp(` Version="${schema}" `), `${version}: ${info}`);
+      }
+      const info2007 = /<h:ServerVersionInfo [^>]*\/>/.exec((await ews(envelope(getFolder), 2007)).xml)?.[0];
+      assert.match(
+        info2007 ?? '',
+        /MajorVersion="8" MinorVersion="3" MajorBuildNumber="83" MinorBuildNumber="6"/,
+      );
+    });
+
+    test('RequestServerVersion: a schema the server does not serve is ErrorInvalidServerVersion, so clients step down', async () => {
+      const convert =
+        '<m:ConvertId DestinationFormat="EntryId"><m:SourceIds>' +
+        '<t:AlternateId Format="EwsId" Id="DUMMY" Mailbox="DUMMY"/></m:SourceIds></m:ConvertId>';
+      const asking = (version: string): string =>
+        envelope(convert).replace('Version="Exchange2007_SP1"', `Version="${version}"`);
+      // exchangelib's probe order, newest first: 2007 refuses everything above Exchange2007_SP1.
+      for (const version of ['Exchange2019', 'Exchange2016', 'Exchange2013_SP1', 'Exchange2010_SP2']) {
+        const refused = await ews(asking(version), 2007);
+        assert.equal(refused.status, 500, version);
+        assert.match(refused.xml, /<faultcode xmlns:a="[^"]+types">a:ErrorInvalidServerVersion<\/faultcode>/);
+        assert.match(refused.xml, /The specified server version is invalid\./);
+      }
+      for (const version of ['Exchange2007_SP1', 'Exchange2007'])
+        assert.equal((await ews(asking(version), 2007)).status, 200);
+      // 2013 serves up to Exchange2013_SP1.
+      assert.equal((await ews(asking('Exchange2016'), 2013)).status, 500);
+      const served = await ews(asking('Exchange2013_SP1'), 2013);
+      assert.equal(served.status, 200);
+      assert.match(served.xml, /<h:ServerVersionInfo [^>]*Version="Exchange2013_SP1"/);
+      // No header: the first release of Exchange 2007, served by all.
+      assert.equal(
+        (await ews(envelope(convert).replace(/<t:RequestServerVersion[^>]*\/>/, ''), 2007)).status,
+        200,
+      );
+      const noVersion = await ews(envelope(convert).replace(' Version="Exchange2007_SP1"', ''));
+      assert.equal(noVersion.status, 500);
+      assert.match(noVersion.xml, /ErrorSchemaValidation.*&#39;Version&#39; is missing/s);
+    });
+
+    test("ConvertId: exchangelib's probe is a per-item error; ids convert both ways with the mailbox's address", async () => {
+      // exchangelib's version probe: an id that cannot exist, answered 200 with ServerVersionInfo.
+      const probe = await ews(
+        envelope(
+          '<m:ConvertId DestinationFormat="EntryId"><m:SourceIds><t:AlternateId Format="EwsId" Id="DUMMY" Mailbox="DUMMY"/></m:SourceIds></m:ConvertId>',
+        ),
+        2007,
+      );
+      assert.equal(probe.status, 200);
+      assert.match(probe.xml, /<h:ServerVersionInfo MajorVersion="8" [^>]*Version="Exchange2007_SP1"/);
+      assert.match(
+        probe.xml,
+        /<m:ConvertIdResponseMessage ResponseClass="Error"><m:MessageText>Id is malformed\.<\/m:MessageText><m:ResponseCode>ErrorInvalidIdMalformed<\/m:ResponseCode>/,
+      );
+
+      // A real folder id, to HexEntryId and back; DavMail sends a made-up Mailbox and reads the real one.
+      const folder = await ews(envelope(getFolder), 2007);
+      const ewsId = /<t:FolderId Id="([^"]+)"/.exec(folder.xml)?.[1] ?? '';
+      const convert = (format: string, id: string, to: string): Promise<{ status: number; xml: string }> =>
+        ews(
+          envelope(
+            `<m:ConvertId DestinationFormat="${to}"><m:SourceIds><t:AlternateId Format="${format}" Id="${id}" Mailbox="blah@blah.com"/></m:SourceIds></m:ConvertId>`,
+          ),
+          2007,
+        );
+      const hex = await convert('EwsId', ewsId, 'HexEntryId');
+      assert.equal(hex.status, 200);
+      const alt =
+        /<m:AlternateId xmlns:xsi="[^"]+" xsi:type="t:AlternateIdType" Format="HexEntryId" Id="([0-9A-F]+)" Mailbox="bob@o365info\.com"\/>/.exec(
+          hex.xml,
+        );
+      assert.ok(alt, hex.xml);
+      const back = await convert('HexEntryId', alt[1] ?? '', 'EwsId');
+      assert.equal(/Format="EwsId" Id="([^"]+)" Mailbox="bob@o365info\.com"/.exec(back.xml)?.[1], ewsId);
+      for (const to of ['EwsLegacyId', 'EntryId', 'StoreId', 'OwaId'])
+        assert.match((await convert('EwsId', ewsId, to)).xml, /ResponseClass="Success"/, to);
+
+      // Another server's id is not this mailbox's; formats outside IdFormatType are schema errors.
+      const other = /<t:FolderId Id="([^"]+)"/.exec((await ews(envelope(getFolder), 2013)).xml)?.[1] ?? '';
+      assert.match((await convert('EwsId', other, 'EntryId')).xml, /ErrorInvalidIdMalformed/);
+      const badFormat = await convert('EwsId', ewsId, 'Base64');
+      assert.equal(badFormat.status, 500);
+      assert.match(badFormat.xml, /ErrorSchemaValidation.*DestinationFormat &#39;Base64&#39;/s);
+    });
+
+    test('GetFolder as exchangelib asks: root, then the inbox, IdOnly plus AdditionalProperties', async () => {
+      const fields = [
+        'ChildFolderCount',
+        'DisplayName',
+        'EffectiveRights',
+        'FolderClass',
+        'FolderId',
+        'ParentFolderId',
+        'PermissionSet',
+        'TotalCount',
+        'UnreadCount',
+      ];
+      const exchangelib = (id: string): string =>
+        '<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties>' +
+        fields.map((f) => `<t:FieldURI FieldURI="folder:${f}"/>`).join('') +
+        `</t:AdditionalProperties></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="${id}">` +
+        '<t:Mailbox><t:EmailAddress>bob@o365info.com</t:EmailAddress><t:RoutingType>SMTP</t:RoutingType>' +
+        '<t:MailboxType>Mailbox</t:MailboxType></t:Mailbox></t:DistinguishedFolderId></m:FolderIds></m:GetFolder>';
+      const header = '<t:TimeZoneContext><t:TimeZoneDefinition Id="UTC"/></t:TimeZoneContext>';
+      const idOf = (xml: string, tag: string): string =>
+        new RegExp(`<t:${tag} Id="([^"]+)"`).exec(xml)?.[1] ?? '';
+
+      const root = await ews(envelope(exchangelib('root'), header), 2007);
+      assert.equal(root.status, 200);
+      assert.match(
+        root.xml,
+        /<t:DisplayName>Root<\/t:DisplayName><t:TotalCount>0<\/t:TotalCount><t:ChildFolderCount>1<\/t:ChildFolderCount>/,
+      );
+      assert.doesNotMatch(root.xml, /ParentFolderId|FolderClass/, 'the root has no parent and no class');
+      const top = await ews(envelope(exchangelib('msgfolderroot'), header), 2007);
+      assert.equal(idOf(top.xml, 'ParentFolderId'), idOf(root.xml, 'FolderId'));
+      assert.match(top.xml, /<t:ChildFolderCount>7<\/t:ChildFolderCount>/);
+
+      const inbox = await ews(envelope(exchangelib('inbox'), header), 2007);
+      assert.equal(inbox.status, 200);
+      assert.equal(idOf(inbox.xml, 'ParentFolderId'), idOf(top.xml, 'FolderId'));
+      // Every asked-for property, in the order of the schema's FolderType.
+      const order = [...inbox.xml.matchAll(/<t:(\w+)[ >/]/g)].map((m) => m[1]).filter((n) => n !== 'Folder');
+      assert.deepEqual(
+        order.filter((n) => fields.includes(n ?? '')),
+        [
+          'FolderId',
+          'ParentFolderId',
+          'FolderClass',
+          'DisplayName',
+          'TotalCount',
+          'ChildFolderCount',
+          'EffectiveRights',
+          'PermissionSet',
+          'UnreadCount',
+        ],
+      );
+      assert.match(
+        inbox.xml,
+        /<t:FolderClass>IPF\.Note<\/t:FolderClass><t:DisplayName>Inbox<\/t:DisplayName><t:TotalCount>2<\/t:TotalCount>/,
+      );
+      assert.match(
+        inbox.xml,
+        /<t:EffectiveRights><t:CreateAssociated>true<\/t:CreateAssociated>.*<t:Read>true<\/t:Read><\/t:EffectiveRights>/,
+      );
+      assert.doesNotMatch(inbox.xml, /ViewPrivateItems/, 'Exchange 2007 has no ViewPrivateItems right');
+      assert.match(
+        inbox.xml,
+        /<t:PermissionSet><t:Permissions><t:Permission><t:UserId><t:DistinguishedUser>Default<\/t:DistinguishedUser>.*<t:PermissionLevel>None<\/t:PermissionLevel><\/t:Permission>/,
+      );
+      assert.match(inbox.xml, /<t:UnreadCount>2<\/t:UnreadCount><\/t:Folder>/);
+    });
+
+    test('GetFolder shapes: Default, AllProperties (calendar folders on 2013), an unknown BaseShape', async () => {
+      const shaped = (shape: string, id: string, extra = ''): string =>
+        `<m:GetFolder><m:FolderShape><t:BaseShape>${shape}</t:BaseShape>${extra}</m:FolderShape>` +
+        `<m:FolderIds><t:DistinguishedFolderId Id="${id}"/></m:FolderIds></m:GetFolder>`;
+      const byDefault = await ews(envelope(shaped('Default', 'inbox')));
+      assert.match(
+        byDefault.xml,
+        /<t:Folder><t:FolderId [^>]*\/><t:DisplayName>Inbox<\/t:DisplayName><t:TotalCount>2<\/t:TotalCount><t:ChildFolderCount>0<\/t:ChildFolderCount><t:UnreadCount>2<\/t:UnreadCount><\/t:Folder>/,
+      );
+      const calendar = await ews(envelope(shaped('AllProperties', 'calendar')));
+      assert.match(
+        calendar.xml,
+        /<t:CalendarFolder><t:FolderId [^>]*\/><t:ParentFolderId [^>]*\/><t:FolderClass>IPF\.Appointment<\/t:FolderClass>/,
+      );
+      assert.match(
+        calendar.xml,
+        /<t:ViewPrivateItems>true<\/t:ViewPrivateItems><\/t:EffectiveRights><t:SharingEffectiveRights>FullDetails<\/t:SharingEffectiveRights><\/t:CalendarFolder>/,
+      );
+      assert.doesNotMatch(
+        calendar.xml,
+        /UnreadCount|PermissionSet/,
+        'no UnreadCount on calendars; permissions only when asked',
+      );
+      const permissions = await ews(
+        envelope(
+          shaped(
+            'IdOnly',
+            'calendar',
+            '<t:AdditionalProperties><t:FieldURI FieldURI="folder:PermissionSet"/></t:AdditionalProperties>',
+          ),
+        ),
+      );
+      assert.match(
+        permissions.xml,
+        /<t:PermissionSet><t:CalendarPermissions><t:CalendarPermission>.*<t:CalendarPermissionLevel>None<\/t:CalendarPermissionLevel>/,
+      );
+      const bad = await ews(envelope(shaped('Everything', 'inbox')));
+      assert.equal(bad.status, 500);
+      assert.match(bad.xml, /ErrorSchemaValidation.*BaseShape &#39;Everything&#39;/s);
     });
 
     test("ResolveNames finds the mailbox's own entry, and nothing else", async () => {
@@ -554,6 +752,16 @@ describe('mailbox store simulator', () => {
         ),
       );
       assert.match(smtp.xml, /ResponseClass="Success"/);
+      assert.match(
+        hit.xml,
+        /<\/t:Mailbox><t:Contact><t:DisplayName>Bob Example<\/t:DisplayName>.*<t:ContactSource>ActiveDirectory<\/t:ContactSource><\/t:Contact>/,
+      );
+      const brief = await ews(
+        envelope(
+          '<m:ResolveNames ReturnFullContactData="false" SearchScope="ActiveDirectory"><m:UnresolvedEntry>bob</m:UnresolvedEntry></m:ResolveNames>',
+        ),
+      );
+      assert.match(brief.xml, /<\/t:Mailbox><\/t:Resolution>/, 'ews-javascript-api asks without the contact');
       const miss = await ews(
         envelope('<m:ResolveNames><m:UnresolvedEntry>carol</m:UnresolvedEntry></m:ResolveNames>'),
       );

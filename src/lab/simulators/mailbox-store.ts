@@ -76,8 +76,14 @@ interface VersionProfile {
   readonly easServer: string;
   /** `MS-ASProtocolVersions`. */
   readonly easVersions: readonly string[];
-  /** `ServerVersionInfo/@Version`; Exchange 2007 does not send it. */
-  readonly ewsSchema?: string;
+  /**
+   * `ServerVersionInfo/@Version`: the newest schema the server speaks. The Exchange 2007 SP1 reference
+   * documents the attribute; 2007 SP1-SP3 speak `Exchange2007_SP1`, and clients read it (exchangelib
+   * takes the schema from it, lab notes §2).
+   */
+  readonly ewsSchema: string;
+  /** The `RequestServerVersion` values it serves; any other is ErrorInvalidServerVersion. */
+  readonly ewsRequestVersions: readonly string[];
   readonly owaTitle: string;
   /** Absent for 2007, which has no ECP (protocol-facts §2.2 ECP row). */
   readonly ecpTitle?: string;
@@ -87,6 +93,24 @@ interface VersionProfile {
 
 const eas12 = ['2.0', '2.1', '2.5', '12.0', '12.1'];
 const eas14 = [...eas12, '14.0', '14.1'];
+const ews2007 = ['Exchange2007', 'Exchange2007_SP1'];
+const ews2010 = [...ews2007, 'Exchange2010', 'Exchange2010_SP1', 'Exchange2010_SP2'];
+const ews2013 = [...ews2010, 'Exchange2013', 'Exchange2013_SP1'];
+// Later schemas are named by date; this list is from memory of the 2016/2019 Types.xsd, not re-verified
+// (no o365info server runs 2016 or 2019).
+const ews2016 = [
+  ...ews2013,
+  'Exchange2015',
+  'Exchange2016',
+  'V2015_10_05',
+  'V2016_01_06',
+  'V2016_04_13',
+  'V2016_07_13',
+  'V2016_10_10',
+  'V2017_01_07',
+  'V2017_04_14',
+  'V2017_07_11',
+];
 const profiles: Readonly<Record<ProductVersion, VersionProfile>> = {
   // 2007 SP3 is the minimum for coexistence with 2013 (protocol-facts §6); its EAS tops out at 12.1.
   2007: {
@@ -94,6 +118,8 @@ const profiles: Readonly<Record<ProductVersion, VersionProfile>> = {
     build: [8, 3, 83, 6],
     easServer: '8.3',
     easVersions: eas12,
+    ewsSchema: 'Exchange2007_SP1',
+    ewsRequestVersions: ews2007,
     owaTitle: 'Microsoft Exchange - Outlook Web Access',
     mapiHttp: false,
   },
@@ -104,6 +130,7 @@ const profiles: Readonly<Record<ProductVersion, VersionProfile>> = {
     easServer: '14.3',
     easVersions: eas14,
     ewsSchema: 'Exchange2010_SP2',
+    ewsRequestVersions: ews2010,
     owaTitle: 'Outlook Web App',
     ecpTitle: 'Exchange Control Panel',
     mapiHttp: false,
@@ -114,6 +141,7 @@ const profiles: Readonly<Record<ProductVersion, VersionProfile>> = {
     easServer: '15.0',
     easVersions: eas14,
     ewsSchema: 'Exchange2013_SP1',
+    ewsRequestVersions: ews2013,
     owaTitle: 'Outlook Web App',
     ecpTitle: 'Exchange admin center',
     mapiHttp: true,
@@ -124,6 +152,7 @@ const profiles: Readonly<Record<ProductVersion, VersionProfile>> = {
     easServer: '15.1',
     easVersions: eas14,
     ewsSchema: 'V2017_07_11',
+    ewsRequestVersions: ews2016,
     owaTitle: 'Outlook on the web',
     ecpTitle: 'Exchange admin center',
     mapiHttp: true,
@@ -134,6 +163,7 @@ const profiles: Readonly<Record<ProductVersion, VersionProfile>> = {
     easServer: '15.2',
     easVersions: eas14,
     ewsSchema: 'V2017_07_11',
+    ewsRequestVersions: ews2016,
     owaTitle: 'Outlook on the web',
     ecpTitle: 'Exchange admin center',
     mapiHttp: true,
@@ -653,12 +683,17 @@ function settings(x: Eas, doc: WbxmlElement): WbxmlElement {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// EWS (protocol-facts §4.6)
+// EWS (protocol-facts §4.6). What real clients need (lab notes on exchangelib, ews-javascript-api and
+// DavMail): a ServerVersionInfo with a real schema name on every answer, the version negotiation their
+// probes rely on (an unknown RequestServerVersion is ErrorInvalidServerVersion, so they step down),
+// ConvertId (exchangelib's version probe, DavMail's way of learning the address), GetFolder for the
+// distinguished folders in every shape, and ResolveNames.
 
 const soapNs = 'http://schemas.xmlsoap.org/soap/envelope/';
 const messagesNs = 'http://schemas.microsoft.com/exchange/services/2006/messages';
 const typesNs = 'http://schemas.microsoft.com/exchange/services/2006/types';
 const errorsNs = 'http://schemas.microsoft.com/exchange/services/2006/errors';
+const xsiNs = 'http://www.w3.org/2001/XMLSchema-instance';
 const xmlType = { 'Content-Type': 'text/xml; charset=utf-8' };
 
 async function ews(req: IncomingMessage, res: ServerResponse, ctx: StoreContext): Promise<void> {
@@ -687,6 +722,20 @@ async function ews(req: IncomingMessage, res: ServerResponse, ctx: StoreContext)
     );
     return;
   }
+  const profile = profiles[ctx.version];
+  // Without the header a request targets the first release of Exchange 2007, which every version serves.
+  const requested = child(child(envelope, 'Header', soapNs), 'RequestServerVersion', typesNs);
+  if (requested) {
+    const version = requested.attributes.get('Version');
+    if (version === undefined) {
+      send(res, 500, xmlType, schemaFault("The required attribute 'Version' is missing.", 1, 1));
+      return;
+    }
+    if (!profile.ewsRequestVersions.includes(version)) {
+      send(res, 500, xmlType, invalidServerVersionFault());
+      return;
+    }
+  }
   const operation = op.ns === messagesNs ? ewsOperations.get(op.local) : undefined;
   if (!operation) {
     send(res, 500, xmlType, invalidRequestFault(op.local));
@@ -697,17 +746,16 @@ async function ews(req: IncomingMessage, res: ServerResponse, ctx: StoreContext)
     send(res, 500, xmlType, schemaFault(answer.schemaError, 1, 1));
     return;
   }
-  send(res, 200, xmlType, soapEnvelope(profiles[ctx.version], answer.body));
+  send(res, 200, xmlType, soapEnvelope(profile, answer.body));
 }
 
 function soapEnvelope(p: VersionProfile, body: string): string {
   const [major, minor, build, revision] = p.build;
-  const version = p.ewsSchema ? ` Version="${p.ewsSchema}"` : '';
   return (
     '<?xml version="1.0" encoding="utf-8"?>' +
     `<s:Envelope xmlns:s="${soapNs}">` +
     `<s:Header><h:ServerVersionInfo MajorVersion="${major}" MinorVersion="${minor}" ` +
-    `MajorBuildNumber="${build}" MinorBuildNumber="${revision}"${version} xmlns:h="${typesNs}"/></s:Header>` +
+    `MajorBuildNumber="${build}" MinorBuildNumber="${revision}" Version="${p.ewsSchema}" xmlns:h="${typesNs}"/></s:Header>` +
     `<s:Body xmlns:m="${messagesNs}" xmlns:t="${typesNs}">${body}</s:Body></s:Envelope>`
   );
 }
@@ -739,9 +787,15 @@ function invalidRequestFault(operation: string): string {
     'ErrorInvalidRequest',
     'The request is invalid.',
     `<e:Message xmlns:e="${errorsNs}">${escapeXml(
-      `The mailbox store simulator does not implement ${operation}; it answers GetFolder, ResolveNames and GetUserAvailability.`,
+      `The mailbox store simulator does not implement ${operation}; it answers ${[...ewsOperations.keys()].join(', ')}.`,
     )}</e:Message>`,
   );
+}
+
+/** A RequestServerVersion this version does not serve: clients step down to an older schema and retry. */
+function invalidServerVersionFault(): string {
+  const text = 'The specified server version is invalid.';
+  return fault('ErrorInvalidServerVersion', text, `<e:Message xmlns:e="${errorsNs}">${text}</e:Message>`);
 }
 
 type EwsAnswer = { readonly body: string } | { readonly schemaError: string };
@@ -750,74 +804,173 @@ type EwsAnswer = { readonly body: string } | { readonly schemaError: string };
 const ewsOperations = new Map<string, (op: XmlElement, ctx: StoreContext) => EwsAnswer>([
   ['GetFolder', (op, ctx) => getFolder(op, ctx)],
   ['ResolveNames', (op, ctx) => resolveNames(op, ctx)],
+  ['ConvertId', (op, ctx) => convertId(op, ctx)],
   ['GetUserAvailabilityRequest', (op) => getUserAvailability(op)],
 ]);
+
+/** A per-item error: HTTP 200, ResponseClass="Error" (protocol-facts §4.6 [35h]). */
+const errorMessage = (operation: string, code: string, text: string): string =>
+  `<m:${operation}ResponseMessage ResponseClass="Error"><m:MessageText>${escapeXml(text)}</m:MessageText>` +
+  `<m:ResponseCode>${code}</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey></m:${operation}ResponseMessage>`;
 
 interface EwsFolder {
   readonly distinguished: string;
   readonly name: string;
   readonly element: 'Folder' | 'CalendarFolder' | 'ContactsFolder';
   readonly folderClass?: string;
+  /** The distinguished id of the parent; the root has none. */
+  readonly parent?: string;
   readonly total: number;
+  readonly unread: number;
+  readonly children: number;
 }
 
+/** The mailbox's folder tree: the root, the top of the information store under it, the folders under that. */
 function ewsFolders(): EwsFolder[] {
   return [
-    { distinguished: 'msgfolderroot', name: 'Top of Information Store', element: 'Folder', total: 0 },
-    ...folders.map((d): EwsFolder => ({
-      distinguished: d.distinguished,
-      name: d.name,
-      element:
-        d.itemClass === 'Calendar'
-          ? 'CalendarFolder'
-          : d.itemClass === 'Contacts'
-            ? 'ContactsFolder'
-            : 'Folder',
-      folderClass:
-        d.itemClass === 'Calendar'
-          ? 'IPF.Appointment'
-          : d.itemClass === 'Contacts'
-            ? 'IPF.Contact'
-            : 'IPF.Note',
-      total: d.distinguished === 'inbox' ? 2 : 0,
-    })),
+    { distinguished: 'root', name: 'Root', element: 'Folder', total: 0, unread: 0, children: 1 },
+    {
+      distinguished: 'msgfolderroot',
+      name: 'Top of Information Store',
+      element: 'Folder',
+      parent: 'root',
+      total: 0,
+      unread: 0,
+      children: folders.length,
+    },
+    ...folders.map((d): EwsFolder => {
+      const total = d.distinguished === 'inbox' ? 2 : 0;
+      return {
+        distinguished: d.distinguished,
+        name: d.name,
+        element:
+          d.itemClass === 'Calendar'
+            ? 'CalendarFolder'
+            : d.itemClass === 'Contacts'
+              ? 'ContactsFolder'
+              : 'Folder',
+        folderClass:
+          d.itemClass === 'Calendar'
+            ? 'IPF.Appointment'
+            : d.itemClass === 'Contacts'
+              ? 'IPF.Contact'
+              : 'IPF.Note',
+        parent: 'msgfolderroot',
+        total,
+        unread: total,
+        children: 0,
+      };
+    }),
   ];
 }
 
-/** EWS ids are opaque base64 to clients; these carry server, mailbox and folder so they read back. */
+/**
+ * EWS ids are opaque to clients; the simulator's carry server, mailbox and folder so they read back, one
+ * encoding per ConvertId format (EntryId and HexEntryId are the same bytes, in base64 and in hex).
+ */
+const idFormats = ['EwsId', 'EwsLegacyId', 'EntryId', 'HexEntryId', 'StoreId', 'OwaId'] as const;
+type IdFormat = (typeof idFormats)[number];
+const idPrefix: Readonly<Record<IdFormat, string>> = {
+  EwsId: 'coexist-lab',
+  EwsLegacyId: 'coexist-lab-legacy',
+  EntryId: 'coexist-lab-entry',
+  HexEntryId: 'coexist-lab-entry',
+  StoreId: 'coexist-lab-store',
+  OwaId: 'coexist-lab-owa',
+};
+const isIdFormat = (f: string | undefined): f is IdFormat => idFormats.includes(f as IdFormat);
+
+/** What a lab id names. */
+interface LabId {
+  readonly server: string;
+  readonly mailbox: string;
+  readonly folder: string;
+}
+
+function encodeId(id: LabId, format: IdFormat): string {
+  const bytes = Buffer.from(`${idPrefix[format]}:${id.server}:${id.mailbox.toLowerCase()}:${id.folder}`);
+  return format === 'HexEntryId' ? bytes.toString('hex').toUpperCase() : bytes.toString('base64');
+}
+
+function decodeId(text: string, format: IdFormat): LabId | undefined {
+  const valid = format === 'HexEntryId' ? /^(?:[0-9A-Fa-f]{2})+$/ : /^[A-Za-z0-9+/]+={0,2}$/;
+  if (!valid.test(text)) return undefined;
+  const plain = Buffer.from(text, format === 'HexEntryId' ? 'hex' : 'base64').toString('utf8');
+  const m = /^([a-z-]+):([^:]+):([^:]+@[^:]+):([a-z]+)$/.exec(plain);
+  if (!m || m[1] !== idPrefix[format]) return undefined;
+  return { server: m[2] ?? '', mailbox: m[3] ?? '', folder: m[4] ?? '' };
+}
+
 const ewsFolderId = (ctx: StoreContext, distinguished: string): string =>
-  Buffer.from(`coexist-lab:${ctx.serverName}:${ctx.mailbox.address.toLowerCase()}:${distinguished}`).toString(
-    'base64',
-  );
+  encodeId({ server: ctx.serverName, mailbox: ctx.mailbox.address, folder: distinguished }, 'EwsId');
+
+/** Folder properties in the order of the schema's BaseFolderType, FolderType and the calendar/contacts types. */
+const folderProperties = [
+  'FolderId',
+  'ParentFolderId',
+  'FolderClass',
+  'DisplayName',
+  'TotalCount',
+  'ChildFolderCount',
+  'EffectiveRights',
+  'SharingEffectiveRights',
+  'PermissionSet',
+  'UnreadCount',
+] as const;
+type FolderProperty = (typeof folderProperties)[number];
+
+/** What each BaseShape returns (AllProperties: everything but the permissions, as Exchange does). */
+const folderShapes: Readonly<Record<string, readonly FolderProperty[]>> = {
+  IdOnly: ['FolderId'],
+  Default: ['FolderId', 'DisplayName', 'TotalCount', 'ChildFolderCount', 'UnreadCount'],
+  AllProperties: [
+    'FolderId',
+    'ParentFolderId',
+    'FolderClass',
+    'DisplayName',
+    'TotalCount',
+    'ChildFolderCount',
+    'EffectiveRights',
+    'SharingEffectiveRights',
+    'UnreadCount',
+  ],
+};
 
 function getFolder(op: XmlElement, ctx: StoreContext): EwsAnswer {
+  const shape = child(op, 'FolderShape', messagesNs);
+  const base = text(child(shape, 'BaseShape', typesNs));
+  const baseProperties = folderShapes[base];
+  if (!baseProperties) return { schemaError: `BaseShape '${base}' is not IdOnly, Default or AllProperties.` };
+  const wanted = new Set<FolderProperty>(baseProperties);
+  // AdditionalProperties adds folder:* FieldURIs; other property paths are accepted and not simulated.
+  for (const uri of child(shape, 'AdditionalProperties', typesNs)?.children ?? []) {
+    const name =
+      uri.local === 'FieldURI' ? /^folder:(\w+)$/.exec(uri.attributes.get('FieldURI') ?? '')?.[1] : '';
+    const known = folderProperties.find((p) => p === name);
+    if (known) wanted.add(known);
+  }
   const ids = child(op, 'FolderIds', messagesNs);
   if (!ids || ids.children.length === 0) return { schemaError: 'GetFolder needs FolderIds.' };
-  const idOnly = text(child(child(op, 'FolderShape', messagesNs), 'BaseShape', typesNs)) === 'IdOnly';
   const known = ewsFolders();
   const messages = ids.children.map((id) => {
-    const wanted =
-      id.local === 'DistinguishedFolderId'
-        ? id.attributes.get('Id')
-        : known.find((f) => ewsFolderId(ctx, f.distinguished) === id.attributes.get('Id'))?.distinguished;
-    const f = known.find((k) => k.distinguished === wanted);
+    let distinguished: string | undefined;
+    if (id.local === 'DistinguishedFolderId') distinguished = id.attributes.get('Id');
+    else {
+      const lab = decodeId(id.attributes.get('Id') ?? '', 'EwsId');
+      if (lab?.server === ctx.serverName && lab.mailbox === ctx.mailbox.address.toLowerCase())
+        distinguished = lab.folder;
+    }
+    const f = known.find((k) => k.distinguished === distinguished);
     if (!f)
-      return (
-        '<m:GetFolderResponseMessage ResponseClass="Error">' +
-        '<m:MessageText>The specified folder could not be found in the store.</m:MessageText>' +
-        '<m:ResponseCode>ErrorFolderNotFound</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>' +
-        '</m:GetFolderResponseMessage>'
+      return errorMessage(
+        'GetFolder',
+        'ErrorFolderNotFound',
+        'The specified folder could not be found in the store.',
       );
-    const folderId = `<t:FolderId Id="${ewsFolderId(ctx, f.distinguished)}" ChangeKey="AQAAABYAAAA="/>`;
-    const details = idOnly
-      ? ''
-      : (f.folderClass ? `<t:FolderClass>${f.folderClass}</t:FolderClass>` : '') +
-        `<t:DisplayName>${escapeXml(f.name)}</t:DisplayName>` +
-        `<t:TotalCount>${f.total}</t:TotalCount><t:ChildFolderCount>0</t:ChildFolderCount>` +
-        (f.element === 'Folder' ? `<t:UnreadCount>${f.total}</t:UnreadCount>` : '');
+    const props = folderProperties.filter((p) => wanted.has(p)).map((p) => folderProperty(p, f, ctx));
     return (
       '<m:GetFolderResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>' +
-      `<m:Folders><t:${f.element}>${folderId}${details}</t:${f.element}></m:Folders></m:GetFolderResponseMessage>`
+      `<m:Folders><t:${f.element}>${props.join('')}</t:${f.element}></m:Folders></m:GetFolderResponseMessage>`
     );
   });
   return {
@@ -825,24 +978,120 @@ function getFolder(op: XmlElement, ctx: StoreContext): EwsAnswer {
   };
 }
 
-/** ResolveNames: the mailbox's own entry when the text starts its address or a word of its name. */
+/** One property of a folder as the schema writes it; '' when the folder has no such property. */
+function folderProperty(p: FolderProperty, f: EwsFolder, ctx: StoreContext): string {
+  const changeKey = 'AQAAABYAAAA=';
+  switch (p) {
+    case 'FolderId':
+      return `<t:FolderId Id="${ewsFolderId(ctx, f.distinguished)}" ChangeKey="${changeKey}"/>`;
+    case 'ParentFolderId':
+      return f.parent === undefined
+        ? ''
+        : `<t:ParentFolderId Id="${ewsFolderId(ctx, f.parent)}" ChangeKey="${changeKey}"/>`;
+    case 'FolderClass':
+      return f.folderClass === undefined ? '' : `<t:FolderClass>${f.folderClass}</t:FolderClass>`;
+    case 'DisplayName':
+      return `<t:DisplayName>${escapeXml(f.name)}</t:DisplayName>`;
+    case 'TotalCount':
+      return `<t:TotalCount>${f.total}</t:TotalCount>`;
+    case 'ChildFolderCount':
+      return `<t:ChildFolderCount>${f.children}</t:ChildFolderCount>`;
+    case 'EffectiveRights': {
+      // The owner's rights; ViewPrivateItems exists from Exchange 2010 on.
+      const rights = ['CreateAssociated', 'CreateContents', 'CreateHierarchy', 'Delete', 'Modify', 'Read'];
+      if (ctx.version >= 2010) rights.push('ViewPrivateItems');
+      return `<t:EffectiveRights>${rights.map((r) => `<t:${r}>true</t:${r}>`).join('')}</t:EffectiveRights>`;
+    }
+    case 'SharingEffectiveRights':
+      // Calendar and contacts folders only, from Exchange 2010 on.
+      return f.element === 'Folder' || ctx.version < 2010
+        ? ''
+        : '<t:SharingEffectiveRights>FullDetails</t:SharingEffectiveRights>';
+    case 'PermissionSet':
+      return permissionSet(f);
+    case 'UnreadCount':
+      // UnreadCount belongs to FolderType (mail folders), not to calendar or contacts folders.
+      return f.element === 'Folder' ? `<t:UnreadCount>${f.unread}</t:UnreadCount>` : '';
+  }
+}
+
+/** The permissions of a new mailbox's folder: Default and Anonymous have none (the owner is implicit). */
+function permissionSet(f: EwsFolder): string {
+  const calendar = f.element === 'CalendarFolder';
+  const entry = (who: string): string =>
+    (calendar ? '<t:CalendarPermission>' : '<t:Permission>') +
+    `<t:UserId><t:DistinguishedUser>${who}</t:DistinguishedUser></t:UserId>` +
+    '<t:CanCreateItems>false</t:CanCreateItems><t:CanCreateSubFolders>false</t:CanCreateSubFolders>' +
+    '<t:IsFolderOwner>false</t:IsFolderOwner><t:IsFolderVisible>false</t:IsFolderVisible>' +
+    '<t:IsFolderContact>false</t:IsFolderContact><t:EditItems>None</t:EditItems><t:DeleteItems>None</t:DeleteItems>' +
+    '<t:ReadItems>None</t:ReadItems>' +
+    (calendar
+      ? '<t:CalendarPermissionLevel>None</t:CalendarPermissionLevel></t:CalendarPermission>'
+      : '<t:PermissionLevel>None</t:PermissionLevel></t:Permission>');
+  const list = calendar ? 'CalendarPermissions' : 'Permissions';
+  return `<t:PermissionSet><t:${list}>${entry('Default')}${entry('Anonymous')}</t:${list}></t:PermissionSet>`;
+}
+
+/**
+ * ResolveNames: the mailbox's own entry when the text starts its address or a word of its name; with
+ * ReturnFullContactData="true" the directory contact comes along.
+ */
 function resolveNames(op: XmlElement, ctx: StoreContext): EwsAnswer {
   const entry = text(child(op, 'UnresolvedEntry', messagesNs)).trim();
   if (entry === '') return { schemaError: 'ResolveNames needs a non-empty UnresolvedEntry.' };
   const wanted = entry.replace(/^smtp:/i, '').toLowerCase();
   const { address, displayName } = ctx.mailbox;
   const words = [address.toLowerCase(), ...displayName.toLowerCase().split(/\s+/), displayName.toLowerCase()];
+  const contact =
+    op.attributes.get('ReturnFullContactData') === 'true'
+      ? `<t:Contact><t:DisplayName>${escapeXml(displayName)}</t:DisplayName>` +
+        `<t:EmailAddresses><t:Entry Key="EmailAddress1">SMTP:${escapeXml(address)}</t:Entry></t:EmailAddresses>` +
+        '<t:ContactSource>ActiveDirectory</t:ContactSource></t:Contact>'
+      : '';
   const body = words.some((w) => w.startsWith(wanted))
     ? '<m:ResolveNamesResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>' +
       '<m:ResolutionSet TotalItemsInView="1" IncludesLastItemInRange="true"><t:Resolution><t:Mailbox>' +
       `<t:Name>${escapeXml(displayName)}</t:Name><t:EmailAddress>${escapeXml(address)}</t:EmailAddress>` +
-      '<t:RoutingType>SMTP</t:RoutingType><t:MailboxType>Mailbox</t:MailboxType>' +
-      '</t:Mailbox></t:Resolution></m:ResolutionSet></m:ResolveNamesResponseMessage>'
-    : '<m:ResolveNamesResponseMessage ResponseClass="Error"><m:MessageText>No results were found.</m:MessageText>' +
-      '<m:ResponseCode>ErrorNameResolutionNoResults</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>' +
-      '</m:ResolveNamesResponseMessage>';
+      `<t:RoutingType>SMTP</t:RoutingType><t:MailboxType>Mailbox</t:MailboxType></t:Mailbox>${contact}` +
+      '</t:Resolution></m:ResolutionSet></m:ResolveNamesResponseMessage>'
+    : errorMessage('ResolveNames', 'ErrorNameResolutionNoResults', 'No results were found.');
   return {
     body: `<m:ResolveNamesResponse><m:ResponseMessages>${body}</m:ResponseMessages></m:ResolveNamesResponse>`,
+  };
+}
+
+/**
+ * ConvertId: a lab id from one format to another, one message per source id. The answer's Mailbox is the
+ * mailbox's primary address whatever the request said (DavMail learns the address this way); an id that is
+ * not one of this mailbox server's is ErrorInvalidIdMalformed (exchangelib's version probe sends "DUMMY").
+ */
+function convertId(op: XmlElement, ctx: StoreContext): EwsAnswer {
+  const destination = op.attributes.get('DestinationFormat');
+  if (!isIdFormat(destination))
+    return { schemaError: `DestinationFormat '${destination ?? ''}' is not an IdFormatType value.` };
+  const sources = child(op, 'SourceIds', messagesNs)?.children ?? [];
+  if (sources.length === 0) return { schemaError: 'ConvertId needs SourceIds.' };
+  const messages: string[] = [];
+  for (const source of sources) {
+    const format = source.attributes.get('Format');
+    if (!isIdFormat(format)) return { schemaError: `Format '${format ?? ''}' is not an IdFormatType value.` };
+    if (source.local !== 'AlternateId') {
+      messages.push(errorMessage('ConvertId', 'ErrorInvalidIdMalformed', 'Id is malformed.'));
+      continue;
+    }
+    const id = decodeId(source.attributes.get('Id') ?? '', format);
+    if (!id || id.server !== ctx.serverName || id.mailbox !== ctx.mailbox.address.toLowerCase()) {
+      messages.push(errorMessage('ConvertId', 'ErrorInvalidIdMalformed', 'Id is malformed.'));
+      continue;
+    }
+    messages.push(
+      '<m:ConvertIdResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>' +
+        `<m:AlternateId xmlns:xsi="${xsiNs}" xsi:type="t:AlternateIdType" Format="${destination}" ` +
+        `Id="${encodeId(id, destination)}" Mailbox="${escapeXml(ctx.mailbox.address)}"/></m:ConvertIdResponseMessage>`,
+    );
+  }
+  return {
+    body: `<m:ConvertIdResponse><m:ResponseMessages>${messages.join('')}</m:ResponseMessages></m:ConvertIdResponse>`,
   };
 }
 
