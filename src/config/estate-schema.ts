@@ -203,6 +203,12 @@ export const policiesSchema = z
       .describe(
         'Autodiscover for 2007 mailboxes: answered by the front end (default) or proxied to a local 2013 mailbox server that builds the answer.',
       ),
+    mobileAutodiscover: z
+      .enum(['site-namespace', 'primary-namespace'])
+      .optional()
+      .describe(
+        "The ActiveSync URL Autodiscover gives a 2007/2010 mailbox whose site has its own external URL: that site's (regional) namespace (default, flows.md EAS-3B), or the primary namespace, through which the front end proxies (EAS-3A).",
+      ),
   })
   .strict()
   .describe(

@@ -101,3 +101,22 @@ function serverOf(index: EstateIndex, kind: 'primary' | 'legacy'): Server | unde
   const ns = index.namespaceOfKind(kind);
   return ns && index.server(ns.server);
 }
+
+/**
+ * The answer with the primary namespace's ActiveSync URL in place of the mailbox site's own external one
+ * (policy mobileAutodiscover=primary-namespace): devices then stay on the front end, which proxies to the
+ * site (flows.md EAS-3A) instead of talking to it directly (EAS-3B). Undefined when nothing changes.
+ */
+export function withPrimaryActiveSync(
+  answer: AutodiscoverAnswer,
+  index: EstateIndex,
+): AutodiscoverAnswer | undefined {
+  const primary = serverOf(index, 'primary')?.urls.activesync?.external;
+  if (
+    primary === undefined ||
+    answer.external.activesync === undefined ||
+    answer.external.activesync === primary
+  )
+    return undefined;
+  return { ...answer, external: { ...answer.external, activesync: primary } };
+}

@@ -77,16 +77,21 @@ export type OwaRedirectStyle = 'http-302' | 'silent-fba';
 /** Autodiscover for a 2007 mailbox: answered by the front end from the directory, or proxied to a local 2013 mailbox server that builds it (protocol-facts §2.8). */
 export type AutodiscoverLegacy = 'answer-at-front-end' | 'proxy-to-mailbox';
 
+/** The ActiveSync URL Autodiscover gives a legacy mailbox in another internet-facing site: that site's own (regional) namespace (flows.md EAS-3B), or the primary namespace, where the front end proxies it (EAS-3A). */
+export type MobileAutodiscover = 'site-namespace' | 'primary-namespace';
+
 export interface Policies {
   readonly activesyncCrossSite: ActiveSyncCrossSite;
   readonly owaRedirectStyle: OwaRedirectStyle;
   readonly autodiscoverLegacy: AutodiscoverLegacy;
+  readonly mobileAutodiscover: MobileAutodiscover;
 }
 
 export const defaultPolicies: Policies = {
   activesyncCrossSite: 'proxy',
   owaRedirectStyle: 'http-302',
   autodiscoverLegacy: 'answer-at-front-end',
+  mobileAutodiscover: 'site-namespace',
 };
 
 /** A domain whose mailboxes live elsewhere, and where Autodiscover sends its users (MS-OXDSCLI redirects). */

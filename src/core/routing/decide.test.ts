@@ -325,6 +325,43 @@ describe('Table A (protocol-facts §2.2): mailbox in the front end site (New Yor
       assert.equal(a.internal.mapi, undefined);
       assert.equal(a.external.ecp, undefined);
     });
+    test('Autodiscover / diego (Madrid), mobileAutodiscover: regional namespace by default, primary on request (EAS-3B / EAS-3A)', () => {
+      const answerOf = (d: Decision) => {
+        assert.equal(d.kind, 'respond');
+        assert.ok(d.kind === 'respond' && d.answer === 'autodiscover');
+        return d;
+      };
+      const regional = answerOf(run({ estate: 'o365info', user: 'diego', protocol: 'autodiscover' }));
+      assert.equal(
+        regional.autodiscover.external.activesync,
+        'https://europe.mail.o365info.com/Microsoft-Server-ActiveSync',
+      );
+      const primary = answerOf(
+        run({
+          estate: 'o365info',
+          user: 'diego',
+          protocol: 'autodiscover',
+          policies: { mobileAutodiscover: 'primary-namespace' },
+        }),
+      );
+      assert.equal(
+        primary.autodiscover.external.activesync,
+        'https://mail.o365info.com/Microsoft-Server-ActiveSync',
+      );
+      // Only the mobile URL moves: EWS stays on the site's namespace.
+      assert.equal(primary.autodiscover.external.ews, 'https://europe.mail.o365info.com/EWS/Exchange.asmx');
+      assert.ok(primary.reasons.some((r) => r.rule === 'autodiscover.mobile.primary-namespace'));
+      // Carol's site has no external URL: her answer is on the primary namespace either way, nothing to move.
+      const carol = answerOf(
+        run({
+          estate: 'o365info',
+          user: 'carol',
+          protocol: 'autodiscover',
+          policies: { mobileAutodiscover: 'primary-namespace' },
+        }),
+      );
+      assert.ok(!carol.reasons.some((r) => r.rule === 'autodiscover.mobile.primary-namespace'));
+    });
     test('Table A / Autodiscover / mailbox 2007, autodiscoverLegacy=proxy-to-mailbox -> proxy to MBX2013-NY ([4])', () => {
       check(
         run({

@@ -4,7 +4,7 @@
  * flows of flows.md. Rules cite protocol-facts.md (§2.x) and flows.md; where both are silent the rule
  * follows Exchange 2013 and says why.
  */
-import { autodiscoverAnswer, offered } from '../autodiscover/answer.ts';
+import { autodiscoverAnswer, offered, withPrimaryActiveSync } from '../autodiscover/answer.ts';
 import type { EstateIndex, Mailbox } from '../estate/estate-index.ts';
 import type { Policies, Server, VersionFamily } from '../estate/estate.ts';
 import { familyLabel, familyOf } from '../estate/estate.ts';
@@ -121,13 +121,16 @@ function modernFrontEnd(
             ]);
           }
         }
-        return answerAutodiscover(m, index, [
+        const answered = answerAutodiscover(m, index, [
           reason(
             'autodiscover.2007.answer',
             `Mailbox version 2007: the front end answers Autodiscover itself from the directory, with the 2007 URLs (legacy or site namespace).`,
             'flows.md EWS-1 step 3; protocol-facts §2.8',
           ),
         ]);
+        return policies.mobileAutodiscover === 'primary-namespace'
+          ? onPrimaryNamespace(answered, index)
+          : answered;
       }
       return viaLegacyCas(home, m, 'internal-url', p, [
         reason(
@@ -450,6 +453,25 @@ function answerAutodiscover(m: Mailbox, index: EstateIndex, reasons: readonly Re
     ]);
   }
   return { kind: 'respond', answer: 'autodiscover', autodiscover: answer, reasons };
+}
+
+/** Policy mobileAutodiscover=primary-namespace: the mobile URL on the front end's namespace, and why. */
+function onPrimaryNamespace(d: Decision, index: EstateIndex): Decision {
+  if (d.kind !== 'respond' || d.answer !== 'autodiscover') return d;
+  const moved = withPrimaryActiveSync(d.autodiscover, index);
+  if (!moved) return d;
+  return {
+    ...d,
+    autodiscover: moved,
+    reasons: [
+      ...d.reasons,
+      reason(
+        'autodiscover.mobile.primary-namespace',
+        `Policy mobileAutodiscover=primary-namespace: devices get ${moved.external.activesync ?? ''} instead of ${d.autodiscover.external.activesync ?? ''}; the front end proxies to the mailbox's site.`,
+        'flows.md EAS-3A / EAS-3B',
+      ),
+    ],
+  };
 }
 
 function proxy(to: Server, via: HopVia, url: string | undefined, reasons: readonly Reason[]): ProxyDecision {
