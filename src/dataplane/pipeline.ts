@@ -259,7 +259,12 @@ async function route(ctx: ServerContext, listener: ListenerInfo, x: Exchange, id
     // The next hop gets the user's credentials, not coexist's cookie (protocol-facts §5.3).
     x.req.headers.authorization = session.authorization;
     x.req.headers.cookie = withoutCookie(x.req.headers.cookie, id.cookie);
-    caller = await ctx.directory.findMailbox(session.user);
+    try {
+      caller = await ctx.directory.findMailbox(session.user);
+    } catch (err) {
+      await directoryDown(ctx, x, err);
+      return;
+    }
     login = session.user;
   } else {
     const credentials = basicCredentials(head);
@@ -276,12 +281,8 @@ async function route(ctx: ServerContext, listener: ListenerInfo, x: Exchange, id
     try {
       caller = await ctx.directory.authenticate(credentials.user, credentials.password);
     } catch (err) {
-      ctx.logger.warn(
-        { reqId: record.reqId, server: ctx.server.name, err: errorSummary(err) },
-        'directory unavailable',
-      );
       record.auth = 'error';
-      refuse(x, 'CX_DIRECTORY_UNAVAILABLE', { 'retry-after': String(ctx.retryAfterSeconds ?? 30) });
+      await directoryDown(ctx, x, err);
       return;
     }
     if (!caller) {
@@ -306,7 +307,12 @@ async function route(ctx: ServerContext, listener: ListenerInfo, x: Exchange, id
   let mailbox: Mailbox | undefined = caller;
   if (id.kind === 'user' && id.source !== 'basic-auth' && id.source !== 'activesync-query') {
     if (id.user.toLowerCase() !== login.toLowerCase() && id.user.toLowerCase() !== caller.address) {
-      mailbox = await ctx.directory.findMailbox(id.user);
+      try {
+        mailbox = await ctx.directory.findMailbox(id.user);
+      } catch (err) {
+        await directoryDown(ctx, x, err);
+        return;
+      }
     }
   }
   record.timings.lookupMs = round(performance.now() - lookupStarted);
@@ -445,6 +451,23 @@ export function nextHopUrl(vdirUrl: string, head: Pick<RequestHead, 'path' | 'qu
   return `${target.origin}${base}${rest}${head.query === '' ? '' : `?${head.query}`}`;
 }
 
+/**
+ * The directory could not be asked (LDAP down, past the cache's stale window): a temporary error in the
+ * protocol's dialect, never a 401 (the credentials may be right) and never a 500. ActiveSync gets 503 with
+ * Retry-After and an empty body (protocol-facts §4.1), Autodiscover its schema's "server busy" answer.
+ */
+async function directoryDown(ctx: ServerContext, x: Exchange, err: unknown): Promise<void> {
+  ctx.logger.warn(
+    { reqId: x.record.reqId, server: ctx.server.name, err: errorSummary(err) },
+    'directory unavailable',
+  );
+  if (x.protocol === 'autodiscover') {
+    await answerAutodiscoverError(ctx, x, undefined, 'server-busy', 'CX_DIRECTORY_UNAVAILABLE');
+    return;
+  }
+  refuse(x, 'CX_DIRECTORY_UNAVAILABLE', { 'retry-after': String(ctx.retryAfterSeconds ?? 30) });
+}
+
 /** Write an Autodiscover error answer; the access line keeps the code that caused it. */
 async function answerAutodiscoverError(
   ctx: ServerContext,
@@ -453,7 +476,9 @@ async function answerAutodiscoverError(
   error: AutodiscoverError,
   code: ErrorCode,
 ): Promise<void> {
-  sendReply(x, await autodiscoverError(ctx, x.head, x.body, request, error));
+  // "Server busy" names no user, so the answer is built without asking the directory that is down.
+  const asked = error === 'server-busy' ? undefined : request;
+  sendReply(x, await autodiscoverError(ctx, x.head, x.body, asked, error));
   x.record.outcome = 'refused';
   x.record.code = code;
 }
