@@ -125,6 +125,25 @@ describe('Metrics', () => {
     assert.equal(sample(text, 'coexist_requests_total', { outcome: 'client_aborted', status: '200' }), 1);
   });
 
+  test('the directory observer counts cache hits, misses, stale answers and errors, and the directory latency', async () => {
+    const m = new Metrics({ server: 'CAS2013-NY' });
+    const o = m.directoryObserver();
+    o.hit('lookup');
+    o.hit('lookup');
+    o.miss('auth');
+    o.stale('lookup');
+    o.error('auth');
+    o.latency('lookup', 1.5);
+    const text = await m.text();
+    const events = (kind: string, result: string): number | undefined =>
+      sample(text, 'coexist_directory_requests_total', { kind, result, server: 'CAS2013-NY' });
+    assert.equal(events('lookup', 'hit'), 2);
+    assert.equal(events('auth', 'miss'), 1);
+    assert.equal(events('lookup', 'stale'), 1);
+    assert.equal(events('auth', 'error'), 1);
+    assert.equal(sample(text, 'coexist_directory_duration_seconds_count', { kind: 'lookup' }), 1);
+  });
+
   test('inflight counts up, and its end function counts down exactly once', async () => {
     const m = new Metrics({ server: 'cas2013-ny' });
     const endA = m.inflight('ews');

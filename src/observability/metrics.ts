@@ -41,6 +41,15 @@ export interface MetricsOptions {
   readonly defaultMetrics?: boolean;
 }
 
+/** The directory cache's events, as `Metrics.directoryObserver()` counts them. */
+export interface DirectoryObserver {
+  hit(kind: 'lookup' | 'auth'): void;
+  miss(kind: 'lookup' | 'auth'): void;
+  stale(kind: 'lookup' | 'auth'): void;
+  error(kind: 'lookup' | 'auth'): void;
+  latency(kind: 'lookup' | 'auth', ms: number): void;
+}
+
 /**
  * One server's metrics over its own registry, never prom-client's global one, so tests and several
  * servers in one process (the lab) do not collide.
@@ -53,6 +62,8 @@ export class Metrics {
   private readonly auth: Counter<'result'>;
   private readonly inflightGauge: Gauge<'protocol'>;
   private readonly upstreamFailures: Counter<'code'>;
+  private readonly directoryEvents: Counter<'kind' | 'result'>;
+  private readonly directoryDuration: Histogram<'kind'>;
 
   constructor(options: MetricsOptions) {
     this.registry = new Registry();
@@ -96,6 +107,19 @@ export class Metrics {
       labelNames: ['code'] as const,
       registers,
     });
+    this.directoryEvents = new Counter({
+      name: 'coexist_directory_requests_total',
+      help: 'Directory questions (kind lookup or auth) by result: hit and miss of the cache, stale (served from cache while the directory is down), error.',
+      labelNames: ['kind', 'result'] as const,
+      registers,
+    });
+    this.directoryDuration = new Histogram({
+      name: 'coexist_directory_duration_seconds',
+      help: 'Time the directory itself took to answer (cache misses only).',
+      labelNames: ['kind'] as const,
+      buckets: durationBuckets,
+      registers,
+    });
     // Series that exist from the start, so rate() and alerts see a 0 before the first event.
     for (const result of authResults) this.auth.inc({ result }, 0);
     for (const protocol of protocols) this.inflightGauge.set({ protocol }, 0);
@@ -126,6 +150,19 @@ export class Metrics {
    */
   observeUpstreamFailure(code: string): void {
     this.upstreamFailures.inc({ code });
+  }
+
+  /** What the directory cache reports to (its `observer` option): counters and the directory's latency. */
+  directoryObserver(): DirectoryObserver {
+    const events = this.directoryEvents;
+    const duration = this.directoryDuration;
+    return {
+      hit: (kind) => events.inc({ kind, result: 'hit' }),
+      miss: (kind) => events.inc({ kind, result: 'miss' }),
+      stale: (kind) => events.inc({ kind, result: 'stale' }),
+      error: (kind) => events.inc({ kind, result: 'error' }),
+      latency: (kind, ms) => duration.observe({ kind }, ms / 1000),
+    };
   }
 
   /** Count a request as in flight; call the returned function when it ends (calling it again does nothing). */
