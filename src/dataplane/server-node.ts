@@ -10,7 +10,7 @@ import type { EstateIndex } from '../core/estate/estate-index.ts';
 import type { Server } from '../core/estate/estate.ts';
 import type { Protocol } from '../core/protocols/protocol.ts';
 import type { Role } from '../core/routing/decide.ts';
-import { CachingDirectory } from '../directory/auth-cache.ts';
+import { CachedDirectory } from '../directory/directory-cache.ts';
 import type { Directory } from '../directory/directory.ts';
 import { FileDirectory } from '../directory/directory.ts';
 import type { Logger } from '../observability/log.ts';
@@ -42,7 +42,7 @@ export interface ServerNodeOptions {
   readonly listeners: readonly NodeListener[];
   readonly logger: Logger;
   readonly metrics?: Metrics;
-  /** Default: the estate file's users, with recent successful checks cached. */
+  /** Default: the estate file's users. Whichever it is, it is asked through the cache. */
   readonly directory?: Directory;
   readonly upstreams?: UpstreamsOptions;
   readonly observer?: HopObserver;
@@ -84,7 +84,22 @@ export async function startServerNode(o: ServerNodeOptions): Promise<ServerNode>
     index: o.index,
     server: o.server,
     policies: o.index.estate.policies,
-    directory: o.directory ?? new CachingDirectory(new FileDirectory(o.index)),
+    // Every directory gets the cache: lookups with TTL, negative and stale-if-error entries, successful
+    // password checks under an HMAC (directory-cache.ts).
+    directory: new CachedDirectory(o.directory ?? new FileDirectory(o.index), {
+      ...(o.metrics === undefined ? {} : { observer: o.metrics.directoryObserver() }),
+      warn: (e) =>
+        o.logger.warn(
+          {
+            server: o.server.name,
+            identity: e.identity,
+            mailboxServer: e.server,
+            expiredMs: e.expiredMs,
+            err: String(e.error),
+          },
+          'directory unavailable: serving the last known mailbox',
+        ),
+    }),
     upstreams,
     logger: o.logger,
     sessions: new OwaSessions({ secret: o.sessionSecret ?? randomBytes(32) }),

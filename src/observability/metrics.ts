@@ -45,6 +45,8 @@ export interface MetricsOptions {
 export interface DirectoryObserver {
   hit(kind: 'lookup' | 'auth'): void;
   miss(kind: 'lookup' | 'auth'): void;
+  /** Joined a question already in flight for the same key. */
+  coalesced(kind: 'lookup' | 'auth'): void;
   stale(kind: 'lookup' | 'auth'): void;
   error(kind: 'lookup' | 'auth'): void;
   latency(kind: 'lookup' | 'auth', ms: number): void;
@@ -109,7 +111,7 @@ export class Metrics {
     });
     this.directoryEvents = new Counter({
       name: 'coexist_directory_requests_total',
-      help: 'Directory questions (kind lookup or auth) by result: hit and miss of the cache, stale (served from cache while the directory is down), error.',
+      help: 'Directory questions (kind lookup or auth) by result: hit and miss of the cache, coalesced (joined a question in flight), stale (served from cache while the directory is down), error.',
       labelNames: ['kind', 'result'] as const,
       registers,
     });
@@ -159,6 +161,7 @@ export class Metrics {
     return {
       hit: (kind) => events.inc({ kind, result: 'hit' }),
       miss: (kind) => events.inc({ kind, result: 'miss' }),
+      coalesced: (kind) => events.inc({ kind, result: 'coalesced' }),
       stale: (kind) => events.inc({ kind, result: 'stale' }),
       error: (kind) => events.inc({ kind, result: 'error' }),
       latency: (kind, ms) => duration.observe({ kind }, ms / 1000),
