@@ -1,0 +1,927 @@
+/**
+ * The directory in LDAP (issue 5): Active Directory with its Exchange attributes, or OpenLDAP with
+ * examples/ldap/coexist-exchange.schema. A user is found by a service account on a bounded pool of bound
+ * connections, with one filter ORing the identity forms (mail, proxyAddresses smtp:, userPrincipalName; or
+ * sAMAccountName for DOMAIN\user). The mailbox's server is where the user's homeMDB database lives
+ * (msExchOwningServer), or the server named by msExchHomeServerName; its version and site are the estate's
+ * server of that name. A password is checked by a simple bind as the user's DN on a short-lived connection
+ * of its own (search, then bind: OpenLDAP accepts only DN binds, AD both; lab notes
+ * real-clients-and-ldap.md §1 "Node client").
+ *
+ * Transport: LDAPS or StartTLS; plain LDAP only when explicitly allowed and the server is a loopback
+ * address. A directory that is down, refuses the service account or does not answer within `timeoutMs`
+ * is a `DirectoryUnavailableError`, never "not found". Passwords never appear in errors or logs.
+ */
+import { readFile } from 'node:fs/promises';
+import { connect as netConnect, isIP, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import { Client, FilterParser, InvalidCredentialsError, NoSuchObjectError, ResultCodeError } from 'ldapts';
+import type { Entry } from 'ldapts';
+import { z } from 'zod';
+import type { EstateIndex, Mailbox } from '../core/estate/estate-index.ts';
+import type { Server, User } from '../core/estate/estate.ts';
+import { familyOf } from '../core/estate/estate.ts';
+import type { Directory } from './directory.ts';
+
+/** The directory could not answer (down, timed out, refused the service account): not "no such user". */
+export class DirectoryUnavailableError extends Error {
+  override readonly name = 'DirectoryUnavailableError';
+}
+
+// --- options -----------------------------------------------------------------------------------
+
+const attributeName = z
+  .string()
+  .regex(/^[A-Za-z][A-Za-z0-9-]*$/, { message: 'must be an LDAP attribute name such as proxyAddresses' });
+
+/** The host of an LDAP URL, without IPv6 brackets. */
+const hostOf = (url: URL): string => url.hostname.replace(/^\[(.*)\]$/, '$1');
+
+/** 127.0.0.0/8 or ::1, as literals: a name such as localhost is resolved at connect time, so it does not count. */
+function isLoopback(host: string): boolean {
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return isIP(host) === 6 && host === '::1';
+}
+
+/** Why this transport is refused, or undefined when it is acceptable. */
+function transportProblem(o: {
+  url: string;
+  startTls?: boolean;
+  allowPlainOnLoopback?: boolean;
+}): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(o.url);
+  } catch {
+    return `${o.url} is not a URL`;
+  }
+  if (url.protocol === 'ldaps:') {
+    return o.startTls === true
+      ? 'startTls is for ldap:// URLs; an ldaps:// connection is TLS from the start'
+      : undefined;
+  }
+  if (o.startTls !== false) return undefined;
+  if (o.allowPlainOnLoopback === true && isLoopback(hostOf(url))) return undefined;
+  return o.allowPlainOnLoopback === true
+    ? `plain LDAP (ldap:// without StartTLS) is allowed only to a loopback address (127.0.0.1, ::1), not ${hostOf(url)}: passwords would cross the network in clear`
+    : 'plain LDAP (ldap:// without StartTLS) sends passwords in clear: use ldaps:// or StartTLS, or set allowPlainOnLoopback for a server on 127.0.0.1 / ::1';
+}
+
+const mappingSchema = z
+  .object({
+    userObjectClass: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9-]*$/)
+      .default('user')
+      .describe(
+        "Object class of user entries: (objectClass=<this>) is part of every user search. Default: AD's user.",
+      ),
+    userFilter: z
+      .string()
+      .refine(
+        (f) => {
+          try {
+            FilterParser.parseString(f);
+            return f.startsWith('(');
+          } catch {
+            return false;
+          }
+        },
+        { message: 'must be an LDAP filter in parentheses (RFC 4515)' },
+      )
+      .optional()
+      .describe(
+        'An extra filter ANDed into every user search, e.g. (!(userAccountControl:1.2.840.113556.1.4.803:=2)) to skip disabled AD accounts. None by default.',
+      ),
+    mail: attributeName.default('mail').describe('The primary SMTP address. Default: mail.'),
+    proxyAddresses: attributeName
+      .default('proxyAddresses')
+      .describe(
+        'All addresses with their type: SMTP:<primary>, smtp:<secondary>; a user is found by smtp:<address> (matching is case-insensitive). Default: proxyAddresses.',
+      ),
+    userPrincipalName: attributeName
+      .default('userPrincipalName')
+      .describe('The UPN, user@domain. Default: userPrincipalName.'),
+    sAMAccountName: attributeName
+      .default('sAMAccountName')
+      .describe('The down-level logon name, the user of DOMAIN\\user. Default: sAMAccountName.'),
+    displayName: attributeName.default('displayName').describe('The display name. Default: displayName.'),
+    mailboxLocation: z
+      .enum(['homeMDB', 'homeServer'])
+      .default('homeMDB')
+      .describe(
+        "How the mailbox's server is found: homeMDB (default): the user's database entry, then its server attribute (databaseServer); homeServer: the user's own server attribute (homeServer), one search fewer.",
+      ),
+    homeMDB: attributeName
+      .default('homeMDB')
+      .describe("The DN of the user's mailbox database. Default: homeMDB."),
+    databaseServer: attributeName
+      .default('msExchOwningServer')
+      .describe(
+        "On the database entry: the DN of its server, whose first RDN value is the server's name in the estate. Default: msExchOwningServer.",
+      ),
+    homeServer: attributeName
+      .default('msExchHomeServerName')
+      .describe(
+        "On the user: the mailbox's server as a legacy DN (/o=.../cn=Servers/cn=<name>), a DN (cn=<name>,...) or a plain name. Default: msExchHomeServerName.",
+      ),
+  })
+  .strict();
+
+const tlsSchema = z
+  .object({
+    caFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "A PEM file of the CA(s) that issued the directory's certificate; Node's CA list when absent.",
+      ),
+    ca: z
+      .string()
+      .includes('-----BEGIN CERTIFICATE-----', { message: 'must be PEM certificate text' })
+      .optional()
+      .describe('The same as PEM text in the estate file (a certificate is public; never a key).'),
+    rejectUnauthorized: z
+      .boolean()
+      .default(true)
+      .describe("Check the directory's certificate (default true). false is for throwaway labs only."),
+    servername: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("The name the certificate must carry, when it differs from the URL's host."),
+  })
+  .strict()
+  .refine((t) => t.caFile === undefined || t.ca === undefined, { message: 'give caFile or ca, not both' });
+
+/** The `directory.ldap` section of an estate file. */
+export const ldapDirectorySchema = z
+  .object({
+    url: z
+      .string()
+      .refine(
+        (s) => {
+          try {
+            const u = new URL(s);
+            return (
+              (u.protocol === 'ldap:' || u.protocol === 'ldaps:') &&
+              u.hostname !== '' &&
+              !u.username &&
+              !u.password &&
+              (u.pathname === '' || u.pathname === '/') &&
+              !u.search &&
+              !u.hash
+            );
+          } catch {
+            return false;
+          }
+        },
+        { message: 'must be ldap://host[:port] or ldaps://host[:port], without credentials, path or query' },
+      )
+      .describe(
+        'The directory server: ldaps://dc1.contoso.local (port 636) or ldap://dc1.contoso.local (389).',
+      ),
+    startTls: z
+      .boolean()
+      .optional()
+      .describe(
+        'StartTLS on an ldap:// URL before anything else is sent; default true for ldap:// (false means plain LDAP, see allowPlainOnLoopback). Not for ldaps://.',
+      ),
+    allowPlainOnLoopback: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Allow plain LDAP (ldap:// with startTls: false), and only to a loopback address (127.0.0.1, ::1). Default false.',
+      ),
+    tls: tlsSchema.prefault({}).describe('TLS for ldaps:// and StartTLS.'),
+    baseDn: z
+      .string()
+      .min(1)
+      .describe(
+        'Where users are searched (subtree), e.g. DC=contoso,DC=local or CN=Users,DC=contoso,DC=local.',
+      ),
+    bindDn: z
+      .string()
+      .min(1)
+      .describe('The service account lookups run as, e.g. CN=svc-coexist,CN=Users,DC=contoso,DC=local.'),
+    bindPasswordFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("A file holding the service account's password (one line); never the password itself here."),
+    bindPasswordEnv: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'must be an environment variable name' })
+      .optional()
+      .describe("An environment variable holding the service account's password."),
+    netbiosDomain: z
+      .string()
+      .regex(/^[^\\/:*?"<>|\s]{1,15}$/, { message: 'must be a NetBIOS domain name such as CONTOSO' })
+      .optional()
+      .describe(
+        "The domain of DOMAIN\\user logins (case-insensitive); by default the one domain of the estate's users' logins.",
+      ),
+    mapping: mappingSchema.prefault({}).describe('Object class and attribute names; AD defaults.'),
+    poolSize: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(4)
+      .describe(
+        'Service connections kept open for lookups, at most (default 4); lookups beyond wait for one.',
+      ),
+    maxConcurrentBinds: z
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .default(8)
+      .describe(
+        'Password checks in flight at once, each on a short-lived connection of its own (default 8); more wait.',
+      ),
+    timeoutMs: z
+      .number()
+      .int()
+      .min(50)
+      .max(120_000)
+      .default(5000)
+      .describe(
+        'The longest a lookup or a password check may take, waiting for a connection included (default 5000); then the directory counts as unavailable.',
+      ),
+    idleTimeoutMs: z
+      .number()
+      .int()
+      .min(1000)
+      .max(3_600_000)
+      .default(60_000)
+      .describe(
+        'A pooled connection idle longer than this is closed and replaced when next needed (default 60000): firewalls drop idle connections without a word, and AD closes them after its MaxConnIdleTime.',
+      ),
+    connectTimeoutMs: z
+      .number()
+      .int()
+      .min(50)
+      .max(60_000)
+      .default(3000)
+      .describe('The longest a TCP (and, for ldaps://, TLS) connect may take (default 3000).'),
+  })
+  .strict()
+  .superRefine((o, ctx) => {
+    const problem = transportProblem(o);
+    if (problem) ctx.addIssue({ code: 'custom', path: ['url'], message: problem });
+    if ((o.bindPasswordFile === undefined) === (o.bindPasswordEnv === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['bindPasswordFile'],
+        message: 'give exactly one of bindPasswordFile or bindPasswordEnv (never the password itself)',
+      });
+    }
+  })
+  .describe('The directory in LDAP: Active Directory, or OpenLDAP with coexist-exchange.schema.');
+
+/** Options of `LdapDirectory`, as written (defaults may be left out). */
+export type LdapDirectoryOptions = z.input<typeof ldapDirectorySchema>;
+/** Options of `LdapDirectory` with the defaults filled in. */
+export type ResolvedLdapDirectoryOptions = z.output<typeof ldapDirectorySchema>;
+
+/** What the estate file only points to: the service account's password and the CA certificate text. */
+export interface LdapSecrets {
+  readonly bindPassword: string;
+  readonly ca?: string;
+}
+
+/** Read the service password (file or environment variable) and the CA file named by the options. */
+export async function readLdapSecrets(
+  options: LdapDirectoryOptions,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Promise<LdapSecrets> {
+  const o = ldapDirectorySchema.parse(options);
+  let bindPassword: string | undefined;
+  if (o.bindPasswordFile !== undefined) {
+    try {
+      bindPassword = (await readFile(o.bindPasswordFile, 'utf8')).replace(/\r?\n$/, '');
+    } catch (error) {
+      throw new Error(`LDAP: cannot read bindPasswordFile ${o.bindPasswordFile}`, { cause: error });
+    }
+  } else if (o.bindPasswordEnv !== undefined) {
+    bindPassword = env[o.bindPasswordEnv];
+    if (bindPassword === undefined)
+      throw new Error(`LDAP: environment variable ${o.bindPasswordEnv} is not set`);
+  }
+  if (!bindPassword) throw new Error('LDAP: the service account password is empty');
+  let ca = o.tls.ca;
+  if (o.tls.caFile !== undefined) {
+    try {
+      ca = await readFile(o.tls.caFile, 'utf8');
+    } catch (error) {
+      throw new Error(`LDAP: cannot read tls.caFile ${o.tls.caFile}`, { cause: error });
+    }
+  }
+  return ca === undefined ? { bindPassword } : { bindPassword, ca };
+}
+
+/** Read the secrets the options point to, then make the directory. */
+export async function openLdapDirectory(
+  index: EstateIndex,
+  options: LdapDirectoryOptions,
+  env?: Readonly<Record<string, string | undefined>>,
+): Promise<LdapDirectory> {
+  return new LdapDirectory(index, options, await readLdapSecrets(options, env));
+}
+
+// --- filters and DNs ---------------------------------------------------------------------------
+
+/**
+ * A value escaped for an LDAP filter string (RFC 4515 §3): `*`, `(`, `)`, `\`, NUL and the other ASCII
+ * control characters as `\XX`. Non-ASCII characters stay as they are (UTF-8 is valid in a filter).
+ */
+export function escapeFilterValue(value: string): string {
+  let out = '';
+  for (const c of value) {
+    const code = c.charCodeAt(0);
+    out +=
+      '*()\\'.includes(c) || code < 0x20 || code === 0x7f ? `\\${code.toString(16).padStart(2, '0')}` : c;
+  }
+  return out;
+}
+
+/** True when `s` has whitespace or an ASCII control character. */
+const hasSpaceOrControl = (s: string): boolean =>
+  /\s/.test(s) || [...s].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
+
+/** The value of the first RDN of a DN (RFC 4514 escapes undone), e.g. MBX2007-NY of cn=MBX2007-NY,cn=Servers,... */
+export function firstRdnValue(dn: string): string | undefined {
+  const eq = dn.indexOf('=');
+  if (eq <= 0) return undefined;
+  const bytes: number[] = [];
+  for (let i = eq + 1; i < dn.length; i++) {
+    const c = dn[i] as string;
+    if (c === ',' || c === '+') break;
+    if (c === '\\') {
+      const hex = dn.slice(i + 1, i + 3);
+      if (/^[0-9a-fA-F]{2}$/.test(hex)) {
+        bytes.push(parseInt(hex, 16));
+        i += 2;
+      } else if (i + 1 < dn.length) {
+        bytes.push(...Buffer.from(dn[i + 1] as string, 'utf8'));
+        i += 1;
+      }
+      continue;
+    }
+    bytes.push(...Buffer.from(c, 'utf8'));
+  }
+  const value = Buffer.from(bytes).toString('utf8').trim();
+  return value === '' ? undefined : value;
+}
+
+/** The server name in msExchHomeServerName: the last cn= of a legacy DN, the first RDN of a DN, or the value. */
+function serverNameOf(value: string): string | undefined {
+  if (value.startsWith('/')) {
+    const i = value.toLowerCase().lastIndexOf('/cn=');
+    return i < 0 ? undefined : value.slice(i + 4) || undefined;
+  }
+  return /^[A-Za-z][A-Za-z0-9-]*=/.test(value) ? firstRdnValue(value) : value || undefined;
+}
+
+/** Attribute values of an entry, looked up case-insensitively (servers return names in their own case). */
+function valuesOf(entry: Entry, attribute: string): string[] {
+  const want = attribute.toLowerCase();
+  for (const [key, value] of Object.entries(entry)) {
+    if (key.toLowerCase() !== want || key === 'dn') continue;
+    const list = Array.isArray(value) ? value : [value];
+    return list.map((v) => (typeof v === 'string' ? v : v.toString('utf8')));
+  }
+  return [];
+}
+
+const firstOf = (entry: Entry, attribute: string): string | undefined => valuesOf(entry, attribute)[0];
+
+// --- a semaphore and the pool ------------------------------------------------------------------
+
+/** Counting semaphore whose waits end when the caller's signal aborts. */
+class Semaphore {
+  #free: number;
+  readonly #waiters: { grant: () => void }[] = [];
+
+  constructor(permits: number) {
+    this.#free = permits;
+  }
+
+  get waiting(): number {
+    return this.#waiters.length;
+  }
+
+  acquire(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.reject(signal.reason as Error);
+    if (this.#free > 0) {
+      this.#free--;
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        grant: () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        },
+      };
+      const onAbort = (): void => {
+        const i = this.#waiters.indexOf(waiter);
+        if (i >= 0) this.#waiters.splice(i, 1);
+        reject(signal.reason as Error);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#waiters.push(waiter);
+    });
+  }
+
+  release(): void {
+    const next = this.#waiters.shift();
+    if (next) next.grant();
+    else this.#free++;
+  }
+}
+
+/** Connection counts of the service pool. */
+export interface LdapPoolStats {
+  /** The bound (`poolSize`). */
+  readonly size: number;
+  /** Connections open or being opened now. */
+  readonly open: number;
+  readonly idle: number;
+  /** Lookups waiting for a connection. */
+  readonly waiting: number;
+  /** The most connections ever open at once. */
+  readonly maxOpen: number;
+}
+
+/**
+ * An ldapts client and what its sockets say. ldapts 8 does not notice when a StartTLS connection closes
+ * (its close handler compares the plain socket with the TLS one that replaced it, so `isConnected`
+ * stays true and a request written to the dead socket waits for its timeout): the sockets are watched
+ * here instead, through the client's own createConnection / createSecureConnection hooks.
+ */
+interface Connection {
+  readonly client: Client;
+  /** A socket of this connection has closed. */
+  closed: boolean;
+  /** When it last went back to the pool (ms since the epoch). */
+  idleSince: number;
+}
+
+/** Keep-alive probes on directory connections, so a peer that vanished is noticed while idle (ms). */
+const keepAliveMs = 30_000;
+
+function connection(options: ConstructorParameters<typeof Client>[0]): Connection {
+  const conn: { client?: Client; closed: boolean; idleSince: number } = { closed: false, idleSince: 0 };
+  const watch = <S extends Socket>(socket: S): S => {
+    socket.setKeepAlive(true, keepAliveMs);
+    // One request, one write, then wait for the answer: Nagle's algorithm with delayed ACKs would add ~40 ms.
+    socket.setNoDelay(true);
+    socket.once('close', () => {
+      conn.closed = true;
+    });
+    return socket;
+  };
+  const plain = (...args: unknown[]): Socket => watch((netConnect as (...a: unknown[]) => Socket)(...args));
+  const secure = (...args: unknown[]): TLSSocket =>
+    watch((tlsConnect as (...a: unknown[]) => TLSSocket)(...args));
+  const client = new Client({
+    ...options,
+    createConnection: plain as typeof netConnect,
+    createSecureConnection: secure as typeof tlsConnect,
+  });
+  return Object.assign(conn, { client });
+}
+
+/**
+ * At most `size` bound service connections. A permit is held while a connection is in use, and a new
+ * connection is made only when none is idle, so open connections never exceed `size`.
+ */
+class ServicePool {
+  readonly #idle: Connection[] = [];
+  readonly #permits: Semaphore;
+  #open = 0;
+  #maxOpen = 0;
+  #closed = false;
+
+  constructor(
+    readonly size: number,
+    readonly idleTimeoutMs: number,
+    readonly connect: () => Promise<Connection>,
+  ) {
+    this.#permits = new Semaphore(size);
+  }
+
+  /** A bound connection; `reused` when it was idle in the pool (it may have died unnoticed meanwhile). */
+  async acquire(signal: AbortSignal): Promise<{ conn: Connection; reused: boolean }> {
+    await this.#permits.acquire(signal);
+    try {
+      const now = Date.now();
+      for (let c = this.#idle.pop(); c !== undefined; c = this.#idle.pop()) {
+        // Checked in the same tick as the request is written. A closed connection must not be used:
+        // ldapts would reconnect by itself, unbound and without StartTLS.
+        if (this.#usable(c) && now - c.idleSince < this.idleTimeoutMs) return { conn: c, reused: true };
+        this.#drop(c);
+      }
+      if (this.#closed) throw new DirectoryUnavailableError('LDAP directory closed');
+      this.#open++;
+      this.#maxOpen = Math.max(this.#maxOpen, this.#open);
+      try {
+        return { conn: await this.connect(), reused: false };
+      } catch (error) {
+        this.#open--;
+        throw error;
+      }
+    } catch (error) {
+      this.#permits.release();
+      throw error;
+    }
+  }
+
+  /** Back to the pool after a request that left the connection usable. */
+  release(conn: Connection): void {
+    if (this.#closed || !this.#usable(conn)) {
+      this.#drop(conn);
+    } else {
+      conn.idleSince = Date.now();
+      this.#idle.push(conn);
+    }
+    this.#permits.release();
+  }
+
+  /** Close a connection that failed or timed out. */
+  discard(conn: Connection): void {
+    this.#drop(conn);
+    this.#permits.release();
+  }
+
+  stats(): LdapPoolStats {
+    return {
+      size: this.size,
+      open: this.#open,
+      idle: this.#idle.length,
+      waiting: this.#permits.waiting,
+      maxOpen: this.#maxOpen,
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const idle = this.#idle.splice(0);
+    this.#open -= idle.length;
+    await Promise.all(idle.map((c) => c.client.unbind().catch(() => undefined)));
+  }
+
+  #usable(conn: Connection): boolean {
+    return !conn.closed && conn.client.isBound;
+  }
+
+  #drop(conn: Connection): void {
+    this.#open--;
+    void conn.client.unbind().catch(() => undefined);
+  }
+}
+
+// --- the directory -----------------------------------------------------------------------------
+
+/** Optional hooks of `LdapDirectory`. */
+export interface LdapDirectoryHooks {
+  /** Called with a sentence when an entry cannot be a mailbox (ambiguous, unknown server, dangling homeMDB). */
+  readonly warn?: (message: string) => void;
+}
+
+interface Found {
+  readonly dn: string;
+  readonly mailbox: Mailbox | undefined;
+}
+
+/** The directory in LDAP; `close()` when done (open connections keep the process alive). */
+export class LdapDirectory implements Directory {
+  readonly #index: EstateIndex;
+  readonly #o: ResolvedLdapDirectoryOptions;
+  readonly #secrets: LdapSecrets;
+  readonly #warn: (message: string) => void;
+  readonly #url: URL;
+  readonly #startTls: boolean;
+  readonly #netbios: string | undefined;
+  readonly #pool: ServicePool;
+  readonly #binds: Semaphore;
+  readonly #attributes: string[];
+  readonly #dummyDn: string;
+  #closed = false;
+
+  /**
+   * `options` as in the estate file (validated here; the transport rules throw); `secrets` as read by
+   * `readLdapSecrets`. Server names from the directory are resolved against `index`.
+   */
+  constructor(
+    index: EstateIndex,
+    options: LdapDirectoryOptions,
+    secrets: LdapSecrets,
+    hooks: LdapDirectoryHooks = {},
+  ) {
+    const parsed = ldapDirectorySchema.safeParse(options);
+    if (!parsed.success) {
+      throw new Error(
+        `LDAP directory options: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(options)'}: ${i.message}`).join('; ')}`,
+      );
+    }
+    if (secrets.bindPassword === '') throw new Error('LDAP directory: the service account password is empty');
+    this.#index = index;
+    this.#o = parsed.data;
+    this.#secrets = secrets;
+    this.#warn = hooks.warn ?? (() => undefined);
+    this.#url = new URL(this.#o.url);
+    this.#startTls = this.#url.protocol === 'ldap:' && this.#o.startTls !== false;
+    this.#netbios = this.#o.netbiosDomain ?? netbiosOfEstate(index);
+    this.#pool = new ServicePool(this.#o.poolSize, this.#o.idleTimeoutMs, () =>
+      this.#connect(this.#o.bindDn, secrets.bindPassword, true),
+    );
+    this.#binds = new Semaphore(this.#o.maxConcurrentBinds);
+    const m = this.#o.mapping;
+    this.#attributes = [
+      m.mail,
+      m.proxyAddresses,
+      m.userPrincipalName,
+      m.sAMAccountName,
+      m.displayName,
+      'cn',
+      m.mailboxLocation === 'homeMDB' ? m.homeMDB : m.homeServer,
+    ];
+    this.#dummyDn = `cn=coexist-no-such-user,${this.#o.baseDn}`;
+  }
+
+  /** The URL of the directory server (it carries no credentials). */
+  get url(): string {
+    return this.#o.url;
+  }
+
+  /** Connection counts of the lookup pool. */
+  poolStats(): LdapPoolStats {
+    return this.#pool.stats();
+  }
+
+  findMailbox(identity: string): Promise<Mailbox | undefined> {
+    return this.#withDeadline('lookup', async (signal) => (await this.#find(identity, signal))?.mailbox);
+  }
+
+  authenticate(login: string, password: string): Promise<Mailbox | undefined> {
+    // An empty password would be an "unauthenticated" simple bind, which servers may accept as
+    // anonymous (RFC 4513 §5.1.2): never a successful check.
+    if (password === '') return Promise.resolve(undefined);
+    return this.#withDeadline('password check', async (signal) => {
+      const found = await this.#find(login, signal);
+      // Unknown users bind as a DN that does not exist, so they take about as long as a wrong password.
+      const ok = await this.#bindAs(found?.mailbox ? found.dn : this.#dummyDn, password, signal);
+      return ok && found?.mailbox ? found.mailbox : undefined;
+    });
+  }
+
+  /** Close the pooled connections; later calls fail with DirectoryUnavailableError. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#pool.close();
+  }
+
+  /** Run `work` within timeoutMs; past it the caller gets DirectoryUnavailableError and the work is abandoned. */
+  #withDeadline<T>(what: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new DirectoryUnavailableError('LDAP directory closed'));
+    const controller = new AbortController();
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const error = new DirectoryUnavailableError(
+          `LDAP ${what} at ${this.#o.url} did not complete within ${this.#o.timeoutMs} ms`,
+        );
+        controller.abort(error);
+        reject(error);
+      }, this.#o.timeoutMs);
+      work(controller.signal).then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(this.#unavailable(what, error));
+        },
+      );
+    });
+  }
+
+  #unavailable(what: string, error: unknown): DirectoryUnavailableError {
+    if (error instanceof DirectoryUnavailableError) return error;
+    const reason =
+      error instanceof ResultCodeError
+        ? `${error.name} (LDAP result ${error.code})`
+        : error instanceof Error
+          ? error.message
+          : String(error);
+    return new DirectoryUnavailableError(`LDAP ${what} at ${this.#o.url} failed: ${reason}`, {
+      cause: error,
+    });
+  }
+
+  #tlsOptions(): ConnectionOptions {
+    const host = hostOf(this.#url);
+    const servername = this.#o.tls.servername ?? (isIP(host) === 0 ? host : undefined);
+    // The CA as read from tls.caFile, else the PEM given inline.
+    const ca = this.#secrets.ca ?? this.#o.tls.ca;
+    return {
+      host,
+      ...(servername === undefined ? {} : { servername }),
+      ...(ca === undefined ? {} : { ca }),
+      rejectUnauthorized: this.#o.tls.rejectUnauthorized,
+      minVersion: 'TLSv1.2',
+    };
+  }
+
+  /** A new connection, TLS first (LDAPS or StartTLS), then bound as `dn`. Closed again on any failure. */
+  async #connect(dn: string, password: string, service: boolean): Promise<Connection> {
+    const conn = connection({
+      url: this.#o.url,
+      timeout: this.#o.timeoutMs,
+      connectTimeout: this.#o.connectTimeoutMs,
+      ...(this.#url.protocol === 'ldaps:' ? { tlsOptions: this.#tlsOptions() } : {}),
+    });
+    try {
+      if (this.#startTls) await conn.client.startTLS(this.#tlsOptions());
+      await conn.client.bind(dn, password);
+      return conn;
+    } catch (error) {
+      await conn.client.unbind().catch(() => undefined);
+      if (service && error instanceof InvalidCredentialsError) {
+        throw new DirectoryUnavailableError(
+          `LDAP at ${this.#o.url} refused the service account ${dn} (invalid credentials): check bindDn and its password`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * A search on a pooled connection. A connection that was idle may have been dropped by the server
+   * (restart, idle timeout): such a failure is retried once on a new connection. `missingOk`: a base
+   * that does not exist gives no entries instead of an error.
+   */
+  async #search(
+    base: string,
+    options: { scope: 'base' | 'sub'; filter: string; attributes: string[]; sizeLimit?: number },
+    signal: AbortSignal,
+    missingOk = false,
+  ): Promise<Entry[]> {
+    for (let attempt = 0; ; attempt++) {
+      const { conn, reused } = await this.#pool.acquire(signal);
+      try {
+        const { searchEntries } = await conn.client.search(base, {
+          ...options,
+          derefAliases: 'never',
+          timeLimit: Math.max(1, Math.ceil(this.#o.timeoutMs / 1000)),
+        });
+        this.#pool.release(conn);
+        return searchEntries;
+      } catch (error) {
+        if (error instanceof NoSuchObjectError) {
+          this.#pool.release(conn);
+          if (missingOk) return [];
+          throw error;
+        }
+        this.#pool.discard(conn);
+        const connectionLost = !(error instanceof ResultCodeError);
+        if (reused && connectionLost && attempt === 0 && !signal.aborted) continue;
+        throw error;
+      }
+    }
+  }
+
+  /** The filter for an identity, or undefined when it cannot name a user (then nothing is asked). */
+  #filterFor(identity: string): string | undefined {
+    // Whitespace and control characters are in no address or login (and LDAP's caseIgnoreMatch would
+    // fold spaces, finding users the estate file would not).
+    if (identity.length === 0 || identity.length > 512 || hasSpaceOrControl(identity)) return undefined;
+    const m = this.#o.mapping;
+    const eq = (attribute: string, value: string): string => `(${attribute}=${escapeFilterValue(value)})`;
+    let forms: string;
+    const slash = identity.indexOf('\\');
+    if (slash >= 0) {
+      const domain = identity.slice(0, slash);
+      const name = identity.slice(slash + 1);
+      if (this.#netbios === undefined || domain.toLowerCase() !== this.#netbios.toLowerCase())
+        return undefined;
+      if (name === '' || name.includes('\\') || name.includes('@')) return undefined;
+      forms = eq(m.sAMAccountName, name);
+    } else if (identity.includes('@')) {
+      forms = `(|${eq(m.mail, identity)}${eq(m.proxyAddresses, `smtp:${identity}`)}${eq(m.userPrincipalName, identity)})`;
+    } else {
+      return undefined;
+    }
+    return `(&${eq('objectClass', m.userObjectClass)}${m.userFilter ?? ''}${forms})`;
+  }
+
+  /** The user's entry and, when it is a mailbox of this estate, the mailbox. */
+  async #find(identity: string, signal: AbortSignal): Promise<Found | undefined> {
+    const filter = this.#filterFor(identity);
+    if (filter === undefined) return undefined;
+    const entries = await this.#search(
+      this.#o.baseDn,
+      { scope: 'sub', filter, attributes: this.#attributes, sizeLimit: 2 },
+      signal,
+    );
+    if (entries.length !== 1) {
+      if (entries.length > 1) this.#warn(`LDAP: more than one user answers to ${identity}; none is used`);
+      return undefined;
+    }
+    const entry = entries[0] as Entry;
+    return { dn: entry.dn, mailbox: await this.#mailboxOf(entry, signal) };
+  }
+
+  async #mailboxOf(entry: Entry, signal: AbortSignal): Promise<Mailbox | undefined> {
+    const m = this.#o.mapping;
+    const proxies = valuesOf(entry, m.proxyAddresses);
+    const primary = proxies.find((p) => p.startsWith('SMTP:'))?.slice(5) ?? firstOf(entry, m.mail);
+    if (primary === undefined) return undefined;
+    const aliases = proxies
+      .filter((p) => p.startsWith('smtp:'))
+      .map((p) => p.slice(5))
+      .filter((a) => a.toLowerCase() !== primary.toLowerCase());
+
+    let serverName: string | undefined;
+    let database: string | undefined;
+    if (m.mailboxLocation === 'homeMDB') {
+      const homeMdb = firstOf(entry, m.homeMDB);
+      if (homeMdb === undefined) return undefined; // no mailbox
+      database = firstRdnValue(homeMdb);
+      const [db] = await this.#search(
+        homeMdb,
+        { scope: 'base', filter: '(objectClass=*)', attributes: [m.databaseServer] },
+        signal,
+        true,
+      );
+      const owner = db && firstOf(db, m.databaseServer);
+      serverName = owner && firstRdnValue(owner);
+      if (serverName === undefined) {
+        this.#warn(`LDAP: ${entry.dn}: its homeMDB ${homeMdb} has no ${m.databaseServer}`);
+        return undefined;
+      }
+    } else {
+      const home = firstOf(entry, m.homeServer);
+      if (home === undefined) return undefined;
+      serverName = serverNameOf(home);
+    }
+    const server: Server | undefined = serverName === undefined ? undefined : this.#index.server(serverName);
+    const site = server && this.#index.site(server.site);
+    if (!server || !site) {
+      this.#warn(`LDAP: ${entry.dn}: its mailbox server ${serverName ?? '(none)'} is not in the estate`);
+      return undefined;
+    }
+    const sam = firstOf(entry, m.sAMAccountName);
+    const upn = firstOf(entry, m.userPrincipalName);
+    const displayName = firstOf(entry, m.displayName) ?? firstOf(entry, 'cn') ?? primary;
+    const user: User = {
+      address: primary,
+      displayName,
+      aliases,
+      ...(sam !== undefined && this.#netbios !== undefined ? { login: `${this.#netbios}\\${sam}` } : {}),
+      ...(upn === undefined ? {} : { upn }),
+      mailboxServer: server.name,
+      ...(database === undefined ? {} : { database }),
+    };
+    return { address: primary, displayName, server, site, family: familyOf(server.version), user };
+  }
+
+  /** A simple bind as `dn` on a connection of its own: true for the right password, false for a wrong one. */
+  async #bindAs(dn: string, password: string, signal: AbortSignal): Promise<boolean> {
+    await this.#binds.acquire(signal);
+    try {
+      const conn = await this.#connect(dn, password, false);
+      await conn.client.unbind().catch(() => undefined);
+      return true;
+    } catch (error) {
+      if (error instanceof InvalidCredentialsError) return false;
+      throw error;
+    } finally {
+      this.#binds.release();
+    }
+  }
+}
+
+/** The NetBIOS domain of the estate's logins (DOMAIN\user), when they all share one. */
+function netbiosOfEstate(index: EstateIndex): string | undefined {
+  const domains = new Set<string>();
+  let first: string | undefined;
+  for (const u of index.estate.users) {
+    const slash = u.login?.indexOf('\\') ?? -1;
+    if (u.login === undefined || slash <= 0) continue;
+    const d = u.login.slice(0, slash);
+    first ??= d;
+    domains.add(d.toLowerCase());
+  }
+  if (domains.size > 1) {
+    throw new Error(
+      `LDAP directory: the estate's logins use ${domains.size} domains (${[...domains].join(', ')}); set netbiosDomain`,
+    );
+  }
+  return first;
+}
