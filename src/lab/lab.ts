@@ -22,6 +22,10 @@ import { HopRecorder } from './hop-recorder.ts';
 import type { LabCa } from './lab-ca.ts';
 import { createLabCa } from './lab-ca.ts';
 import { MailboxStore } from './simulators/mailbox-store.ts';
+import type { Slapd } from './slapd.ts';
+import { randomLabPassword, startSlapd } from './slapd.ts';
+import { LdapDirectory } from '../directory/ldap-directory.ts';
+import { estateLdapLayout, estateLdif } from '../directory/estate-ldif.ts';
 
 /** Where the lab's clients and servers sit on loopback. */
 export const labAddresses = {
@@ -42,6 +46,13 @@ export interface LabOptions {
   readonly maxPingHoldMs?: number;
   readonly retryAfterSeconds?: number;
   readonly idleTimeoutsMs?: Readonly<Partial<Record<Protocol, number>>>;
+  /**
+   * Where users live: the estate file's embedded directory (default), or a throwaway OpenLDAP slapd on
+   * loopback loaded with the estate (AD-style entries, StartTLS with the lab CA) that every server asks.
+   */
+  readonly directory?: 'file' | 'ldap';
+  /** The users' clear password for the LDAP directory (the estate file holds only hashes); the demo one by default. */
+  readonly ldapUserPassword?: string;
 }
 
 /** A running lab. */
@@ -57,10 +68,48 @@ export interface Lab {
   resolve(hostname: string, port: number): { address: string; port: number } | undefined;
   /** What each server is (coexist or which simulator). */
   implementationOf(server: string): string;
+  /** The lab's slapd when it runs on LDAP (tests stop and start it). */
+  readonly slapd?: Slapd;
   /** Stop one server (to test failures) and start it again on the same ports. */
   stopServer(name: string): Promise<void>;
   startServer(name: string): Promise<void>;
   close(): Promise<void>;
+}
+
+/** The demo password of every user of the example estates (examples/o365info.yaml says so). */
+export const demoPassword = 'Coexist-Lab-2026!';
+
+/**
+ * slapd on loopback with the estate as AD-style entries (estate-ldif.ts), StartTLS with a lab certificate
+ * for 127.0.0.1, a random service password, and one LDAP directory on it that every server shares (each
+ * server keeps its own cache in front of it).
+ */
+async function startLabLdap(
+  index: EstateIndex,
+  ca: LabCa,
+  userPassword: string,
+): Promise<{ slapd: Slapd; directory: LdapDirectory }> {
+  const layout = estateLdapLayout(index.estate);
+  const servicePassword = randomLabPassword();
+  const cert = ca.issue(['127.0.0.1']);
+  const slapd = await startSlapd({
+    ldif: estateLdif(index.estate, { password: userPassword, servicePassword }),
+    suffix: layout.suffix,
+    tls: { certPem: cert.certPem, keyPem: cert.keyPem },
+  });
+  const options = {
+    url: slapd.url,
+    startTls: true,
+    tls: { ca: ca.certPem },
+    baseDn: layout.usersDn,
+    bindDn: layout.serviceAccountDn,
+    // Only a name: the password itself is handed over below, never written anywhere.
+    bindPasswordEnv: 'COEXIST_LAB_LDAP_PASSWORD',
+  };
+  return {
+    slapd,
+    directory: new LdapDirectory(index, options, { bindPassword: servicePassword, ca: ca.certPem }),
+  };
 }
 
 /** The implementation a server runs as in the lab. */
@@ -102,6 +151,8 @@ export async function startLab(o: LabOptions): Promise<Lab> {
   const caDir = o.caDir ?? (await mkdtemp(join(tmpdir(), 'coexist-lab-')));
   const caPath = await ca.writeCaFile(caDir);
   const recorder = new HopRecorder();
+  const ldap =
+    o.directory === 'ldap' ? await startLabLdap(o.index, ca, o.ldapUserPassword ?? demoPassword) : undefined;
   const store = new MailboxStore(o.maxPingHoldMs === undefined ? {} : { maxPingHoldMs: o.maxPingHoldMs });
   const hosts = hostsByServer(o.index);
   const servers = o.index.estate.sites.flatMap((s) => s.servers);
@@ -149,6 +200,7 @@ export async function startLab(o: LabOptions): Promise<Lab> {
       upstreams: { ca: ca.certPem, localAddress: labAddresses.servers, resolve },
       observer: recorder,
       responder: store,
+      ...(ldap ? { directory: ldap.directory } : {}),
       ...(metrics.get(server.name) ? { metrics: metrics.get(server.name) as Metrics } : {}),
       trustedProxies: trusted,
       internalNetworks: internal,
@@ -164,6 +216,8 @@ export async function startLab(o: LabOptions): Promise<Lab> {
     for (const s of servers) await start(s);
   } catch (err) {
     await Promise.all([...nodes.values()].map((n) => n.close(0)));
+    await ldap?.directory.close();
+    await ldap?.slapd.close();
     throw err;
   }
 
@@ -180,6 +234,7 @@ export async function startLab(o: LabOptions): Promise<Lab> {
     recorder,
     nodes,
     metrics,
+    ...(ldap ? { slapd: ldap.slapd } : {}),
     resolve,
     implementationOf: (name) => labImplementation(byName(name)),
     async stopServer(name) {
@@ -195,6 +250,8 @@ export async function startLab(o: LabOptions): Promise<Lab> {
       store.close();
       await Promise.all([...nodes.values()].map((n) => n.close(1_000)));
       nodes.clear();
+      await ldap?.directory.close();
+      await ldap?.slapd.close();
     },
   };
 }

@@ -1,9 +1,10 @@
 /** `coexist lab`: run every server of an estate on loopback and print how to try each flow by hand. */
 import type { Command } from 'commander';
+import { Option } from 'commander';
 import { loadEstateIndex } from '../../config/index.ts';
 import type { EstateIndex } from '../../core/estate/estate-index.ts';
 import type { Lab } from '../../lab/index.ts';
-import { hostsByServer, labAddresses, startLab } from '../../lab/index.ts';
+import { demoPassword, hostsByServer, labAddresses, startLab } from '../../lab/index.ts';
 import { createLogger } from '../../observability/log.ts';
 import { startAdminServer } from '../../observability/metrics.ts';
 import type { Io } from '../main.ts';
@@ -16,10 +17,8 @@ interface LabCliOptions {
   caDir?: string;
   logLevel: string;
   admin: string;
+  directory: 'file' | 'ldap';
 }
-
-/** The demo password of every user of the example estates (examples/o365info.yaml). */
-export const demoPassword = 'Coexist-Lab-2026!';
 
 export function registerLab(program: Command, io: Io): void {
   program
@@ -31,6 +30,14 @@ export function registerLab(program: Command, io: Io): void {
     .option('--port-base <port>', 'first loopback port; each listener takes the next (0: ephemeral)', '8443')
     .option('--ca-dir <dir>', 'where to write the lab CA certificate (default: a new temporary directory)')
     .option('--log-level <level>', 'access log level (info shows one line per request)', 'info')
+    .addOption(
+      new Option(
+        '--directory <kind>',
+        'where users live: the estate file, or a throwaway OpenLDAP slapd loaded with it',
+      )
+        .choices(['file', 'ldap'])
+        .default('file'),
+    )
     .option(
       '--admin <port>',
       "port of the front end's metrics and health listener on 127.0.0.1 (0: ephemeral)",
@@ -44,7 +51,13 @@ export function registerLab(program: Command, io: Io): void {
       }
       // The access log goes to stderr so the instructions on stdout stay readable.
       const logger = createLogger({ level: o.logLevel, destination: process.stderr });
-      const lab = await startLab({ index, logger, portBase, ...(o.caDir ? { caDir: o.caDir } : {}) });
+      const lab = await startLab({
+        index,
+        logger,
+        portBase,
+        directory: o.directory,
+        ...(o.caDir ? { caDir: o.caDir } : {}),
+      });
       const front = index.namespaceOfKind('primary')?.server ?? [...lab.nodes.keys()][0] ?? '';
       const frontMetrics = lab.metrics.get(front);
       const admin = frontMetrics
@@ -92,6 +105,9 @@ export function labInstructions(lab: Lab, index: EstateIndex): string {
     `  curl $LAB -i ${user('alice')} -X OPTIONS https://${primary}/Microsoft-Server-ActiveSync          # alice: 2013, MBX2013-NY`,
     `  curl $LAB -i --interface ${labAddresses.internalClient} ${user('bob')} -H 'Content-Type: text/xml' -d '<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>bob@o365info.com</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>' https://autodiscover.o365info.com/Autodiscover/Autodiscover.xml   # EWS-1 (internal client)`,
     '',
+    ...(lab.slapd
+      ? [`Directory: OpenLDAP slapd at ${lab.slapd.url} (StartTLS, the lab CA), loaded with the estate.`]
+      : []),
     `Internal clients connect from ${labAddresses.internalClient} (curl --interface); others are external. Ctrl-C stops the lab.`,
     '',
   );
