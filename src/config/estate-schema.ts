@@ -7,6 +7,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { protocols } from '../core/protocols/protocol.ts';
+import { ldapDirectorySchema } from '../directory/ldap-directory.ts';
 
 const hostName = z
   .string()
@@ -228,6 +229,17 @@ export const estateFileSchema = z
       .describe(
         'Source networks of internal clients (protocol-facts §2.4): Autodiscover and OWA answer them with internal URLs. Everyone else is external; ActiveSync is always external.',
       ),
+    directory: z
+      .object({
+        ldap: ldapDirectorySchema
+          .optional()
+          .describe(
+            'Users and mailbox locations from LDAP (Active Directory with Exchange attributes, or OpenLDAP with examples/ldap/coexist-exchange.schema); the users section then only documents.',
+          ),
+      })
+      .strict()
+      .optional()
+      .describe('Where users live: the embedded users section of this file (default), or an LDAP directory.'),
     remoteDomains: z
       .array(remoteDomainSchema)
       .optional()

@@ -29,10 +29,24 @@ import type { ConfigProblem } from './config-error.ts';
 import { EstateConfigError } from './config-error.ts';
 import { estateFileSchema } from './estate-schema.ts';
 import { toEstate } from './to-estate.ts';
+import type { LdapDirectoryOptions } from '../directory/ldap-directory.ts';
 
 /** Read, load and index an estate file: what the CLI and servers use. Throws like `loadEstateFile`. */
 export async function loadEstateIndex(path: string): Promise<EstateIndex> {
   return indexLoaded(compile(await readEstateText(path), path));
+}
+
+/** The settings an estate file carries besides the estate itself: where its users live. */
+export interface EstateSettings {
+  readonly directory?: { readonly ldap?: LdapDirectoryOptions };
+}
+
+/** Read, load and index an estate file, with its settings: what `coexist serve` uses. */
+export async function loadEstateConfig(
+  path: string,
+): Promise<{ readonly index: EstateIndex; readonly settings: EstateSettings }> {
+  const loaded = compile(await readEstateText(path), path);
+  return { index: indexLoaded(loaded), settings: loaded.settings };
 }
 
 /** Load and index an estate from text. Throws `EstateConfigError`. */
@@ -54,6 +68,7 @@ export function parseEstate(text: string, fileName: string): Estate {
 interface Loaded {
   readonly estate: Estate;
   readonly identities?: Map<string, number>;
+  readonly settings: EstateSettings;
 }
 
 const indexLoaded = (loaded: Loaded): EstateIndex =>
@@ -65,7 +80,8 @@ function accept(data: unknown): Loaded | undefined {
   if (!parsed.success) return undefined;
   const identities = new Map<string, number>();
   if (checkEstate(parsed.data, { identities }).length > 0) return undefined;
-  return { estate: toEstate(parsed.data), identities };
+  const directory = parsed.data.directory;
+  return { estate: toEstate(parsed.data), identities, settings: directory ? { directory } : {} };
 }
 
 async function readEstateText(path: string): Promise<string> {

@@ -2,7 +2,8 @@
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import type { Command } from 'commander';
-import { loadEstateIndex } from '../../config/index.ts';
+import { loadEstateConfig } from '../../config/index.ts';
+import { openLdapDirectory } from '../../directory/ldap-directory.ts';
 import { CoexistError } from '../../core/errors.ts';
 import type { CertificateEntry, NodeListener } from '../../dataplane/index.ts';
 import { startServerNode } from '../../dataplane/index.ts';
@@ -59,7 +60,7 @@ export function registerServe(program: Command, io: Io): void {
     )
     .option('--log-level <level>', 'log level', 'info')
     .action(async (o: ServeOptions) => {
-      const index = await loadEstateIndex(o.estate);
+      const { index, settings } = await loadEstateConfig(o.estate);
       const server = index.server(o.as);
       if (!server) throw new CoexistError('CX_CLI_USAGE', `--as ${o.as}: no such server in ${o.estate}`);
       const certificates = await Promise.all(o.cert.map(readCertificate));
@@ -77,12 +78,16 @@ export function registerServe(program: Command, io: Io): void {
       const logger = createLogger({ level: o.logLevel });
       const metrics = new Metrics({ server: server.name, defaultMetrics: true });
       for (const cidr of o.internalNetwork) checkCidr(cidr);
+      // The estate file's directory.ldap section, when there is one; else its embedded users.
+      const ldapOptions = settings.directory?.ldap;
+      const ldap = ldapOptions ? await openLdapDirectory(index, ldapOptions) : undefined;
       const node = await startServerNode({
         index,
         server,
         listeners,
         logger,
         metrics,
+        ...(ldap ? { directory: ldap } : {}),
         internalNetworks: o.internalNetwork,
         ...(o.trustedProxy.length > 0 ? { trustedProxies: new Set(o.trustedProxy) } : {}),
       });
@@ -92,6 +97,7 @@ export function registerServe(program: Command, io: Io): void {
       io.out(`coexist serve: metrics on http://${hostPort(o.admin).host}:${admin.port}/metrics\n`);
       await untilSignal();
       await node.close();
+      await ldap?.close();
       await admin.close();
     });
 }
