@@ -18,6 +18,7 @@ import type { Protocol } from '../src/core/protocols/protocol.ts';
 import { alwaysExternal, protocols } from '../src/core/protocols/protocol.ts';
 import type { RoutingInput, ServerRef } from '../src/core/routing/decide.ts';
 import { decide } from '../src/core/routing/decide.ts';
+import { benchDirectory } from './directory.ts';
 import { generateEstateYaml } from './generate-estate.ts';
 import { benchHops } from './hops.ts';
 import type { Summary } from './table.ts';
@@ -340,6 +341,12 @@ progress('lab: latency per hop');
 const hopRows = await benchHops(quick ? 300 : 2000);
 
 // ---------------------------------------------------------------------------------------------------------
+// Scenario d: the directory (LDAP on a real slapd, the cache, and the lab on LDAP against the embedded one)
+
+progress('directory: findMailbox and authenticate, cached and uncached; the lab on LDAP');
+const directoryRows = await benchDirectory(quick);
+
+// ---------------------------------------------------------------------------------------------------------
 // Raw figures
 
 const raw = (s: Summary): Record<string, unknown> => ({
@@ -386,6 +393,7 @@ const results = {
     mix: Object.fromEntries(cases.map((c) => [c.label, c.mix])),
   },
   hops: { unit: 'ms', rows: hopRows },
+  directory: { unit: 'ms (latencies), calls/s (perSecond)', rows: directoryRows },
   checksum: checksum(),
 };
 const resultsFile = new URL('latest.json', pathToFileURL(resultsDir));

@@ -8,7 +8,7 @@
  * Addresses: listeners on 127.0.0.1; servers call each other from 127.0.0.2 (the estate's internal network,
  * whose forwarding headers they trust); internal clients come from 127.0.0.3; anything else is external.
  */
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EstateIndex } from '../core/estate/estate-index.ts';
@@ -252,6 +252,8 @@ export async function startLab(o: LabOptions): Promise<Lab> {
       nodes.clear();
       await ldap?.directory.close();
       await ldap?.slapd.close();
+      // The CA directory is the lab's own unless the caller named one.
+      if (o.caDir === undefined) await rm(caDir, { recursive: true, force: true });
     },
   };
 }
