@@ -245,6 +245,18 @@ async function route(ctx: ServerContext, listener: ListenerInfo, x: Exchange, id
     await owaLogon(ctx, x);
     return;
   }
+  // Logoff ends the session here (the credential it held is dropped) and clears the cookie.
+  if (isOwa && head.method === 'GET' && head.path.toLowerCase() === '/owa/auth/logoff.aspx') {
+    ctx.sessions.destroy(cookieValue(head, ctx.sessions.cookieName));
+    send(x, 302, {
+      location: logonUrl(`https://${head.host}/owa/`),
+      'set-cookie': ctx.sessions.clearCookie(),
+      'cache-control': 'no-store',
+      'content-length': '0',
+    });
+    x.record.outcome = 'answered';
+    return;
+  }
 
   // Who is asking: Basic credentials, or for OWA/ECP a session whose credential goes on to the next hop.
   const authStarted = performance.now();
