@@ -125,7 +125,9 @@ export async function listen(
   });
   await new Promise<void>((resolve, reject) => {
     front.once('error', reject);
-    front.listen(options.port, options.host, () => {
+    // A deep accept queue: thousands of phones reconnect at once after a network blip (Node's default is
+    // 511; the kernel caps it at net.core.somaxconn).
+    front.listen({ port: options.port, host: options.host, backlog: 4096 }, () => {
       front.off('error', reject);
       resolve();
     });
