@@ -21,6 +21,8 @@ import { decide } from '../src/core/routing/decide.ts';
 import { benchDirectory } from './directory.ts';
 import { generateEstateYaml } from './generate-estate.ts';
 import { benchHops } from './hops.ts';
+import { benchLongPoll } from './longpoll.ts';
+import { benchProxies } from './proxies.ts';
 import type { Summary } from './table.ts';
 import {
   canCollectGarbage,
@@ -347,6 +349,18 @@ progress('directory: findMailbox and authenticate, cached and uncached; the lab 
 const directoryRows = await benchDirectory(quick);
 
 // ---------------------------------------------------------------------------------------------------------
+// Scenario: coexist against nginx, HAProxy and nginx + auth_request, with wrk on loopback
+
+progress('proxies: wrk through nginx, HAProxy, nginx + auth_request and coexist');
+const proxyRows = await benchProxies(quick);
+
+// ---------------------------------------------------------------------------------------------------------
+// Scenario: idle long polls (ActiveSync Ping held through coexist and nginx; RSS per held request)
+
+progress('long poll: Pings held through nginx and coexist');
+const longPollRows = await benchLongPoll(quick);
+
+// ---------------------------------------------------------------------------------------------------------
 // Raw figures
 
 const raw = (s: Summary): Record<string, unknown> => ({
@@ -394,6 +408,8 @@ const results = {
   },
   hops: { unit: 'ms', rows: hopRows },
   directory: { unit: 'ms (latencies), calls/s (perSecond)', rows: directoryRows },
+  proxies: { unit: 'requests/s (requestsPerSecond), ms (p50Ms, p99Ms)', rows: proxyRows },
+  longPoll: { unit: 'bytes (RSS), ms (rampMs)', rows: longPollRows },
   checksum: checksum(),
 };
 const resultsFile = new URL('latest.json', pathToFileURL(resultsDir));
