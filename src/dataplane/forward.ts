@@ -4,6 +4,7 @@
  * header rules are `headers.ts`, the failure mapping is `upstream-errors.ts`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { EventEmitter } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'undici';
 import type { Protocol } from '../core/protocols/protocol.ts';
@@ -97,7 +98,10 @@ export async function forward(
   let clientAborted = false;
   let channel: Client | undefined;
   let retried: UpstreamFailure | undefined;
-  const controller = new AbortController();
+  // undici takes an EventEmitter that emits 'abort' as the signal: far cheaper per request than an
+  // AbortController (whose AbortSignal and DOMException showed in the profile; proxy-anchors.md measured
+  // about 20% of throughput for it).
+  const cancel = new EventEmitter();
   // The client hung up before the answer was complete: cancel the upstream request (Caddy's 499).
   const onClose = (): void => {
     if (res.writableFinished) return;
@@ -105,7 +109,7 @@ export async function forward(
     // (an upstream failure mid-upload): the close that follows is the upstream's doing, not the client's.
     if (req.errored !== null && !isClientAbort(req.errored)) return;
     clientAborted = true;
-    controller.abort();
+    cancel.emit('abort');
   };
   res.once('close', onClose);
 
@@ -151,7 +155,7 @@ export async function forward(
         method,
         headers,
         body: buffered ?? (hasBody ? req : null),
-        signal: controller.signal,
+        signal: cancel,
         headersTimeout: idle,
         bodyTimeout: idle,
       });
