@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { Agent, buildConnector, request } from 'undici';
+import type { Agent } from 'undici';
 import { parseEstateIndex } from '../src/config/index.ts';
 import type { EstateIndex, Mailbox } from '../src/core/estate/estate-index.ts';
 import type { DirectoryCacheKind, DirectoryCacheObserver } from '../src/directory/directory-cache.ts';
@@ -23,7 +23,7 @@ import { FileDirectory } from '../src/directory/directory.ts';
 import { estateLdapLayout, estateLdif } from '../src/directory/estate-ldif.ts';
 import { LdapDirectory } from '../src/directory/ldap-directory.ts';
 import type { Lab } from '../src/lab/index.ts';
-import { createLabCa, demoPassword, labAddresses, startLab } from '../src/lab/index.ts';
+import { createLabCa, demoPassword, startLab } from '../src/lab/index.ts';
 import type { Slapd } from '../src/lab/slapd.ts';
 import { randomLabPassword, startSlapd } from '../src/lab/slapd.ts';
 import { createLogger } from '../src/observability/log.ts';
@@ -37,6 +37,7 @@ import {
   printTable,
   summarize,
 } from './table.ts';
+import { basicOf, easQuery, labAgent, timedFolderSync } from './lab-client.ts';
 
 /** One row of the directory table: an operation on one directory, one at a time or with concurrent callers. */
 export interface DirectoryCallRow {
@@ -572,45 +573,13 @@ function printHitTable(rows: readonly CacheHitRow[], notes: readonly string[]): 
 // ---------------------------------------------------------------------------------------------------------
 // Part 2b: the lab on the embedded directory against the lab on LDAP
 
-const folderSync = Uint8Array.from([
-  0x03, 0x01, 0x6a, 0x00, 0x00, 0x07, 0x56, 0x52, 0x03, 0x30, 0x00, 0x01, 0x01,
-]);
-const bobAuth = `Basic ${Buffer.from(`bob@o365info.com:${demoPassword}`).toString('base64')}`;
-const easUrl =
-  'https://mail.o365info.com/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=x&DeviceId=BENCH1&DeviceType=Bench';
+const bobAuth = basicOf('bob@o365info.com');
+const easUrl = `https://mail.o365info.com${easQuery}`;
 
-function agentFor(lab: Lab): Agent {
-  const base = buildConnector({ ca: lab.ca.certPem });
-  return new Agent({
-    localAddress: labAddresses.externalClient,
-    connections: 1,
-    connect: (opts, cb) => {
-      const to = lab.resolve(opts.hostname, Number(opts.port) || 443);
-      return to
-        ? base({ ...opts, hostname: to.address, port: String(to.port), servername: opts.hostname }, cb)
-        : base(opts, cb);
-    },
-  });
+function send(agent: Agent): Promise<number> {
+  return timedFolderSync(agent, easUrl, bobAuth);
 }
 
-async function send(agent: Agent): Promise<number> {
-  const started = performance.now();
-  const r = await request(easUrl, {
-    dispatcher: agent,
-    method: 'POST',
-    headers: {
-      authorization: bobAuth,
-      'ms-asprotocolversion': '12.1',
-      'content-type': 'application/vnd.ms-sync.wbxml',
-    },
-    body: folderSync,
-  });
-  await r.body.dump();
-  if (r.statusCode !== 200) throw new Error(`${easUrl}: HTTP ${r.statusCode}`);
-  return performance.now() - started;
-}
-
-/** The directory cache events of every server of a lab, summed, by "kind result". */
 async function labDirectoryEvents(lab: Lab): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   for (const m of lab.metrics.values()) {
@@ -656,7 +625,7 @@ async function measureLabs(
     progress('directory: starting the lab on LDAP (slapd)');
     labs.push(await startLab({ index, logger, caDir: join(caDir, 'ldap'), directory: 'ldap' }));
     const [fileLab, ldapLab] = labs as [Lab, Lab];
-    agents.push(agentFor(fileLab), agentFor(ldapLab));
+    agents.push(labAgent(fileLab), labAgent(ldapLab));
     const [fileAgent, ldapAgent] = agents as [Agent, Agent];
     progress(`directory: lab warm-up, then ${requests} requests to each lab, interleaved`);
     for (let i = 0; i < Math.min(requests, 200); i++) {

@@ -4,13 +4,12 @@
  * queueing. The baseline is the mailbox simulator asked directly, in the same run.
  */
 import { readFileSync } from 'node:fs';
-import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { Agent, buildConnector, request } from 'undici';
 import { parseEstateIndex } from '../src/config/index.ts';
-import { labAddresses, startLab } from '../src/lab/index.ts';
+import { startLab } from '../src/lab/index.ts';
 import { createLogger } from '../src/observability/log.ts';
 import { formatMs, formatRatio, printTable } from './table.ts';
+import { basicOf, easQuery, labAgent, timedFolderSync } from './lab-client.ts';
 
 export interface HopRow {
   readonly path: string;
@@ -23,11 +22,8 @@ export interface HopRow {
   readonly addedPerHopP99Ms?: number;
 }
 
-const folderSync = Uint8Array.from([
-  0x03, 0x01, 0x6a, 0x00, 0x00, 0x07, 0x56, 0x52, 0x03, 0x30, 0x00, 0x01, 0x01,
-]);
-const auth = `Basic ${Buffer.from('bob@o365info.com:Coexist-Lab-2026!').toString('base64')}`;
-const authDiego = `Basic ${Buffer.from('diego@o365info.com:Coexist-Lab-2026!').toString('base64')}`;
+const auth = basicOf('bob@o365info.com');
+const authDiego = basicOf('diego@o365info.com');
 
 const quantile = (sorted: readonly number[], q: number): number =>
   sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
@@ -37,18 +33,8 @@ export async function benchHops(requests: number): Promise<HopRow[]> {
   const file = fileURLToPath(new URL('../examples/o365info.yaml', import.meta.url));
   const index = parseEstateIndex(readFileSync(file, 'utf8'), file);
   const lab = await startLab({ index, logger: createLogger({ level: 'silent' }) });
-  const base = buildConnector({ ca: lab.ca.certPem });
-  const agent = new Agent({
-    localAddress: labAddresses.externalClient,
-    connections: 1,
-    connect: (opts, cb) => {
-      const to = lab.resolve(opts.hostname, Number(opts.port) || 443);
-      return to
-        ? base({ ...opts, hostname: to.address, port: String(to.port), servername: opts.hostname }, cb)
-        : base(opts, cb);
-    },
-  });
-  const q = '/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=x&DeviceId=BENCH1&DeviceType=Bench';
+  const agent = labAgent(lab);
+  const q = easQuery;
   const paths: readonly [string, number, string, string][] = [
     [
       'direct: client -> MBX2007-NY (the mailbox simulator alone)',
@@ -60,22 +46,9 @@ export async function benchHops(requests: number): Promise<HopRow[]> {
     ['EAS-3A: CAS2013-NY -> CAS2007-MAD -> MBX2007-MAD', 3, `https://mail.o365info.com${q}`, authDiego],
     ['EAS-1: CAS2013-NY -> MBX2013-NY -> CAS2007-NY -> MBX2007-NY', 4, `https://mail.o365info.com${q}`, auth],
   ];
-  const send = async (url: string, authorization: string): Promise<number> => {
-    const started = performance.now();
-    const r = await request(url, {
-      dispatcher: agent,
-      method: 'POST',
-      headers: {
-        authorization,
-        'ms-asprotocolversion': '12.1',
-        'content-type': 'application/vnd.ms-sync.wbxml',
-      },
-      body: folderSync,
-    });
-    await r.body.dump();
-    if (r.statusCode !== 200) throw new Error(`${url}: HTTP ${r.statusCode}`);
-    return performance.now() - started;
-  };
+  const send = (url: string, authorization: string): Promise<number> =>
+    timedFolderSync(agent, url, authorization);
+
   const samples = new Map<string, number[]>(paths.map(([p]) => [p, []]));
   try {
     for (const [, , url, a] of paths) for (let i = 0; i < Math.min(requests, 200); i++) await send(url, a);
