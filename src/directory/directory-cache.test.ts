@@ -14,6 +14,7 @@ import type {
 } from './directory-cache.ts';
 import { CachedDirectory, directoryCacheDefaults } from './directory-cache.ts';
 import type { Directory } from './directory.ts';
+import { DirectoryUnavailableError } from './directory.ts';
 
 const second = 1_000;
 const minute = 60 * second;
@@ -24,9 +25,6 @@ const mailbox = (address: string, server = 'MBX2013-NY'): Mailbox =>
 
 const alice = mailbox('alice@o365info.com');
 const bob = mailbox('bob@o365info.com', 'EX2007-NY');
-
-/** The LDAP directory being down, as the cache sees it: anything thrown. */
-class DirectoryUnavailableError extends Error {}
 
 /** A directory that counts lookups, can be told to fail, and can hold its answers until released. */
 class FakeDirectory implements Directory {

@@ -6,6 +6,14 @@
 import type { EstateIndex, Mailbox } from '../core/estate/estate-index.ts';
 import { hashPassword, verifyPassword } from './password-hash.ts';
 
+/**
+ * The directory could not answer (down, timed out, refused the service account): not "no such user".
+ * Part of the contract, so every implementation and the cache in front of them speak of it the same way.
+ */
+export class DirectoryUnavailableError extends Error {
+  override readonly name = 'DirectoryUnavailableError';
+}
+
 /** The directory as the data plane uses it. */
 export interface Directory {
   /** The mailbox of an SMTP address (primary or secondary), UPN or `DOMAIN\user`; undefined when unknown. */

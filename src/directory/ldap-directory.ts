@@ -22,11 +22,9 @@ import type { EstateIndex, Mailbox } from '../core/estate/estate-index.ts';
 import type { Server, User } from '../core/estate/estate.ts';
 import { familyOf } from '../core/estate/estate.ts';
 import type { Directory } from './directory.ts';
+import { DirectoryUnavailableError } from './directory.ts';
 
-/** The directory could not answer (down, timed out, refused the service account): not "no such user". */
-export class DirectoryUnavailableError extends Error {
-  override readonly name = 'DirectoryUnavailableError';
-}
+export { DirectoryUnavailableError };
 
 // --- options -----------------------------------------------------------------------------------
 
