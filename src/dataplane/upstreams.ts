@@ -5,6 +5,7 @@
  * `Host`).
  */
 import type { buildConnector as BuildConnector } from 'undici';
+import { createSecureContext } from 'node:tls';
 import { buildConnector, Client, errors, Pool } from 'undici';
 
 /** Connection settings shared by every pool. */
@@ -88,10 +89,17 @@ export class Upstreams {
   #connector(): BuildConnector.connector {
     if (this.#connectorMemo) return this.#connectorMemo;
     const o = this.#options;
+    // One TLS context for every upstream connection. Without it, tls.connect builds a context (and parses
+    // the CA bundle into a certificate store of its own) per connection: about 22 KB of memory per open
+    // upstream socket, which every held long poll keeps (measured with 2 000 sockets), and CPU per handshake.
+    const secureContext = createSecureContext(
+      o.ca === undefined ? {} : { ca: typeof o.ca === 'string' ? o.ca : [...o.ca] },
+    );
     const base = buildConnector({
       timeout: o.connectTimeoutMs ?? 10_000,
       ...(o.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: o.rejectUnauthorized }),
-      ...(o.ca === undefined ? {} : { ca: typeof o.ca === 'string' ? o.ca : [...o.ca] }),
+      // undici passes options it does not know on to tls.connect.
+      ...({ secureContext } as object),
     });
     const resolve = o.resolve;
     this.#connectorMemo = resolve
