@@ -9,6 +9,7 @@ import { registerTrace } from './commands/trace.ts';
 import { registerHashPassword } from './commands/hash-password.ts';
 import { registerLab } from './commands/lab.ts';
 import { registerServe } from './commands/serve.ts';
+import { registerActiveSync } from './commands/activesync.ts';
 
 export interface Io {
   out(text: string): void;
@@ -30,6 +31,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   registerHashPassword(program, io);
   registerServe(program, io);
   registerLab(program, io);
+  registerActiveSync(program, io);
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return 0;

@@ -1,0 +1,135 @@
+/**
+ * Autodiscover for mobile devices (MS-ASCMD Autodiscover, protocol-facts §4.1 "EAS Autodiscover"): the
+ * mobilesync POX request, and what its answer says: a MobileSync server URL, a redirect to another
+ * address (Action/Redirect; the outlook schema's redirectAddr/redirectUrl are read too), or an error.
+ * Pure: the HTTP side (Basic auth, HTTP 302, the limit of 10 redirects) is in client.ts.
+ */
+import type { XmlNode } from './xml.ts';
+import { readXml, xmlChild, xmlChildren, xmlText } from './xml.ts';
+
+export const mobileSyncRequestSchema =
+  'http://schemas.microsoft.com/exchange/autodiscover/mobilesync/requestschema/2006';
+export const mobileSyncResponseSchema =
+  'http://schemas.microsoft.com/exchange/autodiscover/mobilesync/responseschema/2006';
+
+/** Most redirects a client follows (protocol-facts §7: "stop after 10 redirects"). */
+export const autodiscoverMaxRedirects = 10;
+
+const xmlEscape = (s: string): string =>
+  s.replace(
+    /[<>&"']/g,
+    (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c] ?? c,
+  );
+
+/** The request body for `email`. */
+export function autodiscoverRequest(email: string): string {
+  return (
+    '<?xml version="1.0" encoding="utf-8"?>' +
+    `<Autodiscover xmlns="${mobileSyncRequestSchema}"><Request>` +
+    `<EMailAddress>${xmlEscape(email)}</EMailAddress>` +
+    `<AcceptableResponseSchema>${mobileSyncResponseSchema}</AcceptableResponseSchema>` +
+    '</Request></Autodiscover>'
+  );
+}
+
+/** Where to POST for a domain, an address (its domain) or an explicit URL. */
+export function autodiscoverUrl(domainOrUrl: string): string {
+  if (/^https?:\/\//i.test(domainOrUrl)) return domainOrUrl;
+  const domain = domainOrUrl.slice(domainOrUrl.lastIndexOf('@') + 1).trim();
+  if (!/^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/.test(domain))
+    throw new TypeError(`"${domainOrUrl}" is neither a domain, an address nor a URL`);
+  return `https://autodiscover.${domain.toLowerCase()}/Autodiscover/Autodiscover.xml`;
+}
+
+/** Is `url` an https Autodiscover endpoint (the only kind an HTTP 302 may send a client to)? */
+export function isAutodiscoverUrl(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return u.protocol === 'https:' && /\/autodiscover\/autodiscover\.xml$/i.test(u.pathname);
+  } catch {
+    return false;
+  }
+}
+
+/** One `Settings/Server` of the answer. */
+export interface AutodiscoverServer {
+  /** `MobileSync` or `CertEnroll`. */
+  readonly type: string;
+  readonly url: string;
+  readonly name?: string;
+}
+
+/** What an Autodiscover answer says. */
+export type AutodiscoverAnswer =
+  | {
+      readonly kind: 'settings';
+      readonly displayName?: string;
+      readonly email?: string;
+      readonly culture?: string;
+      readonly servers: readonly AutodiscoverServer[];
+      /** The MobileSync server's URL, when there is one. */
+      readonly mobileSyncUrl?: string;
+    }
+  | { readonly kind: 'redirect-address'; readonly address: string }
+  | { readonly kind: 'redirect-url'; readonly url: string }
+  | {
+      readonly kind: 'error';
+      /** `Response/Error/ErrorCode` (600 invalid request, 601 no such schema) or `Action/Error/Status`. */
+      readonly code: string;
+      readonly message: string;
+    };
+
+/** Read an answer; throws XmlReadError when it is not XML, or not an Autodiscover document. */
+export function parseAutodiscoverAnswer(text: string): AutodiscoverAnswer {
+  const root = readXml(text);
+  if (root.local !== 'Autodiscover') throw new TypeError(`the answer is <${root.local}>, not <Autodiscover>`);
+  const response = xmlChild(root, 'Response');
+  if (!response) throw new TypeError('the answer has no Response');
+  const error = xmlChild(response, 'Error');
+  if (error)
+    return {
+      kind: 'error',
+      code: xmlText(xmlChild(error, 'ErrorCode')) || 'unknown',
+      message: xmlText(xmlChild(error, 'Message')) || 'Autodiscover error',
+    };
+  const action = xmlChild(response, 'Action') ?? xmlChild(xmlChild(response, 'Account'), 'Action');
+  const account = xmlChild(response, 'Account');
+  // Outlook-schema redirects: <Account><Action>redirectUrl</Action><RedirectUrl>…
+  const actionWord = xmlText(action).toLowerCase();
+  if (account && actionWord === 'redirecturl')
+    return { kind: 'redirect-url', url: xmlText(xmlChild(account, 'RedirectUrl')) };
+  if (account && actionWord === 'redirectaddr')
+    return { kind: 'redirect-address', address: xmlText(xmlChild(account, 'RedirectAddr')) };
+  if (!action) throw new TypeError('the answer has neither Action nor Error');
+  const redirect = xmlChild(action, 'Redirect');
+  if (redirect) return { kind: 'redirect-address', address: xmlText(redirect) };
+  const actionError = xmlChild(action, 'Error');
+  if (actionError)
+    return {
+      kind: 'error',
+      code: xmlText(xmlChild(actionError, 'Status')) || 'unknown',
+      message: xmlText(xmlChild(actionError, 'Message')) || 'Autodiscover error',
+    };
+  const servers = xmlChildren(xmlChild(action, 'Settings'), 'Server').map(server);
+  const mobile = servers.find((s) => s.type.toLowerCase() === 'mobilesync' && s.url !== '');
+  const user = xmlChild(response, 'User');
+  const opt = (key: string, node: XmlNode | undefined): Record<string, string> =>
+    xmlText(node) === '' ? {} : { [key]: xmlText(node) };
+  return {
+    kind: 'settings',
+    ...opt('displayName', xmlChild(user, 'DisplayName')),
+    ...opt('email', xmlChild(user, 'EMailAddress')),
+    ...opt('culture', xmlChild(response, 'Culture')),
+    servers,
+    ...(mobile ? { mobileSyncUrl: mobile.url } : {}),
+  };
+}
+
+function server(s: XmlNode): AutodiscoverServer {
+  const name = xmlText(xmlChild(s, 'Name'));
+  return {
+    type: xmlText(xmlChild(s, 'Type')),
+    url: xmlText(xmlChild(s, 'Url')),
+    ...(name === '' ? {} : { name }),
+  };
+}
