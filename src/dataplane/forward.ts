@@ -44,6 +44,10 @@ export interface ForwardTarget {
   readonly serverName: string;
   /** The back-end FQDN this server computed: `X-CalculatedBETarget`. */
   readonly backendTarget?: string;
+  /** The estate name of the next hop: ends `X-Coexist-Path` when its answer does not carry one. */
+  readonly nextServer?: string;
+  /** False: one connection for this request only (a next hop that closes after each answer unannounced). */
+  readonly keepAlive?: boolean;
   /** The request body, when the pipeline had to read it to find the user (Autodiscover, OWA logon). */
   readonly body?: Uint8Array;
 }
@@ -157,12 +161,16 @@ export async function forward(
       body: buffered ?? (hasBody ? req : null),
       headersTimeout: idle,
       bodyTimeout: idle,
+      // `Connection: close` and no reuse: a pooled socket the server has silently closed would fail the
+      // next request (lab-notes: SOGo fails every second request on a kept-alive connection).
+      ...(target.keepAlive === false ? { reset: true } : {}),
     };
     const answer = (status: number, upstreamHeaders: IncomingHttpHeaders): OutgoingHeaders =>
       responseHeaders(upstreamHeaders, {
         requestId: options.requestId,
         serverName: target.serverName,
         ...(target.backendTarget === undefined ? {} : { backendTarget: target.backendTarget }),
+        ...(target.nextServer === undefined ? {} : { nextServer: target.nextServer }),
         upstreamStatus: status,
       });
     const progress: RelayProgress = { bytesOut: 0 };

@@ -413,6 +413,16 @@ describe('responseHeaders', () => {
     assert.equal(out['x-coexist-path'], 'cas2013-ny, MBX2013-NY, CAS2007-NY, MBX2007-NY');
   });
 
+  test('an answer without a path of its own ends the path with the server that gave it (nextServer)', () => {
+    const plain = responseHeaders({}, { requestId: 'r', serverName: 'CAS2007-NY', nextServer: 'MBX2007-NY' });
+    assert.equal(plain['x-coexist-path'], 'CAS2007-NY, MBX2007-NY');
+    const named = responseHeaders(
+      { 'x-coexist-path': 'MBX2007-NY' },
+      { requestId: 'r', serverName: 'CAS2007-NY', nextServer: 'MBX2007-LA' },
+    );
+    assert.equal(named['x-coexist-path'], 'CAS2007-NY, MBX2007-NY', 'the answer says who answered');
+  });
+
   const dropped: readonly [string, HeaderRecord, string[]][] = [
     [
       'hop-by-hop',

@@ -42,6 +42,11 @@ export interface ResponseContext {
   readonly backendTarget?: string;
   /** The status the next hop answered: `X-BackEndHttpStatus`; omitted when it never answered. */
   readonly upstreamStatus?: number;
+  /**
+   * The estate name of the server that answered: the end of `X-Coexist-Path` when its answer names no
+   * path itself (a server that is not coexist: an Exchange CAS, the lab's real ActiveSync server).
+   */
+  readonly nextServer?: string;
 }
 
 /** Names of the headers coexist sets (lower case, as on the wire in HTTP/2 and in Node's records). */
@@ -202,7 +207,8 @@ export function responseHeaders(upstream: HeaderRecord, ctx: ResponseContext): O
     if (v !== undefined) out[name] = v;
   }
 
-  out[headerNames.path] = path ? `${ctx.serverName}, ${path}` : ctx.serverName;
+  const rest = path ?? ctx.nextServer;
+  out[headerNames.path] = rest ? `${ctx.serverName}, ${rest}` : ctx.serverName;
   out[headerNames.requestId] = ctx.requestId;
   out[headerNames.feServer] = ctx.serverName;
   if (ctx.backendTarget !== undefined) out[headerNames.calculatedBeTarget] = ctx.backendTarget;

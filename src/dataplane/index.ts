@@ -15,8 +15,16 @@ export type { UpstreamsOptions } from './upstreams.ts';
 export { Upstreams } from './upstreams.ts';
 export type { CertificateEntry, Listening, ListenOptions } from './listener.ts';
 export { listen, sniContexts } from './listener.ts';
-export type { HopObserver, HopRecord, ListenerInfo, MailboxResponder, ServerContext } from './pipeline.ts';
-export { createRequestHandler, hostOnly } from './pipeline.ts';
+export type {
+  HopObserver,
+  HopRecord,
+  ListenerInfo,
+  MailboxResponder,
+  ServerContext,
+  StoreEndpoint,
+  StoreEndpoints,
+} from './pipeline.ts';
+export { createRequestHandler, endpointUrl, hostOnly } from './pipeline.ts';
 export type { NodeListener, ServerNode, ServerNodeOptions } from './server-node.ts';
 export { startServerNode } from './server-node.ts';
 export type { AutodiscoverError, AutodiscoverReply, RenderContext } from './autodiscover-response.ts';

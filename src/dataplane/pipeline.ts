@@ -112,7 +112,24 @@ export interface ServerContext {
   readonly retryAfterSeconds?: number;
   /** Per-protocol idle timeouts (tests). */
   readonly idleTimeoutsMs?: Readonly<Partial<Record<Protocol, number>>>;
+  /** Mailbox servers whose protocol endpoint is not where the estate's name and path say (see the type). */
+  readonly storeEndpoints?: StoreEndpoints;
 }
+
+/**
+ * A mailbox server's endpoint for one protocol when it is a server of another kind standing in for it: in
+ * the lab, a real ActiveSync server (SOGo) answers for a 2007 mailbox server. Everything the stand-in needs
+ * differently is said here, at the hop to it, and nowhere in the engine.
+ */
+export interface StoreEndpoint {
+  /** The endpoint's URL; its path replaces the client's virtual directory (`/Microsoft-Server-ActiveSync`). */
+  readonly url: string;
+  /** False for a server that closes the connection after every answer without saying so: one per request. */
+  readonly keepAlive?: boolean;
+}
+
+/** The stand-in endpoint of `server` for `protocol`, if it has one. */
+export type StoreEndpoints = (server: string, protocol: Protocol) => StoreEndpoint | undefined;
 
 /** The listener a request came in on. */
 export interface ListenerInfo {
@@ -352,7 +369,10 @@ async function execute(
     case 'proxy': {
       // A legacy CAS reaches its mailbox server over RPC; the lab carries that hop over HTTPS to the
       // mailbox server's own name, keeping the client's path (the simulators' stand-in for MAPI RPC).
-      const url = nextHopUrl(d.url ?? `https://${d.to.fqdn}/`, head);
+      const endpoint = d.via === 'store' ? ctx.storeEndpoints?.(d.to.name, protocol) : undefined;
+      const url = endpoint
+        ? endpointUrl(endpoint.url, head)
+        : nextHopUrl(d.url ?? `https://${d.to.fqdn}/`, head);
       const upstreamStarted = performance.now();
       const result = await forward(
         x.req,
@@ -361,6 +381,8 @@ async function execute(
           url,
           protocol,
           serverName: ctx.server.name,
+          nextServer: d.to.name,
+          ...(endpoint?.keepAlive === false ? { keepAlive: false } : {}),
           ...(d.via === 'backend' || d.via === 'store' ? { backendTarget: d.to.fqdn } : {}),
           ...(x.body === undefined ? {} : { body: x.body }),
         },
@@ -460,6 +482,19 @@ export function nextHopUrl(vdirUrl: string, head: Pick<RequestHead, 'path' | 'qu
   };
   const base = target.pathname === '/' ? '' : target.pathname.slice(0, firstSegment(target.pathname));
   const rest = base === '' ? head.path : head.path.slice(firstSegment(head.path));
+  return `${target.origin}${base}${rest}${head.query === '' ? '' : `?${head.query}`}`;
+}
+
+/**
+ * The URL at a stand-in endpoint (`StoreEndpoint`): its whole path in place of the client's virtual
+ * directory, then the rest of the client's path and its query (`/Microsoft-Server-ActiveSync?Cmd=Sync&...`
+ * -> `/SOGo/Microsoft-Server-ActiveSync?Cmd=Sync&...`, the exact case the endpoint wants).
+ */
+export function endpointUrl(url: string, head: Pick<RequestHead, 'path' | 'query'>): string {
+  const target = new URL(url);
+  const slash = head.path.indexOf('/', 1);
+  const rest = slash < 0 ? '' : head.path.slice(slash);
+  const base = target.pathname.endsWith('/') && rest !== '' ? target.pathname.slice(0, -1) : target.pathname;
   return `${target.origin}${base}${rest}${head.query === '' ? '' : `?${head.query}`}`;
 }
 

@@ -19,7 +19,7 @@ import type { TrustedProxies } from './headers.ts';
 import type { CertificateEntry, Listening } from './listener.ts';
 import { listen } from './listener.ts';
 import { OwaSessions } from './owa-session.ts';
-import type { HopObserver, MailboxResponder, ServerContext } from './pipeline.ts';
+import type { HopObserver, MailboxResponder, ServerContext, StoreEndpoints } from './pipeline.ts';
 import { createRequestHandler } from './pipeline.ts';
 import type { UpstreamsOptions } from './upstreams.ts';
 import { Upstreams } from './upstreams.ts';
@@ -55,6 +55,8 @@ export interface ServerNodeOptions {
   readonly sessionSecret?: Uint8Array;
   readonly retryAfterSeconds?: number;
   readonly idleTimeoutsMs?: Readonly<Partial<Record<Protocol, number>>>;
+  /** Stand-in endpoints of mailbox servers (the lab's real ActiveSync servers); see `StoreEndpoint`. */
+  readonly storeEndpoints?: StoreEndpoints;
 }
 
 /** A running server node. */
@@ -111,6 +113,7 @@ export async function startServerNode(o: ServerNodeOptions): Promise<ServerNode>
     internalNetworks: blockList([...o.index.estate.internalNetworks, ...(o.internalNetworks ?? [])]),
     ...(o.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: o.retryAfterSeconds }),
     ...(o.idleTimeoutsMs === undefined ? {} : { idleTimeoutsMs: o.idleTimeoutsMs }),
+    ...(o.storeEndpoints === undefined ? {} : { storeEndpoints: o.storeEndpoints }),
   };
   const started: Listening[] = [];
   try {
