@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { EstateIndex } from '../core/estate/estate-index.ts';
 import type { Server } from '../core/estate/estate.ts';
 import type { Protocol } from '../core/protocols/protocol.ts';
-import type { CertificateEntry, NodeListener, ServerNode } from '../dataplane/index.ts';
+import type { CertificateEntry, NodeListener, ServerNode, StoreEndpoint } from '../dataplane/index.ts';
 import { startServerNode } from '../dataplane/index.ts';
 import type { Logger } from '../observability/log.ts';
 import { Metrics } from '../observability/metrics.ts';
@@ -22,6 +22,8 @@ import { HopRecorder } from './hop-recorder.ts';
 import type { LabCa } from './lab-ca.ts';
 import { createLabCa } from './lab-ca.ts';
 import { MailboxStore } from './simulators/mailbox-store.ts';
+import type { SogoMessage, SogoStack } from './sogo.ts';
+import { startSogoStack } from './sogo.ts';
 import type { Slapd } from './slapd.ts';
 import { randomLabPassword, startSlapd } from './slapd.ts';
 import { LdapDirectory } from '../directory/ldap-directory.ts';
@@ -53,6 +55,15 @@ export interface LabOptions {
   readonly directory?: 'file' | 'ldap';
   /** The users' clear password for the LDAP directory (the estate file holds only hashes); the demo one by default. */
   readonly ldapUserPassword?: string;
+  /**
+   * Who answers ActiveSync for the 2007 mailbox servers: the lab's mailbox simulator (default), or a real
+   * ActiveSync server, a SOGo stack per 2007 mailbox server with that server's users (Debian's sogo,
+   * Dovecot, PostgreSQL, memcached on loopback; src/lab/sogo.ts). The 2007 CAS simulators hand ActiveSync
+   * on to it as to their mailbox server; every other protocol stays with the simulator.
+   */
+  readonly activeSync?: 'simulator' | 'sogo';
+  /** SOGo stacks only: their longest Ping/Sync wait (SOGoMaximumPingInterval), seconds; 20 by default. */
+  readonly sogoMaxPingSeconds?: number;
 }
 
 /** A running lab. */
@@ -70,6 +81,8 @@ export interface Lab {
   implementationOf(server: string): string;
   /** The lab's slapd when it runs on LDAP (tests stop and start it). */
   readonly slapd?: Slapd;
+  /** The SOGo stack answering ActiveSync for each 2007 mailbox server, by server name (`activeSync: 'sogo'`). */
+  readonly sogo: ReadonlyMap<string, SogoStack>;
   /** Stop one server (to test failures) and start it again on the same ports. */
   stopServer(name: string): Promise<void>;
   startServer(name: string): Promise<void>;
@@ -110,6 +123,62 @@ async function startLabLdap(
     slapd,
     directory: new LdapDirectory(index, options, { bindPassword: servicePassword, ca: ca.certPem }),
   };
+}
+
+/**
+ * A SOGo stack for each 2007 mailbox server that holds mailboxes, started side by side: the server's users
+ * (their primary address as the login, `password`), and the same two Inbox messages the simulator would
+ * show, so a client sees one lab whichever answers.
+ */
+async function startLabSogo(o: LabOptions, password: string): Promise<Map<string, SogoStack>> {
+  const servers = o.index.estate.sites
+    .flatMap((s) => s.servers)
+    .filter((s) => s.version === 2007 && s.roles.includes('mailbox'));
+  const plans = servers
+    .map((server) => ({ server, users: o.index.estate.users.filter((u) => u.mailboxServer === server.name) }))
+    .filter((p) => p.users.length > 0);
+  const started = await Promise.allSettled(
+    plans.map(({ server, users }) =>
+      startSogoStack({
+        name: server.name,
+        users: users.map((u) => ({
+          login: u.address,
+          password,
+          displayName: u.displayName,
+          email: u.address,
+        })),
+        seed: Object.fromEntries(
+          users.map((u) => [u.address, sogoSeed(u.address, u.displayName, server.name)]),
+        ),
+        ...(o.sogoMaxPingSeconds === undefined ? {} : { maxPingSeconds: o.sogoMaxPingSeconds }),
+      }),
+    ),
+  );
+  const stacks = new Map<string, SogoStack>();
+  let failure: unknown;
+  started.forEach((r, i) => {
+    if (r.status === 'fulfilled') stacks.set(plans[i]?.server.name ?? '', r.value);
+    else failure ??= r.reason;
+  });
+  if (failure !== undefined) {
+    await Promise.all([...stacks.values()].map((s) => s.stop()));
+    throw failure;
+  }
+  return stacks;
+}
+
+/** The Inbox a SOGo stack starts with for one user. */
+function sogoSeed(address: string, displayName: string, server: string): SogoMessage[] {
+  const domain = address.slice(address.indexOf('@') + 1);
+  const from = `coexist lab <postmaster@${domain}>`;
+  return [
+    {
+      from,
+      to: `${displayName} <${address}>`,
+      subject: `Welcome to ${server}, ${displayName}`,
+      body: `Hello ${displayName}, this is your mailbox ${address} on ${server} (a real ActiveSync server, SOGo, standing in for Exchange 2007).`,
+    },
+  ];
 }
 
 /** The implementation a server runs as in the lab. */
@@ -154,6 +223,19 @@ export async function startLab(o: LabOptions): Promise<Lab> {
   const ldap =
     o.directory === 'ldap' ? await startLabLdap(o.index, ca, o.ldapUserPassword ?? demoPassword) : undefined;
   const store = new MailboxStore(o.maxPingHoldMs === undefined ? {} : { maxPingHoldMs: o.maxPingHoldMs });
+  let sogo: Map<string, SogoStack>;
+  try {
+    sogo = o.activeSync === 'sogo' ? await startLabSogo(o, o.ldapUserPassword ?? demoPassword) : new Map();
+  } catch (err) {
+    await ldap?.directory.close();
+    await ldap?.slapd.close();
+    throw err;
+  }
+  const storeEndpoints = (server: string, protocol: Protocol): StoreEndpoint | undefined => {
+    const stack = protocol === 'activesync' ? sogo.get(server) : undefined;
+    // SOGo closes the connection after every answer without `Connection: close` (lab notes §4).
+    return stack ? { url: stack.activeSyncUrl, keepAlive: false } : undefined;
+  };
   const hosts = hostsByServer(o.index);
   const servers = o.index.estate.sites.flatMap((s) => s.servers);
 
@@ -207,6 +289,7 @@ export async function startLab(o: LabOptions): Promise<Lab> {
       implementation: labImplementation(server),
       ...(o.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: o.retryAfterSeconds }),
       ...(o.idleTimeoutsMs === undefined ? {} : { idleTimeoutsMs: o.idleTimeoutsMs }),
+      ...(sogo.size > 0 ? { storeEndpoints } : {}),
     });
     for (const l of node.listeners) ports.set(listenerKey(server.name, l.name), l.port);
     nodes.set(server.name, node);
@@ -216,6 +299,7 @@ export async function startLab(o: LabOptions): Promise<Lab> {
     for (const s of servers) await start(s);
   } catch (err) {
     await Promise.all([...nodes.values()].map((n) => n.close(0)));
+    await Promise.all([...sogo.values()].map((s) => s.stop()));
     await ldap?.directory.close();
     await ldap?.slapd.close();
     throw err;
@@ -235,6 +319,7 @@ export async function startLab(o: LabOptions): Promise<Lab> {
     nodes,
     metrics,
     ...(ldap ? { slapd: ldap.slapd } : {}),
+    sogo,
     resolve,
     implementationOf: (name) => labImplementation(byName(name)),
     async stopServer(name) {
@@ -250,6 +335,7 @@ export async function startLab(o: LabOptions): Promise<Lab> {
       store.close();
       await Promise.all([...nodes.values()].map((n) => n.close(1_000)));
       nodes.clear();
+      await Promise.all([...sogo.values()].map((s) => s.stop()));
       await ldap?.directory.close();
       await ldap?.slapd.close();
       // The CA directory is the lab's own unless the caller named one.

@@ -18,6 +18,7 @@ interface LabCliOptions {
   logLevel: string;
   admin: string;
   directory: 'file' | 'ldap';
+  activesync: 'simulator' | 'sogo';
 }
 
 export function registerLab(program: Command, io: Io): void {
@@ -38,6 +39,14 @@ export function registerLab(program: Command, io: Io): void {
         .choices(['file', 'ldap'])
         .default('file'),
     )
+    .addOption(
+      new Option(
+        '--activesync <server>',
+        "who answers ActiveSync for the 2007 mailbox servers: the lab's simulator, or a real ActiveSync server (SOGo with Dovecot and PostgreSQL, one per 2007 mailbox server; Debian packages sogo sogo-activesync dovecot-imapd memcached postgresql)",
+      )
+        .choices(['simulator', 'sogo'])
+        .default('simulator'),
+    )
     .option(
       '--admin <port>',
       "port of the front end's metrics and health listener on 127.0.0.1 (0: ephemeral)",
@@ -56,6 +65,7 @@ export function registerLab(program: Command, io: Io): void {
         logger,
         portBase,
         directory: o.directory,
+        activeSync: o.activesync,
         ...(o.caDir ? { caDir: o.caDir } : {}),
       });
       const front = index.namespaceOfKind('primary')?.server ?? [...lab.nodes.keys()][0] ?? '';
@@ -108,6 +118,10 @@ export function labInstructions(lab: Lab, index: EstateIndex): string {
     ...(lab.slapd
       ? [`Directory: OpenLDAP slapd at ${lab.slapd.url} (StartTLS, the lab CA), loaded with the estate.`]
       : []),
+    ...[...lab.sogo].map(
+      ([server, stack]) =>
+        `ActiveSync of ${server}: SOGo at ${stack.activeSyncUrl} (IMAP 127.0.0.1:${stack.imapPort}), a real ActiveSync server.`,
+    ),
     `Internal clients connect from ${labAddresses.internalClient} (curl --interface); others are external. Ctrl-C stops the lab.`,
     '',
   );

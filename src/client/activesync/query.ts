@@ -65,7 +65,9 @@ export function encodeQuery(form: QueryForm, line: CommandLine): EncodedQuery {
   if (!isDeviceId(line.deviceId)) throw new QueryEncodingError('DeviceId must be 1 to 32 letters or digits');
   if (!/^[\x21-\x7e]{1,64}$/.test(line.deviceType))
     throw new QueryEncodingError('DeviceType must be 1 to 64 printable ASCII characters');
-  return form === 'plain' ? encodePlain(line) : { query: encodeURIComponent(base64Query(line)), headers: {} };
+  // The base64 alphabet (A-Z a-z 0-9 + / =) is legal in a query as it is, and devices send it so (the
+  // MS-ASHTTP examples); SOGo does not percent-decode it (`%3D` padding gave HTTP 500 from it).
+  return form === 'plain' ? encodePlain(line) : { query: base64Query(line), headers: {} };
 }
 
 function encodePlain(line: CommandLine): EncodedQuery {
