@@ -42,7 +42,10 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
 
 function report(e: unknown, io: Io): number {
   if (e instanceof CommanderError) {
-    // Commander has printed its own message; help and version exit 0.
+    // Commander has printed its own message; help and version exit 0, its usage errors 2. A command that
+    // ran and failed (a check or a client session; it printed why) throws one with a `coexist.` code and
+    // its own exit code.
+    if (e.code.startsWith('coexist.')) return e.exitCode;
     return e.exitCode === 0 ? 0 : 2;
   }
   if (e instanceof EstateConfigError) {

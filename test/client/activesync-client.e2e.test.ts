@@ -252,7 +252,7 @@ describe('the ActiveSync client against the o365info lab', () => {
     test('a wrong password: a one-line reason, a non-zero exit, and the password never printed', async () => {
       const wrong = 'Wrong-Password-42';
       const r = await cli(['--user', 'bob@o365info.com', '--password', wrong, '--url', primary]);
-      assert.notEqual(r.code, 0);
+      assert.equal(r.code, 1, 'a session that failed (2 is kept for usage errors)');
       assert.match(r.stderr, /^coexist activesync: OPTIONS: authentication failed \(HTTP 401\)/);
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
       assert.ok(!(r.stdout + r.stderr).includes(wrong));
