@@ -10,6 +10,7 @@ import { registerHashPassword } from './commands/hash-password.ts';
 import { registerLab } from './commands/lab.ts';
 import { registerServe } from './commands/serve.ts';
 import { registerActiveSync } from './commands/activesync.ts';
+import { registerCheck } from './commands/check.ts';
 
 export interface Io {
   out(text: string): void;
@@ -32,6 +33,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   registerServe(program, io);
   registerLab(program, io);
   registerActiveSync(program, io);
+  registerCheck(program, io);
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return 0;
