@@ -5,7 +5,7 @@
  * `wbxml2xml -l ACTIVESYNC` to decode. Both keep whitespace (`-k`) so that text survives exactly.
  *
  * Also here: our tree as the XML libwbxml reads (with libwbxml's own tag names where they differ from
- * MS-ASWBXML, see `libwbxmlNames`), and a small strict reader for the XML `wbxml2xml` writes.
+ * MS-ASWBXML, see `libwbxmlNames`), and the XML `wbxml2xml` writes read back into that shape.
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -13,6 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { WbxmlElement, WbxmlNamespace } from '../../src/core/activesync/wbxml.ts';
+import type { XmlElement as SharedXmlElement } from '../../src/xml/read.ts';
+import { readXml } from '../../src/xml/read.ts';
 
 const run = promisify(execFile);
 
@@ -283,107 +285,24 @@ export function xmlView(el: WbxmlElement): XmlElement {
 }
 
 /**
- * Read the XML `wbxml2xml` writes, strictly: an optional declaration, the ActiveSync DOCTYPE (no internal
- * subset), one root element; elements carry at most an `xmlns="Name:"` attribute; content is text with the
- * five predefined entities and character references, CDATA sections and elements. Anything else throws.
+ * Read the XML `wbxml2xml` writes with the shared strict reader (src/xml/read.ts), the ActiveSync DOCTYPE
+ * allowed (no internal subset); every element in a namespace `Name:`, no attributes. Anything else throws.
  * Namespaces and tag names come back in our spelling (`GAL`, `BusinessAddressCity`, …).
  */
 export function parseLibwbxmlXml(xml: string): XmlElement {
-  let at = 0;
-  const fail = (what: string): never => {
-    throw new Error(`wbxml2xml output: ${what} at ${at}: ${JSON.stringify(xml.slice(at, at + 40))}`);
-  };
-  const skipSpace = (): void => {
-    while (at < xml.length && ' \t\r\n'.includes(xml[at] as string)) at++;
-  };
-  const expect = (s: string): void => {
-    if (!xml.startsWith(s, at)) fail(`expected ${JSON.stringify(s)}`);
-    at += s.length;
-  };
-  const name = (): string => {
-    const m = /^[A-Za-z_][A-Za-z0-9_.-]*/.exec(xml.slice(at, at + 200));
-    if (!m) return fail('expected a name');
-    at += m[0].length;
-    return m[0];
-  };
-  const unescape = (s: string): string =>
-    s.replace(/&([^;&<]*);|&/g, (whole, ref: string | undefined) => {
-      if (ref === undefined) return fail('a bare &');
-      const named: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
-      if (ref in named) return named[ref] as string;
-      const num = /^#(?:x([0-9A-Fa-f]+)|([0-9]+))$/.exec(ref);
-      if (!num) return fail(`unknown entity ${whole}`);
-      return String.fromCodePoint(num[1] !== undefined ? parseInt(num[1], 16) : Number(num[2]));
-    });
-
-  if (xml.startsWith('<?xml', at)) {
-    const end = xml.indexOf('?>', at);
-    if (end < 0) fail('an unterminated XML declaration');
-    at = end + 2;
-  }
-  skipSpace();
-  if (xml.startsWith('<!DOCTYPE', at)) {
-    const end = xml.indexOf('>', at);
-    if (end < 0 || xml.slice(at, end).includes('[')) fail('a DOCTYPE with an internal subset');
-    at = end + 1;
-  }
-  skipSpace();
-
-  const element = (parentNs: string): XmlElement => {
-    expect('<');
-    const tag = name();
-    let ns = parentNs;
-    skipSpace();
-    if (xml.startsWith('xmlns="', at)) {
-      at += 7;
-      const end = xml.indexOf('"', at);
-      const value = end < 0 ? fail('an unterminated xmlns') : xml.slice(at, end);
-      if (!value.endsWith(':')) fail(`xmlns ${JSON.stringify(value)} is not "Name:"`);
-      ns = ourNamespace(value.slice(0, -1));
-      at = end + 1;
-      skipSpace();
-    }
-    if (ns === '') fail(`<${tag}> without a namespace`);
-    const done = (children: (XmlElement | string)[]): XmlElement => ({
+  // wbxml2xml writes a CR in text as is, and XML reads a CR LF as LF; `-m 0` puts no line break in markup.
+  const root = readXml(xml.replaceAll('\r', '&#13;'), { doctype: 'external' });
+  const view = (el: SharedXmlElement): XmlElement => {
+    const where = `wbxml2xml output: <${el.local}>`;
+    if (!/^[^:]+:$/.test(el.ns))
+      throw new Error(`${where} has namespace ${JSON.stringify(el.ns)}, not "Name:"`);
+    if (el.attributes.size > 0) throw new Error(`${where} has attributes`);
+    const ns = ourNamespace(el.ns.slice(0, -1));
+    return {
       ns,
-      tag: ourTag(ns, tag),
-      children: merged(children),
-    });
-    if (xml.startsWith('/>', at)) {
-      at += 2;
-      return done([]);
-    }
-    expect('>');
-    const children: (XmlElement | string)[] = [];
-    for (;;) {
-      if (at >= xml.length) fail(`end of input inside <${tag}>`);
-      if (xml.startsWith('</', at)) {
-        at += 2;
-        if (name() !== tag) fail(`a mismatched end tag for <${tag}>`);
-        skipSpace();
-        expect('>');
-        return done(children);
-      }
-      if (xml.startsWith('<![CDATA[', at)) {
-        const end = xml.indexOf(']]>', at);
-        if (end < 0) fail('an unterminated CDATA section');
-        children.push(xml.slice(at + 9, end));
-        at = end + 3;
-      } else if (xml.startsWith('<!', at) || xml.startsWith('<?', at)) {
-        fail('a comment, declaration or processing instruction in content');
-      } else if (xml[at] === '<') {
-        children.push(element(ns));
-      } else {
-        const end = xml.indexOf('<', at);
-        const text = xml.slice(at, end < 0 ? xml.length : end);
-        if (text.includes('>')) fail('a bare > in text'); // libwbxml escapes it; keep the reader strict
-        children.push(unescape(text));
-        at += text.length;
-      }
-    }
+      tag: ourTag(ns, el.local),
+      children: el.content.map((c) => (typeof c === 'string' ? c : view(c))),
+    };
   };
-  const root = element('');
-  skipSpace();
-  if (at !== xml.length) fail('content after the root element');
-  return root;
+  return view(root);
 }
