@@ -82,6 +82,21 @@ describe('coexist lab', () => {
     });
   }
 
+  for (const [command, expect] of [
+    ['check', /^PASS: 4 protocols/m],
+    ['activesync', /^Inbox \[1\]: 2 items/m],
+  ] as const) {
+    test(`the printed coexist ${command} line works against the lab`, async () => {
+      const cx = /^ {2}CX=.*$/m.exec(out)?.[0].trim();
+      const line = out.split('\n').find((l) => l.trimStart().startsWith(`npx coexist ${command} `));
+      assert.ok(cx && line, `a CX= line and a coexist ${command} line`);
+      // As printed, with this checkout's entry point for `npx coexist`.
+      const script = `${cx}\n${line.trim().replace('npx coexist', `'${process.execPath}' --import tsx '${entry}'`)}`;
+      const { stdout } = await run('bash', ['-c', script], { timeout: 30_000 });
+      assert.match(stdout, expect);
+    });
+  }
+
   test('the front end metrics are served; Ctrl-C (SIGINT) stops the lab', async () => {
     const url = /Metrics of CAS2013-NY: (http:\S+)/.exec(out)?.[1];
     assert.ok(url);

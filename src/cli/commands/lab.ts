@@ -115,6 +115,11 @@ export function labInstructions(lab: Lab, index: EstateIndex): string {
     `  curl $LAB -i ${user('alice')} -X OPTIONS https://${primary}/Microsoft-Server-ActiveSync          # alice: 2013, MBX2013-NY`,
     `  curl $LAB -i --interface ${labAddresses.internalClient} ${user('bob')} -H 'Content-Type: text/xml' -d '<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>bob@o365info.com</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>' https://autodiscover.o365info.com/Autodiscover/Autodiscover.xml   # EWS-1 (internal client)`,
     '',
+    "Or with coexist's own clients (each step with the servers it went through):",
+    `  CX="--ca ${lab.caPath} ${connectTo.join(' ')}"`,
+    `  npx coexist check --user bob@${index.estate.domains[0] ?? 'o365info.com'} --password '${demoPassword}' --protocol all $CX`,
+    `  npx coexist activesync --user carol@${index.estate.domains[0] ?? 'o365info.com'} --password '${demoPassword}' --url https://${primary}/Microsoft-Server-ActiveSync $CX   # EAS-2`,
+    '',
     ...(lab.slapd
       ? [`Directory: OpenLDAP slapd at ${lab.slapd.url} (StartTLS, the lab CA), loaded with the estate.`]
       : []),
