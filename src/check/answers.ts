@@ -4,6 +4,7 @@
  */
 import type { XmlNode } from '../client/activesync/xml.ts';
 import { readXml, xmlChild, xmlChildren, xmlText } from '../client/activesync/xml.ts';
+import { accountRedirect, autodiscoverResponse } from '../client/activesync/autodiscover.ts';
 
 const xmlEscape = (s: string): string =>
   s.replace(
@@ -47,24 +48,12 @@ export type OutlookAnswer =
 
 /** Read an Outlook answer; throws when it is not an Autodiscover document. */
 export function parseOutlookAnswer(text: string): OutlookAnswer {
-  const root = readXml(text);
-  if (root.local !== 'Autodiscover') throw new TypeError(`the answer is <${root.local}>, not <Autodiscover>`);
-  const response = xmlChild(root, 'Response');
-  if (!response) throw new TypeError('the answer has no Response');
-  const error = xmlChild(response, 'Error');
-  if (error)
-    return {
-      kind: 'error',
-      code: xmlText(xmlChild(error, 'ErrorCode')) || 'unknown',
-      message: xmlText(xmlChild(error, 'Message')) || 'Autodiscover error',
-    };
+  const response = autodiscoverResponse(text);
+  if ('kind' in response) return response;
   const account = xmlChild(response, 'Account');
   if (!account) throw new TypeError('the answer has neither Account nor Error');
-  const action = xmlText(xmlChild(account, 'Action')).toLowerCase();
-  if (action === 'redirecturl')
-    return { kind: 'redirect-url', url: xmlText(xmlChild(account, 'RedirectUrl')) };
-  if (action === 'redirectaddr')
-    return { kind: 'redirect-address', address: xmlText(xmlChild(account, 'RedirectAddr')) };
+  const redirect = accountRedirect(account);
+  if (redirect) return redirect;
   const protocols = xmlChildren(account, 'Protocol');
   const ofType = (type: string): XmlNode | undefined =>
     protocols.find((p) => xmlText(xmlChild(p, 'Type')).toUpperCase() === type);

@@ -10,6 +10,7 @@ import type { DetailedPeerCertificate } from 'node:tls';
 import { checkServerIdentity, connect as tlsConnect } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { Agent, buildConnector, request } from 'undici';
+import { routedConnector } from '../client/routed-connector.ts';
 import type { PeerCertificateFacts } from './fixes.ts';
 import type { Diagnostics } from './model.ts';
 
@@ -93,20 +94,7 @@ export class Net {
       ...(o.localAddress === undefined ? {} : { localAddress: o.localAddress }),
       headersTimeout: o.timeoutMs,
       bodyTimeout: o.timeoutMs,
-      connect: (opts, cb) => {
-        const port = Number(opts.port) || (opts.protocol === 'http:' ? 80 : 443);
-        const to = this.#route?.(opts.hostname, port);
-        if (!to) return base(opts, cb);
-        return base(
-          {
-            ...opts,
-            hostname: to.host,
-            port: String(to.port),
-            ...(isIP(opts.hostname) ? {} : { servername: opts.hostname }),
-          },
-          cb,
-        );
-      },
+      connect: routedConnector(base, this.#route),
     });
   }
 

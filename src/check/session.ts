@@ -4,6 +4,7 @@
  * from the estate. A `GroupRun` collects one group's steps: it resolves and handshakes each host once and
  * turns each HTTP exchange into a judged step.
  */
+import { safeUrl } from '../client/activesync/errors.ts';
 import type { EstateIndex } from '../core/estate/estate-index.ts';
 import type { Policies } from '../core/estate/estate.ts';
 import type { Protocol } from '../core/protocols/protocol.ts';
@@ -332,15 +333,5 @@ export function locationOf(a: HttpAnswer): { location?: string } {
   }
 }
 
-/** A URL without user-info (never carries the password, but a caller's might). */
-export function safeUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.username === '' && u.password === '') return url;
-    u.username = '';
-    u.password = '';
-    return u.toString();
-  } catch {
-    return url.replace(/\/\/[^/@]*@/, '//');
-  }
-}
+/** A URL without user-info (the client's rule, shared). */
+export { safeUrl };

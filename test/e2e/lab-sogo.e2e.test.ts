@@ -99,6 +99,24 @@ describe('the lab on a real ActiveSync server (SOGo behind the 2007 mailbox serv
         assert.equal(step.feServer, 'CAS2013-NY');
       }
       assert.equal(s.inbox.displayName, 'INBOX', "SOGo's name for the Inbox");
+      // What the servers themselves recorded: every coexist and simulator hop of the flow, the 2007 CAS
+      // handing over to the mailbox server at SOGo's own path, and no record from the simulator there.
+      const last = s.steps.at(-1);
+      const id = last?.requestId ?? '';
+      await lab.recorder.waitFor(id, hops.at(-2) as string);
+      await lab.recorder.waitFor(id, 'CAS2013-NY');
+      assert.deepEqual(lab.recorder.path(id), hops.slice(0, -1));
+      const handoff = lab.recorder.records(id).find((r) => r.server === hops.at(-2));
+      assert.equal(handoff?.to, mailboxServer);
+      assert.equal(handoff?.via, 'store');
+      assert.match(
+        handoff?.url ?? '',
+        /^http:\/\/127\.0\.0\.1:\d+\/SOGo\/Microsoft-Server-ActiveSync\?Cmd=Sync&/,
+      );
+      assert.ok(
+        !lab.recorder.records(id).some((r) => r.server === mailboxServer),
+        'SOGo answered, not the simulator',
+      );
       const seeded = s.items.find((i) => i.subject === `Welcome to ${mailboxServer}, ${displayName(user)}`);
       assert.ok(seeded, `the seeded message is in ${user}'s Inbox: ${JSON.stringify(s.items)}`);
       assert.match(seeded.body ?? '', /a real ActiveSync server, SOGo/);

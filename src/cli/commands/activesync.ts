@@ -6,7 +6,6 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { isIP } from 'node:net';
 import type { Command } from 'commander';
 import { CommanderError, Option } from 'commander';
 import { Agent, buildConnector } from 'undici';
@@ -18,6 +17,7 @@ import type {
 } from '../../client/activesync/index.ts';
 import { ActiveSyncClient, ActiveSyncClientError, clientVersions } from '../../client/activesync/index.ts';
 import { CoexistError } from '../../core/errors.ts';
+import { routedConnector } from '../../client/routed-connector.ts';
 import type { Io } from '../main.ts';
 
 interface ActiveSyncCliOptions {
@@ -113,20 +113,7 @@ export function registerActiveSync(program: Command, io: Io): void {
       const ca = o.ca === undefined ? undefined : await readCa(o.ca);
       const base = buildConnector(ca === undefined ? {} : { ca });
       const agent = new Agent({
-        connect: (opts, cb) => {
-          const port = Number(opts.port) || (opts.protocol === 'http:' ? 80 : 443);
-          const to = connectTarget(rules, opts.hostname, port);
-          if (!to) return base(opts, cb);
-          return base(
-            {
-              ...opts,
-              hostname: to.host,
-              port: String(to.port),
-              ...(isIP(opts.hostname) ? {} : { servername: opts.hostname }),
-            },
-            cb,
-          );
-        },
+        connect: routedConnector(base, (host, port) => connectTarget(rules, host, port)),
       });
       let n = 0;
       let client: ActiveSyncClient | undefined;

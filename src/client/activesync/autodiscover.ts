@@ -79,8 +79,18 @@ export type AutodiscoverAnswer =
       readonly message: string;
     };
 
-/** Read an answer; throws XmlReadError when it is not XML, or not an Autodiscover document. */
-export function parseAutodiscoverAnswer(text: string): AutodiscoverAnswer {
+/** An Autodiscover error answer (either POX schema). */
+export interface AutodiscoverErrorAnswer {
+  readonly kind: 'error';
+  readonly code: string;
+  readonly message: string;
+}
+
+/**
+ * The `Response` element of a POX Autodiscover answer (outlook or mobilesync schema), or the error it
+ * carries at `Response/Error`; throws XmlReadError when it is not XML, TypeError when not Autodiscover.
+ */
+export function autodiscoverResponse(text: string): XmlNode | AutodiscoverErrorAnswer {
   const root = readXml(text);
   if (root.local !== 'Autodiscover') throw new TypeError(`the answer is <${root.local}>, not <Autodiscover>`);
   const response = xmlChild(root, 'Response');
@@ -92,14 +102,31 @@ export function parseAutodiscoverAnswer(text: string): AutodiscoverAnswer {
       code: xmlText(xmlChild(error, 'ErrorCode')) || 'unknown',
       message: xmlText(xmlChild(error, 'Message')) || 'Autodiscover error',
     };
-  const action = xmlChild(response, 'Action') ?? xmlChild(xmlChild(response, 'Account'), 'Action');
-  const account = xmlChild(response, 'Account');
-  // Outlook-schema redirects: <Account><Action>redirectUrl</Action><RedirectUrl>…
-  const actionWord = xmlText(action).toLowerCase();
-  if (account && actionWord === 'redirecturl')
+  return response;
+}
+
+/** The outlook schema's redirects: `<Account><Action>redirectUrl</Action><RedirectUrl>…` (or redirectAddr). */
+export function accountRedirect(
+  account: XmlNode | undefined,
+):
+  | { readonly kind: 'redirect-url'; readonly url: string }
+  | { readonly kind: 'redirect-address'; readonly address: string }
+  | undefined {
+  const action = xmlText(xmlChild(account, 'Action')).toLowerCase();
+  if (action === 'redirecturl')
     return { kind: 'redirect-url', url: xmlText(xmlChild(account, 'RedirectUrl')) };
-  if (account && actionWord === 'redirectaddr')
+  if (action === 'redirectaddr')
     return { kind: 'redirect-address', address: xmlText(xmlChild(account, 'RedirectAddr')) };
+  return undefined;
+}
+
+/** Read an answer; throws XmlReadError when it is not XML, or not an Autodiscover document. */
+export function parseAutodiscoverAnswer(text: string): AutodiscoverAnswer {
+  const response = autodiscoverResponse(text);
+  if ('kind' in response) return response;
+  const action = xmlChild(response, 'Action') ?? xmlChild(xmlChild(response, 'Account'), 'Action');
+  const outlookRedirect = accountRedirect(xmlChild(response, 'Account'));
+  if (outlookRedirect) return outlookRedirect;
   if (!action) throw new TypeError('the answer has neither Action nor Error');
   const redirect = xmlChild(action, 'Redirect');
   if (redirect) return { kind: 'redirect-address', address: xmlText(redirect) };
