@@ -1,13 +1,14 @@
 /**
  * coexist against the usual proxies, on loopback, with wrk (`-t1 -c64 --latency`, keep-alive): the same back end
  * reached (a) directly, (b) through nginx with a static upstream, (c) through HAProxy, (d) through nginx with
- * `auth_request` to a lookup service that names the user's back end (per-user routing the usual way), and
- * (e) through coexist doing its real work (CAS2013-NY: identify, authenticate from the cache, look the mailbox
- * up, decide, proxy to MBX2013-NY's back-end site over TLS). Three request shapes: ActiveSync-like POST 2 KiB
+ * `auth_request` to a lookup service that names the user's back end (per-user routing the usual way), (n)
+ * through a bare Node proxy on the same runtime and HTTP client (the ceiling), and (e) through coexist doing
+ * its real work (CAS2013-NY: identify, authenticate from the cache, look the mailbox up, decide, proxy to
+ * MBX2013-NY's back-end site over TLS). Three request shapes: ActiveSync-like POST 2 KiB
  * -> 4 KiB, EWS-like SOAP POST 10 KiB -> 10 KiB, OWA-like GET -> 100 KiB. Rounds are interleaved and ratios
  * are paired within a round. Everything runs on 127.0.0.1, every run is bounded by wrk's duration, and all
  * processes (nginx and HAProxy with configs in a temp dir) are stopped at the end, also on errors.
- * Layout (after /work/shared/lab-notes/proxy-anchors.md): proxy under test on CPU 0, wrk + back end on CPU 1.
+ * Layout (after the shared lab notes, proxy-anchors.md): proxy under test on CPU 0, wrk + back end on CPU 1.
  */
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync, spawn } from 'node:child_process';
@@ -379,6 +380,7 @@ export async function benchProxies(quick: boolean): Promise<ProxyRow[]> {
     { id: 'b-tls', label: "(b') nginx, static upstream over TLS (as coexist's hop)", port: 0 },
     { id: 'c', label: '(c) HAProxy, static upstream', port: 0 },
     { id: 'd', label: '(d) nginx + auth_request lookup (Node)', port: 0 },
+    { id: 'n', label: "(n) bare Node proxy, undici over TLS (the ceiling of coexist's runtime)", port: 0 },
     { id: 'e', label: '(e) coexist CAS2013-NY, log silent', port: 0 },
     { id: 'e-info', label: '(e) coexist CAS2013-NY, log info -> /dev/null', port: 0 },
   ];
@@ -406,6 +408,7 @@ export async function benchProxies(quick: boolean): Promise<ProxyRow[]> {
     const haproxy = spawnPinned(0, 'haproxy', ['-db', '-f', join(dir, 'haproxy.cfg')], false);
     await waitForPort(p.nginx as number, nginx, 'nginx');
     await waitForPort(p.haproxy as number, haproxy, 'haproxy');
+    const bare = await startNode(0, 'node-proxy.ts', [String(backendTls), caFile]);
     const silent = await startNode(0, 'coexist-node.ts', [String(backendTls), caFile, 'silent']);
     const info = await startNode(0, 'coexist-node.ts', [String(backendTls), caFile, 'info']);
     const ports: Record<string, number> = {
@@ -414,6 +417,7 @@ export async function benchProxies(quick: boolean): Promise<ProxyRow[]> {
       'b-tls': p.nginxTls as number,
       c: p.haproxy as number,
       d: p.nginxAuth as number,
+      n: bare.http,
       e: silent.http,
       'e-info': info.http,
     };
@@ -485,7 +489,7 @@ export async function benchProxies(quick: boolean): Promise<ProxyRow[]> {
             }
           : {}),
         ratios: Object.fromEntries(
-          ['a', 'b', 'b-tls', 'd'].map((o) => [o, paired(t.id, o, s.name, 'requestsPerSecond')]),
+          ['a', 'b', 'b-tls', 'd', 'n'].map((o) => [o, paired(t.id, o, s.name, 'requestsPerSecond')]),
         ),
         ...(skip === undefined ? {} : { skipped: skip }),
       };
@@ -524,12 +528,12 @@ export async function benchProxies(quick: boolean): Promise<ProxyRow[]> {
         ),
     ]),
     [
-      'Pinning (taskset): the proxy under test on CPU 0 (nginx 1 worker; HAProxy nbthread 1; coexist one Node process;',
+      'Pinning (taskset): the proxy under test on CPU 0 (nginx 1 worker; HAProxy nbthread 1; coexist and (n) one Node process;',
       'for (d) nginx and its Node lookup service share CPU 0); wrk and the back end (one node:http process) on CPU 1, so (a)',
       'is the most the load side can feed, not a back end with a core of its own. All targets run all the time, idle when',
       'not measured. Rounds interleaved (round 1 of every target and shape, then round 2 ...); 1 s warm-up per cell.',
       'Back end answers by path (4 KiB / 10 KiB / 100 KiB, Content-Length), after reading the request body; plain HTTP for',
-      "(a)-(d), HTTPS (lab CA, session reuse by the pool) for (b') and (e): coexist's next hop is MBX2013-NY's",
+      "(a)-(d), HTTPS (lab CA, session reuse by the pool) for (b'), (n) and (e): coexist's next hop is MBX2013-NY's",
       'back-end site https://mbx2013-ny.o365info.local:444, sent to the bench back end by upstreams.resolve.',
       'nginx: proxy_buffering and proxy_request_buffering off, 64 KiB buffers, upstream keepalive 64, access_log off.',
       '(d): auth_request subrequest per request to a node:http service that maps the Basic user to an upstream group name',
@@ -556,6 +560,7 @@ export async function benchProxies(quick: boolean): Promise<ProxyRow[]> {
         ratio(r?.ratios.b),
         ratio(r?.ratios['b-tls']),
         ratio(r?.ratios.d),
+        ratio(r?.ratios.n),
         `${verdict(r?.ratios.d, 1.5)} / ${verdict(r?.ratios.b, 0.6)}`,
         `${fmtMs(eAdded)} vs ${fmtMs(nAdded)}`,
         Number.isFinite(eAdded) && Number.isFinite(nAdded)
@@ -575,6 +580,7 @@ export async function benchProxies(quick: boolean): Promise<ProxyRow[]> {
       { header: '(e)/(b)', align: 'right' },
       { header: "(e)/(b')", align: 'right' },
       { header: '(e)/(d)', align: 'right' },
+      { header: '(e)/(n)', align: 'right' },
       { header: '>=1.5x (d) / >=0.6x (b)' },
       { header: 'added p99 ms: (e) vs (b)' },
       { header: 'p99 within 2x nginx' },
@@ -583,6 +589,8 @@ export async function benchProxies(quick: boolean): Promise<ProxyRow[]> {
     [
       "Added p99 = target's p99 minus (a)'s p99 in the same sitting (medians over rounds); goal: (e)'s <= 2x (b)'s.",
       "(b') is nginx with the same TLS hop coexist makes; the goals are stated against (b), plain HTTP upstream.",
+      "(n) is the same Node runtime and client doing nothing of coexist's work: (e)/(n) is what coexist's work costs,",
+      'and (n)/(b) bounds what any single-process Node proxy can reach against nginx here.',
     ],
   );
   return rows;
