@@ -5,19 +5,16 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import type { CheckReport } from '../../src/check/index.ts';
 import { loadEstateIndex } from '../../src/config/index.ts';
 import type { Lab } from '../../src/lab/index.ts';
-import { demoPassword, hostsByServer, labAddresses, startLab } from '../../src/lab/index.ts';
+import { demoPassword, labAddresses, startLab } from '../../src/lab/index.ts';
 import { createLogger } from '../../src/observability/log.ts';
-import { runCli } from '../support/run-cli.ts';
+import type { CliResult } from '../support/run-cli.ts';
+import { runCli, runCliProcess } from '../support/run-cli.ts';
 
 const estateFile = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
-const entry = fileURLToPath(new URL('../../src/cli/entry.ts', import.meta.url));
-const run = promisify(execFile);
 
 describe('coexist check (the CLI, as a process)', () => {
   let lab: Lab;
@@ -33,31 +30,8 @@ describe('coexist check (the CLI, as a process)', () => {
     await lab.close();
   });
 
-  /** The --connect-to lines `coexist lab` prints. */
-  const connectTo = (): string[] =>
-    [...hostsByServer(lab.index).values()].flatMap((hosts) =>
-      [...hosts].flatMap((h) => {
-        const to = lab.resolve(h, 443);
-        return to ? ['--connect-to', `${h}:443:${to.address}:${to.port}`] : [];
-      }),
-    );
-
-  const cli = async (
-    args: readonly string[],
-    env: Record<string, string> = {},
-  ): Promise<{ code: number; stdout: string; stderr: string }> => {
-    try {
-      const { stdout, stderr } = await run(
-        process.execPath,
-        ['--import', 'tsx', entry, 'check', '--ca', lab.caPath, ...connectTo(), ...args],
-        { env: { ...process.env, COEXIST_PASSWORD: '', ...env }, timeout: 30_000 },
-      );
-      return { code: 0, stdout, stderr };
-    } catch (e) {
-      const x = e as { code?: number; stdout?: string; stderr?: string };
-      return { code: x.code ?? -1, stdout: x.stdout ?? '', stderr: x.stderr ?? '' };
-    }
-  };
+  const cli = (args: readonly string[], env: Record<string, string> = {}): Promise<CliResult> =>
+    runCliProcess('check', lab, args, { env: { COEXIST_PASSWORD: '', ...env } });
 
   test('bob, every protocol: the step tree, the hops against the estate, exit 0, no password', async () => {
     const r = await cli(['--user', 'bob@o365info.com', '--protocol', 'all'], {

@@ -7,22 +7,20 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import type { ActiveSyncClientOptions, ActiveSyncStep } from '../../src/client/activesync/index.ts';
 import { ActiveSyncAuthError, ActiveSyncClient } from '../../src/client/activesync/index.ts';
 import { parseEstateIndex } from '../../src/config/index.ts';
 import type { Lab } from '../../src/lab/index.ts';
-import { demoPassword, hostsByServer, startLab } from '../../src/lab/index.ts';
+import { demoPassword, startLab } from '../../src/lab/index.ts';
 import { createLogger } from '../../src/observability/log.ts';
 import type { LabClient } from '../support/lab-client.ts';
 import { labClient, LineSink } from '../support/lab-client.ts';
+import type { CliResult } from '../support/run-cli.ts';
+import { runCliProcess } from '../support/run-cli.ts';
 
 const estateFile = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
-const entry = fileURLToPath(new URL('../../src/cli/entry.ts', import.meta.url));
-const run = promisify(execFile);
 const primary = 'https://mail.o365info.com/Microsoft-Server-ActiveSync';
 const regional = 'https://europe.mail.o365info.com/Microsoft-Server-ActiveSync';
 const legacy = 'https://legacy.mail.o365info.com/Microsoft-Server-ActiveSync';
@@ -185,29 +183,8 @@ describe('the ActiveSync client against the o365info lab', () => {
   });
 
   describe('coexist activesync (the CLI, as a process)', () => {
-    const connectTo = (): string[] =>
-      [...hostsByServer(lab.index).values()].flatMap((hosts) =>
-        [...hosts].flatMap((h) => {
-          const to = lab.resolve(h, 443);
-          return to ? ['--connect-to', `${h}:443:${to.address}:${to.port}`] : [];
-        }),
-      );
-    const cli = async (
-      args: readonly string[],
-      env: Record<string, string> = {},
-    ): Promise<{ code: number; stdout: string; stderr: string }> => {
-      try {
-        const { stdout, stderr } = await run(
-          process.execPath,
-          ['--import', 'tsx', entry, 'activesync', '--ca', lab.caPath, ...connectTo(), ...args],
-          { env: { ...process.env, ...env }, timeout: 20_000 },
-        );
-        return { code: 0, stdout, stderr };
-      } catch (e) {
-        const x = e as { code?: number; stdout?: string; stderr?: string };
-        return { code: x.code ?? -1, stdout: x.stdout ?? '', stderr: x.stderr ?? '' };
-      }
-    };
+    const cli = (args: readonly string[], env: Record<string, string> = {}): Promise<CliResult> =>
+      runCliProcess('activesync', lab, args, { env, timeoutMs: 20_000 });
 
     test('bob via Autodiscover, with a Ping: every step and its hops printed, exit 0, no password', async () => {
       const r = await cli(['--user', 'bob@o365info.com', '--ping', '60'], { COEXIST_PASSWORD: demoPassword });
