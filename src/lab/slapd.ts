@@ -9,11 +9,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer, isIP } from 'node:net';
+import { connect, isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sshaPassword } from '../directory/estate-ldif.ts';
+import { freePort } from './free-port.ts';
 
 /** The schema shipped with coexist (examples/ldap, also in the npm package). */
 export const coexistSchemaFile = fileURLToPath(
@@ -105,19 +106,6 @@ function run(file: string, args: readonly string[]): Promise<{ code: number | nu
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, output }));
-  });
-}
-
-/** A port nobody listens on now (the OS picks it); slapd may still lose it to someone else, so callers retry. */
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
   });
 }
 

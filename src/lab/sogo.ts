@@ -27,9 +27,10 @@ import {
 } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { freePort } from './free-port.ts';
 
 /** A mailbox user: the same login and password for SOGo (SQL source) and Dovecot (passwd-file). */
 export interface SogoUser {
@@ -176,19 +177,6 @@ function readAccounts(): Map<string, { uid: number; gid: number }> {
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));
-
-/** A port nobody listens on now (the OS picks it); a daemon may still lose it to someone else, so start retries. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** True when a connection to a TCP port or a unix socket is accepted. */
 function accepts(target: { port: number } | { path: string }): Promise<boolean> {
@@ -1065,7 +1053,7 @@ async function startPostgres(stack: Stack, o: SogoStackOptions): Promise<void> {
   const socketDir = stack.path('run');
   await stack.step('PostgreSQL start', logs, async () => {
     for (let attempt = 1; ; attempt++) {
-      stack.postgresPort = await freePort();
+      stack.postgresPort = await freePort(host);
       const settings = [
         `listen_addresses=${host}`,
         // A throwaway cluster: no durability.
@@ -1209,7 +1197,7 @@ async function startDovecot(stack: Stack, o: SogoStackOptions): Promise<void> {
     const passwd = o.users.map((u) => `${u.login.toLowerCase()}:${ssha256(u.password)}\n`).join('');
     await writeFile(stack.path('dovecot', 'users'), passwd, { mode: 0o644 });
     for (let attempt = 1; ; attempt++) {
-      stack.imapPort = await freePort();
+      stack.imapPort = await freePort(host);
       await writeFile(conf, dovecotConf(stack, mail.uid, mail.gid));
       const daemon = stack.spawnDaemon('dovecot', undefined, dovecotPath, ['-F', '-c', conf]);
       try {
@@ -1255,7 +1243,7 @@ async function startSogo(stack: Stack, o: SogoStackOptions): Promise<void> {
   const mailDomain = first?.email.split('@')[1] ?? 'lab.test';
   await stack.step('SOGo start', logs, async () => {
     for (let attempt = 1; ; attempt++) {
-      stack.port = await freePort();
+      stack.port = await freePort(host);
       // Lab notes §2.4: command-line arguments (NSArgumentDomain) override /etc/sogo/sogo.conf and the
       // user defaults, so the whole configuration stays per run and stacks can run side by side.
       const defaults: Record<string, string> = {
