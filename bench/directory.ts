@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { Agent } from 'undici';
-import { parseEstateIndex } from '../src/config/index.ts';
+import { parseEstate } from '../src/config/index.ts';
 import type { EstateIndex, Mailbox } from '../src/core/estate/estate-index.ts';
 import type { DirectoryCacheKind, DirectoryCacheObserver } from '../src/directory/directory-cache.ts';
 import { CachedDirectory } from '../src/directory/directory-cache.ts';
@@ -781,7 +781,7 @@ export async function benchDirectory(quick: boolean): Promise<DirectoryBenchRow[
   const durationMs = quick ? 300 : 2000;
   const warmMs = quick ? 100 : 500;
   const labRequests = quick ? 200 : 1000;
-  const index = parseEstateIndex(readFileSync(demoPath, 'utf8'), demoPath);
+  const { index } = parseEstate(readFileSync(demoPath, 'utf8'), demoPath);
   const ids = identitiesOf(index);
   const map = new Map(ids.map((x) => [x.identity, index.mailbox(x.identity)]));
   const expect = (i: number, mailbox: Mailbox | undefined): void => {

@@ -347,7 +347,7 @@ function urlsOf(s: GenServer, p: UrlProtocol): string {
   const internal = `https://${s.fqdn}${vdir[p]}`;
   let externalHost: string | undefined;
   if (p === 'autodiscover') externalHost = s.autodiscoverHost;
-  // Outlook Anywhere to legacy servers comes in through the front end (protocol-facts §2.1 rule 6).
+  // Outlook Anywhere to legacy servers comes in through the front end (docs/protocols.md §2.1 rule 6).
   else if (p === 'rpc') externalHost = s.version === 2013 ? s.externalHost : undefined;
   else externalHost = s.externalHost;
   return externalHost === undefined

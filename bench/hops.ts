@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseEstateIndex } from '../src/config/index.ts';
+import { parseEstate } from '../src/config/index.ts';
 import { startLab } from '../src/lab/index.ts';
 import { createLogger } from '../src/observability/log.ts';
 import { formatMs, formatRatio, printTable } from './table.ts';
@@ -31,7 +31,7 @@ const quantile = (sorted: readonly number[], q: number): number =>
 /** Run the hop benchmark and print its table; `requests` per path after as many warm-up requests. */
 export async function benchHops(requests: number): Promise<HopRow[]> {
   const file = fileURLToPath(new URL('../examples/o365info.yaml', import.meta.url));
-  const index = parseEstateIndex(readFileSync(file, 'utf8'), file);
+  const { index } = parseEstate(readFileSync(file, 'utf8'), file);
   const lab = await startLab({ index, logger: createLogger({ level: 'silent' }) });
   const agent = labAgent(lab);
   const q = easQuery;

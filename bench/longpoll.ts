@@ -1,7 +1,7 @@
 /**
  * Idle long-poll capacity: N ActiveSync `Ping` requests held open at once through a proxy, and what holding
  * them costs the proxy in memory (RSS of all its processes). The baseline is nginx holding the same, in the
- * same run. Method as in the lab notes (proxy-anchors.md, "idle long-poll capacity"): a raw-socket client
+ * same run. Method as in docs/lab.md §4.2: a raw-socket client
  * (bench/longpoll/client.ts), a back end that holds every request until told to answer
  * (bench/longpoll/holdback.ts), RSS sampled while all N are held. Reports only; nothing is asserted.
  *

@@ -8,7 +8,7 @@
  * -> 4 KiB, EWS-like SOAP POST 10 KiB -> 10 KiB, OWA-like GET -> 100 KiB. Rounds are interleaved and ratios
  * are paired within a round. Everything runs on 127.0.0.1, every run is bounded by wrk's duration, and all
  * processes (nginx and HAProxy with configs in a temp dir) are stopped at the end, also on errors.
- * Layout (after the shared lab notes, proxy-anchors.md): proxy under test on CPU 0, wrk + back end on CPU 1.
+ * Layout (after docs/lab.md §4.1): proxy under test on CPU 0, wrk + back end on CPU 1.
  */
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync, spawn } from 'node:child_process';

@@ -8,7 +8,7 @@ import { cpus, platform, arch, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { load as loadYaml } from 'js-yaml';
-import { checkEstate, parseEstateIndex } from '../src/config/index.ts';
+import { checkEstate, parseEstate } from '../src/config/index.ts';
 import { estateFileSchema } from '../src/config/estate-schema.ts';
 import { toEstate } from '../src/config/to-estate.ts';
 import type { Policies } from '../src/core/estate/estate.ts';
@@ -99,8 +99,8 @@ const jsonMB = Buffer.byteLength(largeJson) / 1e6;
 progress(`estate load: ${config.loadReps} repetitions of each loader run, then of each phase`);
 let largeIndex: EstateIndex | undefined;
 const loader = await measurePhases(config.loadReps, async (phase) => {
-  consume((await phase('yaml', () => parseEstateIndex(largeYaml, 'large.yaml'))).estate.users.length);
-  largeIndex = await phase('json', () => parseEstateIndex(largeJson, 'large.json'));
+  consume((await phase('yaml', () => parseEstate(largeYaml, 'large.yaml').index)).estate.users.length);
+  largeIndex = await phase('json', () => parseEstate(largeJson, 'large.json').index);
   consume(largeIndex.estate.users.length);
 });
 if (!largeIndex) throw new Error('unreachable: no load repetition ran');
@@ -143,7 +143,7 @@ printTable(
     { header: 'goal' },
   ],
   [
-    ['the loader, parseEstateIndex(text): parse, validate, check, convert, index'],
+    ['the loader, parseEstate(text): parse, validate, check, convert, index'],
     loadRow('  estate file as YAML', phaseOf(loader, 'yaml'), goalCell(phaseOf(loader, 'yaml'))),
     loadRow('  estate file as JSON', phaseOf(loader, 'json'), goalCell(phaseOf(loader, 'json'))),
     ['its phases, run apart:'],
@@ -299,7 +299,7 @@ function measureEngine(c: EngineCase): EngineRow[] {
   ];
 }
 
-const demo = parseEstateIndex(readFileSync(demoPath, 'utf8'), demoPath);
+const demo = parseEstate(readFileSync(demoPath, 'utf8'), demoPath).index;
 const cases = [engineCase('o365info (demo)', demo), engineCase('generated large', largeIndex)];
 const engineRows = cases.flatMap(measureEngine);
 

@@ -7,14 +7,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseEstateIndex } from '../../src/config/index.ts';
+import { parseEstate } from '../../src/config/index.ts';
 import { startServerNode } from '../../src/dataplane/server-node.ts';
 import type { ServerNode } from '../../src/dataplane/server-node.ts';
 import { createLogger } from '../../src/observability/log.ts';
 import { onAsk, tell } from './ipc.ts';
 
 const file = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
-const index = parseEstateIndex(readFileSync(file, 'utf8'), file);
+const { index } = parseEstate(readFileSync(file, 'utf8'), file);
 const server = index.estate.sites.flatMap((s) => s.servers).find((s) => s.name === 'CAS2013-NY');
 if (!server) throw new Error('examples/o365info.yaml has no CAS2013-NY');
 const mailboxServer = index.estate.sites.flatMap((s) => s.servers).find((s) => s.name === 'MBX2013-NY');

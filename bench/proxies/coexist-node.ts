@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseEstateIndex } from '../../src/config/index.ts';
+import { parseEstate } from '../../src/config/index.ts';
 import { startServerNode } from '../../src/dataplane/index.ts';
 import { createLogger } from '../../src/observability/log.ts';
 
@@ -15,7 +15,7 @@ const backendPort = Number(process.argv[2]);
 const ca = readFileSync(process.argv[3] ?? '', 'utf8');
 const level = process.argv[4] ?? 'silent';
 const file = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
-const index = parseEstateIndex(readFileSync(file, 'utf8'), file);
+const { index } = parseEstate(readFileSync(file, 'utf8'), file);
 const server = index.server('CAS2013-NY');
 if (!server) throw new Error('CAS2013-NY is not in examples/o365info.yaml');
 const node = await startServerNode({

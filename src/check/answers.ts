@@ -2,28 +2,26 @@
  * The requests `coexist check` sends and what it reads from the answers: POX Autodiscover for Outlook
  * (2006a), SOAP GetUserSettings, EWS GetFolder, and OWA's forms logon page. Pure.
  */
-import type { XmlNode } from '../client/activesync/xml.ts';
-import { readXml, xmlChild, xmlChildren, xmlText } from '../client/activesync/xml.ts';
+import type { XmlElement } from '../codec/xml-read.ts';
+import { readXml, xmlChild, xmlChildren, xmlText } from '../codec/xml-read.ts';
+import { escapeXml } from '../codec/xml-escape.ts';
+import {
+  autodiscoverSoapActionBase,
+  autodiscoverSoapNs,
+  outlookRequestSchema,
+  outlookResponseSchema,
+  soap11EnvelopeNs,
+  wsAddressingNs,
+} from '../core/autodiscover/schemas.ts';
 import { accountRedirect, autodiscoverResponse } from '../client/activesync/autodiscover.ts';
 
-const xmlEscape = (s: string): string =>
-  s.replace(
-    /[<>&"']/g,
-    (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c] ?? c,
-  );
-
 // ---- POX Autodiscover (Outlook) -------------------------------------------------------------------
-
-export const outlookRequestSchema =
-  'http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006';
-export const outlookResponseSchema =
-  'http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a';
 
 export function outlookRequest(email: string): string {
   return (
     '<?xml version="1.0" encoding="utf-8"?>' +
     `<Autodiscover xmlns="${outlookRequestSchema}"><Request>` +
-    `<EMailAddress>${xmlEscape(email)}</EMailAddress>` +
+    `<EMailAddress>${escapeXml(email)}</EMailAddress>` +
     `<AcceptableResponseSchema>${outlookResponseSchema}</AcceptableResponseSchema>` +
     '</Request></Autodiscover>'
   );
@@ -55,7 +53,7 @@ export function parseOutlookAnswer(text: string): OutlookAnswer {
   const redirect = accountRedirect(account);
   if (redirect) return redirect;
   const protocols = xmlChildren(account, 'Protocol');
-  const ofType = (type: string): XmlNode | undefined =>
+  const ofType = (type: string): XmlElement | undefined =>
     protocols.find((p) => xmlText(xmlChild(p, 'Type')).toUpperCase() === type);
   const exch = ofType('EXCH');
   const expr = ofType('EXPR');
@@ -82,11 +80,11 @@ export function getUserSettingsRequest(
 ): string {
   return (
     '<?xml version="1.0" encoding="utf-8"?>' +
-    '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:a="http://schemas.microsoft.com/exchange/2010/Autodiscover" xmlns:wsa="http://www.w3.org/2005/08/addressing">' +
+    `<soap:Envelope xmlns:soap="${soap11EnvelopeNs}" xmlns:a="${autodiscoverSoapNs}" xmlns:wsa="${wsAddressingNs}">` +
     '<soap:Header><a:RequestedServerVersion>Exchange2010</a:RequestedServerVersion>' +
-    '<wsa:Action>http://schemas.microsoft.com/exchange/2010/Autodiscover/Autodiscover/GetUserSettings</wsa:Action></soap:Header>' +
-    `<soap:Body><a:GetUserSettingsRequestMessage><a:Request><a:Users><a:User><a:Mailbox>${xmlEscape(email)}</a:Mailbox></a:User></a:Users>` +
-    `<a:RequestedSettings>${settings.map((s) => `<a:Setting>${xmlEscape(s)}</a:Setting>`).join('')}</a:RequestedSettings>` +
+    `<wsa:Action>${autodiscoverSoapActionBase}GetUserSettings</wsa:Action></soap:Header>` +
+    `<soap:Body><a:GetUserSettingsRequestMessage><a:Request><a:Users><a:User><a:Mailbox>${escapeXml(email)}</a:Mailbox></a:User></a:Users>` +
+    `<a:RequestedSettings>${settings.map((s) => `<a:Setting>${escapeXml(s)}</a:Setting>`).join('')}</a:RequestedSettings>` +
     '</a:Request></a:GetUserSettingsRequestMessage></soap:Body></soap:Envelope>'
   );
 }
@@ -128,10 +126,10 @@ export const ewsRequestVersion = 'Exchange2007_SP1';
 export function getFolderRequest(folder = 'inbox'): string {
   return (
     '<?xml version="1.0" encoding="utf-8"?>' +
-    '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages">' +
+    `<soap:Envelope xmlns:soap="${soap11EnvelopeNs}" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages">` +
     `<soap:Header><t:RequestServerVersion Version="${ewsRequestVersion}"/></soap:Header>` +
     '<soap:Body><m:GetFolder><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape>' +
-    `<m:FolderIds><t:DistinguishedFolderId Id="${xmlEscape(folder)}"/></m:FolderIds></m:GetFolder></soap:Body></soap:Envelope>`
+    `<m:FolderIds><t:DistinguishedFolderId Id="${escapeXml(folder)}"/></m:FolderIds></m:GetFolder></soap:Body></soap:Envelope>`
   );
 }
 

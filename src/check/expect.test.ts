@@ -2,11 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseEstateIndex } from '../config/index.ts';
+import { parseEstate } from '../config/index.ts';
 import { expectRequest, flowLabel, hopUrl, sameUrl } from './expect.ts';
 
 const file = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
-const index = parseEstateIndex(readFileSync(file, 'utf8'), file);
+const { index } = parseEstate(readFileSync(file, 'utf8'), file);
 const ext = (user: string, protocol: Parameters<typeof expectRequest>[1]['protocol'], host?: string) =>
   expectRequest(index, { user, protocol, client: 'external', ...(host ? { host } : {}) });
 
@@ -88,7 +88,7 @@ test('no expectation for a host or a user the estate does not know', () => {
   assert.match(ext('nobody@o365info.com', 'ews').unknown ?? '', /no mailbox for nobody@o365info\.com/);
 });
 
-test('flowLabel: the numbered flow of flows.md, only from the protocol family', () => {
+test('flowLabel: the numbered flow of docs/flows.md, only from the protocol family', () => {
   const label = (
     user: string,
     protocol: 'activesync' | 'ews',

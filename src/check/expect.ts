@@ -90,7 +90,7 @@ export function firstLegOutcome(flow: Flow): LegOutcome {
 const flowPrefix: Partial<Record<Protocol, string>> = { activesync: 'EAS-', ews: 'EWS-' };
 
 /**
- * The numbered flow of flows.md a flow is (`EAS-1`, `EWS-2`), from the sources of its reasons; only names
+ * The numbered flow of docs/flows.md a flow is (`EAS-1`, `EWS-2`), from the sources of its reasons; only names
  * of the protocol's own family count (a 2007 CAS's store hop cites EAS-1 for every protocol).
  */
 export function flowLabel(flow: Flow): string | undefined {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseEstateIndex } from '../config/index.ts';
+import { parseEstate } from '../config/index.ts';
 import { expectRequest } from './expect.ts';
 import type { AnswerFacts, PeerCertificateFacts } from './fixes.ts';
 import {
@@ -18,7 +18,7 @@ import {
 } from './fixes.ts';
 
 const file = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
-const index = parseEstateIndex(readFileSync(file, 'utf8'), file);
+const { index } = parseEstate(readFileSync(file, 'utf8'), file);
 const bobEas = expectRequest(index, { user: 'bob@o365info.com', protocol: 'activesync', client: 'external' });
 const bobEws = expectRequest(index, { user: 'bob@o365info.com', protocol: 'ews', client: 'external' });
 

@@ -77,7 +77,7 @@ export interface CheckStep {
 export interface CheckGroup {
   readonly protocol: CheckProtocol;
   readonly title: string;
-  /** The flow of flows.md the estate says this is (`EAS-1`, `EWS-2`), when it names one. */
+  /** The flow of docs/flows.md the estate says this is (`EAS-1`, `EWS-2`), when it names one. */
   readonly flow?: string;
   readonly verdict: Verdict;
   readonly steps: readonly CheckStep[];

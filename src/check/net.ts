@@ -8,14 +8,15 @@ import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { DetailedPeerCertificate } from 'node:tls';
 import { checkServerIdentity, connect as tlsConnect } from 'node:tls';
-import type { Dispatcher } from 'undici';
-import { Agent, buildConnector, request } from 'undici';
-import { routedConnector } from '../client/routed-connector.ts';
+import type { Agent, Dispatcher } from 'undici';
+import { request } from 'undici';
+import type { ConnectRoute } from '../net/connector.ts';
+import { routedAgent } from '../net/connector.ts';
 import type { PeerCertificateFacts } from './fixes.ts';
 import type { Diagnostics } from './model.ts';
 
 /** Where `host:port` really is (curl's --connect-to, the lab's DNS); undefined: ask DNS. */
-export type Route = (host: string, port: number) => { host: string; port: number } | undefined;
+export type Route = ConnectRoute;
 
 export interface NetOptions {
   readonly route?: Route;
@@ -89,12 +90,12 @@ export class Net {
     this.#ca = o.ca;
     this.#localAddress = o.localAddress;
     this.timeoutMs = o.timeoutMs;
-    const base = buildConnector({ ...(o.ca === undefined ? {} : { ca: o.ca }), timeout: o.timeoutMs });
-    this.dispatcher = new Agent({
-      ...(o.localAddress === undefined ? {} : { localAddress: o.localAddress }),
-      headersTimeout: o.timeoutMs,
-      bodyTimeout: o.timeoutMs,
-      connect: routedConnector(base, this.#route),
+    this.dispatcher = routedAgent({
+      route: o.route,
+      ca: o.ca,
+      localAddress: o.localAddress,
+      connectTimeoutMs: o.timeoutMs,
+      answerTimeoutMs: o.timeoutMs,
     });
   }
 

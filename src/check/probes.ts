@@ -13,6 +13,7 @@ import {
   autodiscoverRequest as mobileRequest,
   parseAutodiscoverAnswer as parseMobileAnswer,
 } from '../client/activesync/index.ts';
+import { hostOfUrl } from '../core/host.ts';
 import { protocolPath } from '../core/protocols/protocol.ts';
 import {
   cookieHeader,
@@ -38,7 +39,6 @@ const xmlHeaders = { 'content-type': 'text/xml; charset=utf-8' };
 const maxAutodiscoverRedirects = 10;
 
 const domainOf = (address: string): string => address.slice(address.lastIndexOf('@') + 1).toLowerCase();
-const hostOfUrl = (url: string): string => new URL(url).hostname.toLowerCase();
 
 /** The URLs a flow's Autodiscover answer lists (`EWS: https://...`), by protocol title. */
 function answeredUrls(e: Expectation): Map<string, string> {

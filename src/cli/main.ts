@@ -11,16 +11,10 @@ import { registerLab } from './commands/lab.ts';
 import { registerServe } from './commands/serve.ts';
 import { registerActiveSync } from './commands/activesync.ts';
 import { registerCheck } from './commands/check.ts';
+import type { Io } from './common.ts';
+import { processIo } from './common.ts';
 
-export interface Io {
-  out(text: string): void;
-  err(text: string): void;
-}
-
-const processIo: Io = {
-  out: (t) => process.stdout.write(t),
-  err: (t) => process.stderr.write(t),
-};
+export type { Io } from './common.ts';
 
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
   const program = new Command('coexist')

@@ -10,6 +10,7 @@
  * (a server whose name is invalid does not make every reference to it "unknown").
  */
 import type { ErrorCode } from '../core/errors.ts';
+import { hostOfUrl } from '../core/host.ts';
 import type { EstateFile } from './estate-schema.ts';
 
 export type PathSegment = string | number;
@@ -309,14 +310,14 @@ export function checkEstate(file: LooseEstateFile, options: CheckOptions = {}): 
       const urlPath = [...path, 'urls', protocol];
       if (external !== undefined) {
         externalCount.set(site, (externalCount.get(site) ?? 0) + 1);
-        const host = hostOf(external);
+        const host = hostOfUrl(external);
         if (site.internetFacing === false) {
           add(
             'CX_CONFIG_INCONSISTENT',
             [...urlPath, 'external'],
             `site ${q(site.name ?? '')} is intranet-only (internetFacing: false), so ${serverLabel(entry)} cannot have an external URL: remove it, or set internetFacing: true on the site`,
           );
-        } else if (host !== undefined && namespacesComplete && entry.name !== undefined) {
+        } else if (host !== '' && namespacesComplete && entry.name !== undefined) {
           const ns = namespaceServer.get(host);
           if (!ns) {
             add(
@@ -335,8 +336,8 @@ export function checkEstate(file: LooseEstateFile, options: CheckOptions = {}): 
         }
       }
       if (internal !== undefined && entry.name !== undefined && server.fqdn !== undefined) {
-        const host = hostOf(internal);
-        if (host === undefined || host === lc(server.fqdn)) continue;
+        const host = hostOfUrl(internal);
+        if (host === '' || host === lc(server.fqdn)) continue;
         const ns = namespaceServer.get(host);
         if (ns && lc(ns.server) === lc(entry.name)) continue;
         if (!ns && !namespacesComplete) continue;
@@ -506,12 +507,4 @@ function serverLabel(entry: ServerEntry): string {
     (x) => x !== undefined,
   );
   return `${entry.name ?? pathToString(entry.path)}${what.length > 0 ? ` (${what.join(', ')})` : ''}`;
-}
-
-function hostOf(url: string): string | undefined {
-  try {
-    return new URL(url).hostname.toLowerCase();
-  } catch {
-    return undefined;
-  }
 }

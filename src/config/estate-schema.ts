@@ -7,7 +7,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { protocols } from '../core/protocols/protocol.ts';
-import { ldapDirectorySchema } from '../directory/ldap-directory.ts';
+import { ldapDirectorySchema } from '../directory/ldap-settings.ts';
 
 const hostName = z
   .string()
@@ -208,7 +208,7 @@ export const policiesSchema = z
       .enum(['site-namespace', 'primary-namespace'])
       .optional()
       .describe(
-        "The ActiveSync URL Autodiscover gives a 2007/2010 mailbox whose site has its own external URL: that site's (regional) namespace (default, flows.md EAS-3B), or the primary namespace, through which the front end proxies (EAS-3A).",
+        "The ActiveSync URL Autodiscover gives a 2007/2010 mailbox whose site has its own external URL: that site's (regional) namespace (default, docs/flows.md EAS-3B), or the primary namespace, through which the front end proxies (EAS-3A).",
       ),
   })
   .strict()
@@ -227,7 +227,7 @@ export const estateFileSchema = z
       .array(network)
       .optional()
       .describe(
-        'Source networks of internal clients (protocol-facts §2.4): Autodiscover and OWA answer them with internal URLs. Everyone else is external; ActiveSync is always external.',
+        'Source networks of internal clients (docs/protocols.md §2.4): Autodiscover and OWA answer them with internal URLs. Everyone else is external; ActiveSync is always external.',
       ),
     directory: z
       .object({

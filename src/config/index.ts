@@ -1,12 +1,6 @@
 /** The estate file: its schema, the loader with its error report, and the conversion to the core's Estate. */
-export type { EstateSettings } from './load-estate.ts';
-export {
-  loadEstateConfig,
-  loadEstateFile,
-  loadEstateIndex,
-  parseEstate,
-  parseEstateIndex,
-} from './load-estate.ts';
+export type { EstateSettings, LoadedEstate } from './load-estate.ts';
+export { loadEstate, parseEstate } from './load-estate.ts';
 export type { ConfigProblem } from './config-error.ts';
 export { EstateConfigError, formatConfigProblems } from './config-error.ts';
 export type { EstateFile } from './estate-schema.ts';

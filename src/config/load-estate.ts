@@ -29,39 +29,34 @@ import type { ConfigProblem } from './config-error.ts';
 import { EstateConfigError } from './config-error.ts';
 import { estateFileSchema } from './estate-schema.ts';
 import { toEstate } from './to-estate.ts';
-import type { LdapDirectoryOptions } from '../directory/ldap-directory.ts';
-
-/** Read, load and index an estate file: what the CLI and servers use. Throws like `loadEstateFile`. */
-export async function loadEstateIndex(path: string): Promise<EstateIndex> {
-  return indexLoaded(compile(await readEstateText(path), path));
-}
+import type { LdapDirectoryOptions } from '../directory/ldap-settings.ts';
 
 /** The settings an estate file carries besides the estate itself: where its users live. */
 export interface EstateSettings {
   readonly directory?: { readonly ldap?: LdapDirectoryOptions };
 }
 
-/** Read, load and index an estate file, with its settings: what `coexist serve` uses. */
-export async function loadEstateConfig(
-  path: string,
-): Promise<{ readonly index: EstateIndex; readonly settings: EstateSettings }> {
-  const loaded = compile(await readEstateText(path), path);
-  return { index: indexLoaded(loaded), settings: loaded.settings };
+/** A loaded estate file: the estate, its index (what the engine and servers use) and its settings. */
+export interface LoadedEstate {
+  readonly estate: Estate;
+  readonly index: EstateIndex;
+  readonly settings: EstateSettings;
 }
 
-/** Load and index an estate from text. Throws `EstateConfigError`. */
-export function parseEstateIndex(text: string, fileName: string): EstateIndex {
-  return indexLoaded(compile(text, fileName));
+/**
+ * Read, load and index an estate file. Throws `EstateConfigError` listing every problem (CX_CONFIG_READ
+ * when the file cannot be read).
+ */
+export async function loadEstate(path: string): Promise<LoadedEstate> {
+  return finish(compile(await readEstateText(path), path));
 }
 
-/** Read and load an estate file. Throws `EstateConfigError` (CX_CONFIG_READ when the file cannot be read). */
-export async function loadEstateFile(path: string): Promise<Estate> {
-  return compile(await readEstateText(path), path).estate;
-}
-
-/** Load an estate from YAML (or JSON) text; `fileName` is only used in problems. Throws `EstateConfigError`. */
-export function parseEstate(text: string, fileName: string): Estate {
-  return compile(text, fileName).estate;
+/**
+ * Load and index an estate from YAML (or JSON) text; `fileName` is only used in problems. Throws
+ * `EstateConfigError`.
+ */
+export function parseEstate(text: string, fileName: string): LoadedEstate {
+  return finish(compile(text, fileName));
 }
 
 /** A checked estate and the identity map the checks built, which the index reuses. */
@@ -71,8 +66,11 @@ interface Loaded {
   readonly settings: EstateSettings;
 }
 
-const indexLoaded = (loaded: Loaded): EstateIndex =>
-  indexEstate(loaded.estate, loaded.identities ? { identities: loaded.identities } : {});
+/** Index the estate, reusing the identity map the checks built. */
+function finish(loaded: Loaded): LoadedEstate {
+  const { estate, identities, settings } = loaded;
+  return { estate, index: indexEstate(estate, identities ? { identities } : {}), settings };
+}
 
 /** The happy path: a valid file is checked once and converted; anything else is reported. */
 function accept(data: unknown): Loaded | undefined {

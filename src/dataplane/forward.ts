@@ -1,6 +1,6 @@
 /**
  * Stream one request to the next hop through that origin's pool and stream the answer back, neither body
- * buffered (protocol-facts §4.7: Outlook Anywhere declares 1 GiB bodies). Credentials pass through; the
+ * buffered (docs/protocols.md §4.7: Outlook Anywhere declares 1 GiB bodies). Credentials pass through; the
  * header rules are `headers.ts`, the failure mapping is `upstream-errors.ts`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -15,7 +15,7 @@ import type { UpstreamFailure, UpstreamOutcome } from './upstream-errors.ts';
 import { classifyUpstreamError, failureResponse, retryable } from './upstream-errors.ts';
 import type { Upstreams } from './upstreams.ts';
 
-/** Long polls: ActiveSync Ping/Sync heartbeats up to 3540 s (protocol-facts §4.1) plus a minute's margin. */
+/** Long polls: ActiveSync Ping/Sync heartbeats up to 3540 s (docs/protocols.md §4.1) plus a minute's margin. */
 const longPollMs = (3600 + 60) * 1000;
 
 /**
@@ -162,7 +162,7 @@ export async function forward(
       headersTimeout: idle,
       bodyTimeout: idle,
       // `Connection: close` and no reuse: a pooled socket the server has silently closed would fail the
-      // next request (lab-notes: SOGo fails every second request on a kept-alive connection).
+      // next request (docs/lab.md §3.4: SOGo fails every second request on a kept-alive connection).
       ...(target.keepAlive === false ? { reset: true } : {}),
     };
     const answer = (status: number, upstreamHeaders: IncomingHttpHeaders): OutgoingHeaders =>

@@ -1,6 +1,6 @@
 /**
  * The proxy's header rules: RFC 9110 §7.6.1 hop-by-hop removal, the headers an Exchange front end refuses
- * to copy (protocol-facts §4.10), X-Forwarded-* with trusted peers, the hop record, and the diagnostics
+ * to copy (docs/protocols.md §4.10), X-Forwarded-* with trusted peers, the hop record, and the diagnostics
  * added to responses.
  */
 import assert from 'node:assert/strict';
@@ -114,7 +114,7 @@ describe('forwardRequestHeaders: hop-by-hop headers (RFC 9110 §7.6.1)', () => {
   });
 });
 
-describe('forwardRequestHeaders: headers a client must not set (protocol-facts §4.10)', () => {
+describe('forwardRequestHeaders: headers a client must not set (docs/protocols.md §4.10)', () => {
   const spoofable = [
     'x-commonaccesstoken',
     'x-isfromcafe',

@@ -33,7 +33,7 @@ export interface ForwardContext {
   readonly requestId: string;
 }
 
-/** What `responseHeaders` adds: Exchange's front-end diagnostics (protocol-facts §4.10). */
+/** What `responseHeaders` adds: Exchange's front-end diagnostics (docs/protocols.md §4.10). */
 export interface ResponseContext {
   readonly requestId: string;
   /** This front end's name: `X-FEServer`. */
@@ -81,7 +81,7 @@ const hopByHop: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * Request headers a client must not be able to set (protocol-facts §4.10: what an Exchange front end refuses
+ * Request headers a client must not be able to set (docs/protocols.md §4.10: what an Exchange front end refuses
  * to copy), plus the two a front end adds for its back end (`X-FE-ClientIP`, `X-MS-EdgeIP`), plus `Expect`:
  * Node's server has already answered `100-continue`, and undici refuses the header (NotSupportedError).
  * `X-Forwarded-*`, `Forwarded` and `X-Coexist-*` are handled apart: believed from trusted peers only.

@@ -1,4 +1,7 @@
-/** The data plane's public surface: header rules, upstream failure mapping, pools and the forwarder. */
+/**
+ * The data plane's public surface: header rules, upstream failure mapping, pools and the forwarder, the
+ * contracts the lab implements, the bounded body reader the simulators share.
+ */
 export type {
   ForwardContext,
   HeaderRecord,
@@ -23,11 +26,14 @@ export type {
   ServerContext,
   StoreEndpoint,
   StoreEndpoints,
-} from './pipeline.ts';
-export { createRequestHandler, endpointUrl, hostOnly } from './pipeline.ts';
+} from './contracts.ts';
+export { createRequestHandler } from './pipeline.ts';
+export { endpointUrl, nextHopUrl } from './next-hop-url.ts';
+export { ClientGone, drain, readBody } from './body.ts';
 export type { NodeListener, ServerNode, ServerNodeOptions } from './server-node.ts';
 export { startServerNode } from './server-node.ts';
-export type { AutodiscoverError, AutodiscoverReply, RenderContext } from './autodiscover-response.ts';
-export { autodiscoverHeaders, renderAutodiscover, renderAutodiscoverError } from './autodiscover-response.ts';
-export type { AutodiscoverSite } from './autodiscover-service.ts';
-export { answerAutodiscover, autodiscoverError } from './autodiscover-service.ts';
+export type { AutodiscoverError, AutodiscoverReply, RenderContext } from './autodiscover/context.ts';
+export { autodiscoverHeaders } from './autodiscover/context.ts';
+export { renderAutodiscover, renderAutodiscoverError } from './autodiscover/render.ts';
+export type { AutodiscoverSite } from './autodiscover/service.ts';
+export { answerAutodiscover, autodiscoverError } from './autodiscover/service.ts';

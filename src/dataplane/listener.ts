@@ -79,7 +79,7 @@ export async function listen(
     keepAliveTimeout: options.keepAliveTimeoutMs ?? 5_000,
   };
   // Node's HTTP parser knows a fixed list of methods and refuses Outlook Anywhere's RPC_IN_DATA and
-  // RPC_OUT_DATA (protocol-facts §4.7), so connections are accepted here, the first request line is
+  // RPC_OUT_DATA (docs/protocols.md §4.7), so connections are accepted here, the first request line is
   // looked at (`sniffRequestLine`) and only then handed to the HTTP server.
   const server: HttpServer = createHttpServer(settings, handler);
   const accept = (socket: Socket): void => sniffRequestLine(socket, () => server.emit('connection', socket));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { endpointUrl, nextHopUrl } from './pipeline.ts';
+import { endpointUrl, nextHopUrl } from './next-hop-url.ts';
 
 describe('nextHopUrl: the decision names the virtual directory, the client keeps the rest', () => {
   test('ActiveSync: path and query unchanged under the target vdir', () => {

@@ -1,5 +1,5 @@
 /**
- * OWA forms logon owned by the front end (protocol-facts §4.9, §5.3): the signed-cookie session store with
+ * OWA forms logon owned by the front end (docs/protocols.md §4.9, §5.3): the signed-cookie session store with
  * its expiries and bound, the logon form parser, the logon page, the open-redirect guard and the Basic
  * credential passed on. Pure: an injected clock, no sleeps, no sockets.
  */
@@ -280,7 +280,7 @@ describe('OwaSessions: expiry, logoff and the bound', () => {
   });
 });
 
-describe('parseLogonForm (protocol-facts §4.9 form fields)', () => {
+describe('parseLogonForm (docs/protocols.md §4.9 form fields)', () => {
   test("OWA's full field set", () => {
     assert.deepEqual(parseLogonForm(form(logonFields)), {
       username: 'O365INFO\\bob',

@@ -1,8 +1,8 @@
 /**
- * OWA forms-based logon, owned by the front end (protocol-facts §4.9 "coexist design"): coexist shows its
+ * OWA forms-based logon, owned by the front end (docs/protocols.md §4.9 "coexist design"): coexist shows its
  * own logon page, checks the password against the directory, and keeps the credential server-side in a
  * session store keyed by an opaque signed cookie, so later OWA requests reach the next hop as "request +
- * user credentials" (`Authorization: Basic`, protocol-facts §5.3). The credential never goes into the
+ * user credentials" (`Authorization: Basic`, docs/protocols.md §5.3). The credential never goes into the
  * cookie, never leaves the process, and nothing here logs (§5.3 "logging").
  */
 import { Buffer } from 'node:buffer';
@@ -44,7 +44,7 @@ const minSecretBytes = 32;
 const idBytes = 32;
 // base64url of 32 bytes, no padding: 43 characters. Only this exact shape is ever looked at.
 const cookieShape = /^([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{43})$/;
-// Domain separation: the same secret may sign other things (the identity token of protocol-facts §5.3),
+// Domain separation: the same secret may sign other things (the identity token of docs/protocols.md §5.3),
 // so a signature made here can never be replayed as one made there.
 const signingLabel = 'coexist-owa-session-v1.';
 // RFC 6265 §4.1.1: cookie-name is an RFC 7230 token.
@@ -189,7 +189,7 @@ export class OwaSessions {
   }
 }
 
-/** The fields of an OWA logon POST that coexist reads (protocol-facts §4.9). */
+/** The fields of an OWA logon POST that coexist reads (docs/protocols.md §4.9). */
 export interface LogonForm {
   readonly username: string;
   readonly password: string;
@@ -218,15 +218,15 @@ export function parseLogonForm(body: Uint8Array): LogonForm | undefined {
   return destination === undefined ? { username: user, password } : { username: user, password, destination };
 }
 
-/** The reason code OWA puts on the logon page after a wrong user name or password (protocol-facts §4.9). */
+/** The reason code OWA puts on the logon page after a wrong user name or password (docs/protocols.md §4.9). */
 export const badCredentialsReason = 2;
 
-/** OWA's logon page path (2007 and 2010+, protocol-facts §4.9). */
+/** OWA's logon page path (2007 and 2010+, docs/protocols.md §4.9). */
 export const logonPagePath = '/owa/auth/logon.aspx';
 
 /**
  * Where a browser is sent to log on: `logon.aspx?replaceCurrent=1&reason=…&url=…`, the shape Exchange
- * 2010/2013 redirect to (a failed logon carries `reason=2`, protocol-facts §4.9).
+ * 2010/2013 redirect to (a failed logon carries `reason=2`, docs/protocols.md §4.9).
  */
 export function logonUrl(destination: string, reason?: number, path = logonPagePath): string {
   const why = reason === undefined ? '' : `&reason=${Math.trunc(reason)}`;
@@ -380,9 +380,9 @@ export interface OwaLogonOptions {
 export type OwaLogonOutcome =
   /** 400 `CX_IDENTITY_BODY_MALFORMED`: not a logon form. */
   | { readonly kind: 'malformed' }
-  /** 302 to `location`: back to the logon page with `reason=2` (protocol-facts §4.9 "failed logon"). */
+  /** 302 to `location`: back to the logon page with `reason=2` (docs/protocols.md §4.9 "failed logon"). */
   | { readonly kind: 'refused'; readonly location: string }
-  /** 302 to `location` with `Set-Cookie: setCookie` (protocol-facts §4.9 "success"). */
+  /** 302 to `location` with `Set-Cookie: setCookie` (docs/protocols.md §4.9 "success"). */
   | {
       readonly kind: 'accepted';
       readonly location: string;

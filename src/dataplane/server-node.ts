@@ -19,7 +19,7 @@ import type { TrustedProxies } from './headers.ts';
 import type { CertificateEntry, Listening } from './listener.ts';
 import { listen } from './listener.ts';
 import { OwaSessions } from './owa-session.ts';
-import type { HopObserver, MailboxResponder, ServerContext, StoreEndpoints } from './pipeline.ts';
+import type { HopObserver, MailboxResponder, ServerContext, StoreEndpoints } from './contracts.ts';
 import { createRequestHandler } from './pipeline.ts';
 import type { UpstreamsOptions } from './upstreams.ts';
 import { Upstreams } from './upstreams.ts';

@@ -1,6 +1,6 @@
 /**
  * The upstream failure mapping: every undici and system error code, the client-aborted flag, the answer per
- * protocol (ActiveSync 503 + Retry-After, protocol-facts §4.1), and when a request may be sent again.
+ * protocol (ActiveSync 503 + Retry-After, docs/protocols.md §4.1), and when a request may be sent again.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -210,7 +210,7 @@ const failure = (errorCode: string): UpstreamFailure => classifyUpstreamError(co
 
 describe('failureResponse', () => {
   const cases: readonly [errorCode: string, protocol: (typeof protocols)[number], status: number][] = [
-    // protocol-facts §4.1: ActiveSync connect failures -> 503 + Retry-After
+    // docs/protocols.md §4.1: ActiveSync connect failures -> 503 + Retry-After
     ['ECONNREFUSED', 'activesync', 503],
     ['UND_ERR_CONNECT_TIMEOUT', 'activesync', 503],
     ['EHOSTUNREACH', 'activesync', 503],

@@ -210,14 +210,14 @@ export function failureResponse(
   options: { readonly retryAfterSeconds?: number } = {},
 ): FailureResponse | null {
   if (failure.outcome === 'client_aborted') return null;
-  // protocol-facts §4.1: ActiveSync devices get 503 + Retry-After when the next hop cannot be reached, and
+  // docs/protocols.md §4.1: ActiveSync devices get 503 + Retry-After when the next hop cannot be reached, and
   // back off instead of reporting a server error; other clients get the proxy's 502.
   const status =
     protocol === 'activesync' && failure.outcome === 'upstream_unreachable' ? 503 : statusOf(failure.code);
   const headers: OutgoingHeaders = { 'cache-control': 'no-store' };
   if (status === 503) headers['retry-after'] = String(options.retryAfterSeconds ?? 30);
   if (protocol === 'activesync') {
-    // Exchange answers ActiveSync errors with an empty body (MS-ASHTTP examples, protocol-facts §4.1).
+    // Exchange answers ActiveSync errors with an empty body (MS-ASHTTP examples, docs/protocols.md §4.1).
     headers['content-length'] = '0';
     return { status, headers };
   }

@@ -4,9 +4,9 @@
  * apart from the pools so a config reload does not forget which servers are down (Caddy `Upstream` vs
  * `Host`).
  */
-import type { buildConnector as BuildConnector } from 'undici';
-import { createSecureContext } from 'node:tls';
-import { buildConnector, Client, errors, Pool } from 'undici';
+import type { buildConnector } from 'undici';
+import { Client, errors, Pool } from 'undici';
+import { routedConnector } from '../net/connector.ts';
 
 /** Connection settings shared by every pool. */
 export interface UpstreamsOptions {
@@ -16,7 +16,7 @@ export interface UpstreamsOptions {
   readonly keepAliveTimeoutMs?: number;
   /** Never keep an idle socket longer than this, whatever the server's `Keep-Alive` says; default 10 min. */
   readonly keepAliveMaxTimeoutMs?: number;
-  /** Sockets per origin; default unlimited (each held long poll needs its own socket: protocol-facts §4.1). */
+  /** Sockets per origin; default unlimited (each held long poll needs its own socket: docs/protocols.md §4.1). */
   readonly connectionsPerOrigin?: number;
   /** Verify upstream TLS certificates (default true). */
   readonly rejectUnauthorized?: boolean;
@@ -83,42 +83,24 @@ export class Upstreams {
 
   readonly #channels = new Set<Client>();
 
-  #connectorMemo: BuildConnector.connector | undefined;
+  #connectorMemo: buildConnector.connector | undefined;
 
-  /** One connector for every pool: TLS settings, and the estate's DNS when one is given. */
-  #connector(): BuildConnector.connector {
+  /** One connector for every pool (one TLS context for all: net/connector.ts), and the estate's DNS. */
+  #connector(): buildConnector.connector {
     if (this.#connectorMemo) return this.#connectorMemo;
     const o = this.#options;
-    // One TLS context for every upstream connection. Without it, tls.connect builds a context (and parses
-    // the CA bundle into a certificate store of its own) per connection: about 22 KB of memory per open
-    // upstream socket, which every held long poll keeps (measured with 2 000 sockets), and CPU per handshake.
-    const secureContext = createSecureContext(
-      o.ca === undefined ? {} : { ca: typeof o.ca === 'string' ? o.ca : [...o.ca] },
-    );
-    const base = buildConnector({
-      timeout: o.connectTimeoutMs ?? 10_000,
-      ...(o.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: o.rejectUnauthorized }),
-      // undici passes options it does not know on to tls.connect.
-      ...({ secureContext } as object),
-    });
     const resolve = o.resolve;
-    this.#connectorMemo = resolve
-      ? (opts, callback) => {
-          const port = Number(opts.port) || (opts.protocol === 'http:' ? 80 : 443);
-          const to = resolve(opts.hostname, port);
-          if (!to) return base(opts, callback);
-          // SNI and the certificate check stay on the logical name (servername).
-          return base(
-            {
-              ...opts,
-              hostname: to.address,
-              port: String(to.port),
-              servername: opts.servername ?? opts.hostname,
-            },
-            callback,
-          );
-        }
-      : base;
+    this.#connectorMemo = routedConnector({
+      connectTimeoutMs: o.connectTimeoutMs ?? 10_000,
+      rejectUnauthorized: o.rejectUnauthorized,
+      ca: o.ca,
+      route:
+        resolve &&
+        ((hostname, port) => {
+          const to = resolve(hostname, port);
+          return to && { host: to.address, port: to.port };
+        }),
+    });
     return this.#connectorMemo;
   }
 

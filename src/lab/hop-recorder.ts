@@ -1,13 +1,15 @@
 /**
  * The lab's proof of the path: every server (coexist or simulator) reports what it did with each request,
- * and tests read the hop sequence from these reports, not from the engine (flows.md "What reproduce means").
+ * and tests read the hop sequence from these reports, not from the engine (docs/flows.md "What reproducing a flow means").
  */
-import type { HopObserver, HopRecord } from '../dataplane/pipeline.ts';
+import type { HopObserver, HopRecord } from '../dataplane/index.ts';
 
 /** Keeps the last `max` records, by request id. */
 export class HopRecorder implements HopObserver {
   readonly #byRequest = new Map<string, HopRecord[]>();
   readonly #max: number;
+  /** Who waits for a record (`waitFor`): woken by `record`, so no one polls. */
+  readonly #waiters = new Set<(hop: HopRecord) => void>();
 
   constructor(max = 10_000) {
     this.#max = max;
@@ -23,6 +25,7 @@ export class HopRecorder implements HopObserver {
       this.#byRequest.set(hop.requestId, (list = []));
     }
     list.push(hop);
+    for (const wake of this.#waiters) wake(hop);
   }
 
   /** Every server's record of one request, in the order they were made (innermost server first). */
@@ -47,12 +50,24 @@ export class HopRecorder implements HopObserver {
     return out;
   }
 
-  /** Wait until `server` has reported on the request (servers report when their part is done). */
-  async waitFor(requestId: string, server: string, deadlineMs = 5_000): Promise<void> {
-    const end = Date.now() + deadlineMs;
-    while (!this.records(requestId).some((r) => r.server === server)) {
-      if (Date.now() > end) throw new Error(`no record from ${server} for request ${requestId}`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
+  /**
+   * Wait until `server` has reported on the request (servers report when their part is done): resolved by
+   * the record itself; the deadline only bounds a record that never comes.
+   */
+  waitFor(requestId: string, server: string, deadlineMs = 5_000): Promise<void> {
+    if (this.records(requestId).some((r) => r.server === server)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const wake = (hop: HopRecord): void => {
+        if (hop.requestId !== requestId || hop.server !== server) return;
+        this.#waiters.delete(wake);
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.delete(wake);
+        reject(new Error(`no record from ${server} for request ${requestId}`));
+      }, deadlineMs);
+      this.#waiters.add(wake);
+    });
   }
 }

@@ -22,12 +22,13 @@ import { HopRecorder } from './hop-recorder.ts';
 import type { LabCa } from './lab-ca.ts';
 import { createLabCa } from './lab-ca.ts';
 import { MailboxStore } from './simulators/mailbox-store.ts';
-import type { SogoMessage, SogoStack } from './sogo.ts';
-import { startSogoStack } from './sogo.ts';
+import type { SogoMessage, SogoStack } from './sogo/index.ts';
+import { startSogoStack } from './sogo/index.ts';
 import type { Slapd } from './slapd.ts';
 import { randomLabPassword, startSlapd } from './slapd.ts';
 import { LdapDirectory } from '../directory/ldap-directory.ts';
 import { estateLdapLayout, estateLdif } from '../directory/estate-ldif.ts';
+import { verifyPassword } from '../directory/password-hash.ts';
 
 /** Where the lab's clients and servers sit on loopback. */
 export const labAddresses = {
@@ -58,7 +59,7 @@ export interface LabOptions {
   /**
    * Who answers ActiveSync for the 2007 mailbox servers: the lab's mailbox simulator (default), or a real
    * ActiveSync server, a SOGo stack per 2007 mailbox server with that server's users (Debian's sogo,
-   * Dovecot, PostgreSQL, memcached on loopback; src/lab/sogo.ts). The 2007 CAS simulators hand ActiveSync
+   * Dovecot, PostgreSQL, memcached on loopback; src/lab/sogo/). The 2007 CAS simulators hand ActiveSync
    * on to it as to their mailbox server; every other protocol stays with the simulator.
    */
   readonly activeSync?: 'simulator' | 'sogo';
@@ -83,10 +84,39 @@ export interface Lab {
   readonly slapd?: Slapd;
   /** The SOGo stack answering ActiveSync for each 2007 mailbox server, by server name (`activeSync: 'sogo'`). */
   readonly sogo: ReadonlyMap<string, SogoStack>;
+  /**
+   * The password the lab accepts for a user when the lab knows it: on LDAP every user's (the lab set it);
+   * with the estate file's directory the demo password, for a user whose hash is of it.
+   */
+  knownPassword(address: string): Promise<string | undefined>;
   /** Stop one server (to test failures) and start it again on the same ports. */
   stopServer(name: string): Promise<void>;
   startServer(name: string): Promise<void>;
   close(): Promise<void>;
+}
+
+/** A port the lab was to listen on is taken by someone else (EADDRINUSE), with what it was for. */
+export class LabPortInUseError extends Error {
+  override readonly name = 'LabPortInUseError';
+  constructor(
+    readonly port: number,
+    /** e.g. `CAS2013-NY front`. */
+    readonly purpose: string,
+    options?: ErrorOptions,
+  ) {
+    super(`port ${port} (${purpose}) is in use`, options);
+  }
+}
+
+/** The port of a listen() that failed because the port is taken, if that is what `error` is. */
+export function portInUse(error: unknown): number | undefined {
+  const e = error as { code?: unknown; port?: unknown } | undefined;
+  return e?.code === 'EADDRINUSE' && typeof e.port === 'number' ? e.port : undefined;
+}
+
+/** How many ports the lab listens on for an estate: one per server role (a CAS front, a mailbox back end). */
+export function labPortCount(index: EstateIndex): number {
+  return index.estate.sites.flatMap((s) => s.servers).reduce((n, s) => n + s.roles.length, 0);
 }
 
 /** The demo password of every user of the example estates (examples/o365info.yaml says so). */
@@ -233,7 +263,7 @@ export async function startLab(o: LabOptions): Promise<Lab> {
   }
   const storeEndpoints = (server: string, protocol: Protocol): StoreEndpoint | undefined => {
     const stack = protocol === 'activesync' ? sogo.get(server) : undefined;
-    // SOGo closes the connection after every answer without `Connection: close` (lab notes §4).
+    // SOGo closes the connection after every answer without `Connection: close` (docs/lab.md §3.4).
     return stack ? { url: stack.activeSyncUrl, keepAlive: false } : undefined;
   };
   const hosts = hostsByServer(o.index);
@@ -254,7 +284,7 @@ export async function startLab(o: LabOptions): Promise<Lab> {
     const h = hostname.toLowerCase();
     const server = servers.find((s) => hosts.get(s.name)?.has(h));
     if (!server) return undefined;
-    // Port 444 is a 2013+ mailbox server's back-end site (protocol-facts §2.1 rule 3); a server without
+    // Port 444 is a 2013+ mailbox server's back-end site (docs/protocols.md §2.1 rule 3); a server without
     // the CAS role takes everything on its mailbox listener (the legacy store hop).
     const name = port === 444 || !server.roles.includes('cas') ? 'mailbox' : 'front';
     const p = ports.get(listenerKey(server.name, name));
@@ -290,6 +320,12 @@ export async function startLab(o: LabOptions): Promise<Lab> {
       ...(o.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: o.retryAfterSeconds }),
       ...(o.idleTimeoutsMs === undefined ? {} : { idleTimeoutsMs: o.idleTimeoutsMs }),
       ...(sogo.size > 0 ? { storeEndpoints } : {}),
+    }).catch((error: unknown) => {
+      const port = portInUse(error);
+      const listener = listeners.find((l) => l.port === port);
+      throw port !== undefined && listener
+        ? new LabPortInUseError(port, `${server.name} ${listener.name}`, { cause: error })
+        : error;
     });
     for (const l of node.listeners) ports.set(listenerKey(server.name, l.name), l.port);
     nodes.set(server.name, node);
@@ -298,12 +334,30 @@ export async function startLab(o: LabOptions): Promise<Lab> {
   try {
     for (const s of servers) await start(s);
   } catch (err) {
+    store.close();
     await Promise.all([...nodes.values()].map((n) => n.close(0)));
     await Promise.all([...sogo.values()].map((s) => s.stop()));
     await ldap?.directory.close();
     await ldap?.slapd.close();
+    if (o.caDir === undefined) await rm(caDir, { recursive: true, force: true });
     throw err;
   }
+
+  const known = new Map<string, Promise<string | undefined>>();
+  const knownPassword = (address: string): Promise<string | undefined> => {
+    const mailbox = o.index.mailbox(address);
+    if (!mailbox) return Promise.resolve(undefined);
+    if (ldap) return Promise.resolve(o.ldapUserPassword ?? demoPassword);
+    let p = known.get(mailbox.address);
+    if (!p) {
+      const hash = mailbox.user.passwordHash;
+      p = hash
+        ? verifyPassword(demoPassword, hash).then((ok) => (ok ? demoPassword : undefined))
+        : Promise.resolve(undefined);
+      known.set(mailbox.address, p);
+    }
+    return p;
+  };
 
   const byName = (name: string): Server => {
     const s = o.index.server(name);
@@ -322,6 +376,7 @@ export async function startLab(o: LabOptions): Promise<Lab> {
     sogo,
     resolve,
     implementationOf: (name) => labImplementation(byName(name)),
+    knownPassword,
     async stopServer(name) {
       const node = nodes.get(byName(name).name);
       nodes.delete(byName(name).name);

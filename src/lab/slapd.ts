@@ -2,19 +2,18 @@
  * A throwaway OpenLDAP slapd on loopback, for tests and `coexist lab --directory ldap`: a temp dir with a
  * generated slapd.conf (core, cosine, inetorgperson and coexist-exchange.schema), the LDIF loaded offline
  * with slapadd, then slapd in the foreground as a child of this process (`-d 0`), on a random free port.
- * Recipe and timings: shared lab notes real-clients-and-ldap.md §1 (Debian's slapd 2.5, back_mdb as a
+ * Recipe and timings: docs/lab.md §1 (Debian's slapd 2.5, back_mdb as a
  * module in /usr/lib/ldap, `slapd/no_configuration` so the package leaves no service running).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
-import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect, isIP } from 'node:net';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sshaPassword } from '../directory/estate-ldif.ts';
-import { freePort } from './free-port.ts';
+import { accepts, delay, freePort, isExecutable, killOnExit, run } from './daemon.ts';
 
 /** The schema shipped with coexist (examples/ldap, also in the npm package). */
 export const coexistSchemaFile = fileURLToPath(
@@ -85,10 +84,8 @@ export class SlapdNotInstalledError extends Error {
   override readonly name = 'SlapdNotInstalledError';
 }
 
-async function executable(path: string): Promise<void> {
-  try {
-    await access(path, fsConstants.X_OK);
-  } catch {
+function executable(path: string): void {
+  if (!isExecutable(path)) {
     throw new SlapdNotInstalledError(
       `OpenLDAP is not installed: ${path} is missing. On Debian: echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections; apt-get install -y --no-install-recommends slapd ldap-utils (.ci/run does this).`,
     );
@@ -98,40 +95,15 @@ async function executable(path: string): Promise<void> {
 /** slapd.conf quotes a value with spaces; backslashes and quotes are escaped. */
 const quote = (s: string): string => `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 
-function run(file: string, args: readonly string[]): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, output }));
-  });
-}
-
-/** True when a TCP connection to host:port is accepted. */
-function accepts(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
 /** slapd exited before it answered (the port was taken, or its configuration is wrong). */
 class SlapdExitedError extends Error {}
-
-const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Start a throwaway slapd with `o.ldif` loaded. */
 export async function startSlapd(o: SlapdOptions): Promise<Slapd> {
   const slapdPath = o.slapdPath ?? '/usr/sbin/slapd';
   const slapaddPath = o.slapaddPath ?? '/usr/sbin/slapadd';
-  await executable(slapdPath);
-  await executable(slapaddPath);
+  executable(slapdPath);
+  executable(slapaddPath);
   const host = o.host ?? '127.0.0.1';
   if (!(isIP(host) === 4 ? host.startsWith('127.') : host === '::1')) {
     throw new Error(`startSlapd: host must be a loopback address, not ${host}`);
@@ -199,7 +171,7 @@ export async function startSlapd(o: SlapdOptions): Promise<Slapd> {
     await writeFile(ldifFile, o.ldif);
     const added = await run(slapaddPath, ['-q', '-f', confFile, '-l', ldifFile]);
     if (added.code !== 0) {
-      throw new Error(`slapadd failed (exit ${added.code}): ${added.output.trim().slice(-2000)}`);
+      throw new Error(`slapadd failed (exit ${String(added.code)}): ${added.output.trim().slice(-2000)}`);
     }
     return await new RunningSlapd(dir, confFile, slapdPath, host, scheme, o.port, readyTimeoutMs).boot();
   } catch (error) {
@@ -213,9 +185,6 @@ class RunningSlapd implements Slapd {
   #exited: Promise<void> = Promise.resolve();
   #paused = false;
   #port = 0;
-  readonly #killOnExit = (): void => {
-    this.#child?.kill('SIGKILL');
-  };
 
   constructor(
     readonly dir: string,
@@ -286,11 +255,12 @@ class RunningSlapd implements Slapd {
       stderr = (stderr + d.toString()).slice(-4000);
     });
     let exitCode: number | string | null | undefined;
+    const release = killOnExit(() => child.kill('SIGKILL'));
     this.#exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         exitCode = code ?? signal;
         if (this.#child === child) this.#child = undefined;
-        process.off('exit', this.#killOnExit);
+        release();
         resolve();
       });
     });
@@ -299,7 +269,6 @@ class RunningSlapd implements Slapd {
     });
     this.#child = child;
     this.#paused = false;
-    process.on('exit', this.#killOnExit);
 
     const deadline = Date.now() + this.readyTimeoutMs;
     for (;;) {
@@ -312,7 +281,7 @@ class RunningSlapd implements Slapd {
         (t) => Number(t.trim()),
         () => undefined,
       );
-      if (pid === child.pid && (await accepts(this.host, this.#port))) return;
+      if (pid === child.pid && (await accepts({ host: this.host, port: this.#port }))) return;
       if (Date.now() > deadline) {
         await this.stop();
         throw new Error(`slapd did not answer on ${this.url} within ${this.readyTimeoutMs} ms`);

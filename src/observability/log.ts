@@ -31,7 +31,7 @@ const secretKeys = [
   'keyPem',
   'authorization',
   'cookie',
-  // RequestHead.query: ActiveSync base64 queries carry the policy key (protocol-facts §3).
+  // RequestHead.query: ActiveSync base64 queries carry the policy key (docs/protocols.md §3).
   'query',
   'body',
   // [name, value, ...] pairs: no per-name rule can reach into them.

@@ -17,16 +17,16 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { WbxmlElement, WbxmlNode } from '../../src/core/activesync/wbxml.ts';
+import type { WbxmlElement, WbxmlNode } from '../../src/codec/wbxml.ts';
 import {
-  codePages,
   decodeWbxml,
   encodeWbxml,
   WbxmlError,
   wbxmlElement as el,
   wbxmlMaxDepth,
   wbxmlMaxStringTableExpansion,
-} from '../../src/core/activesync/wbxml.ts';
+} from '../../src/codec/wbxml.ts';
+import { codePages } from '../../src/codec/wbxml-code-pages.ts';
 
 const seed = Number(process.env['WBXML_FUZZ_SEED'] ?? 0x5eed_c0de) >>> 0;
 

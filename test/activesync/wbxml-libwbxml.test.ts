@@ -20,15 +20,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { WbxmlElement, WbxmlNamespace, WbxmlNode } from '../../src/core/activesync/wbxml.ts';
-import {
-  codePages,
-  decodeWbxml,
-  encodeWbxml,
-  WbxmlError,
-  wbxmlElement,
-  wbxmlToXml,
-} from '../../src/core/activesync/wbxml.ts';
+import type { WbxmlElement, WbxmlNamespace, WbxmlNode } from '../../src/codec/wbxml.ts';
+import { decodeWbxml, encodeWbxml, WbxmlError, wbxmlElement, wbxmlToXml } from '../../src/codec/wbxml.ts';
+import { codePages } from '../../src/codec/wbxml-code-pages.ts';
 import type { XmlElement } from '../support/libwbxml.ts';
 import {
   libwbxmlBase64,

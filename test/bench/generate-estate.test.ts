@@ -9,7 +9,8 @@ import { generateEstateYaml } from '../../bench/generate-estate.ts';
 import { estateFileSchema } from '../../src/config/estate-schema.ts';
 import { toEstate } from '../../src/config/to-estate.ts';
 import { indexEstate } from '../../src/core/estate/estate-index.ts';
-import { decide, hostOf } from '../../src/core/routing/decide.ts';
+import { hostOfUrl } from '../../src/core/host.ts';
+import { decide } from '../../src/core/routing/decide.ts';
 
 const opts = { sites: 3, serversPerSite: 4, users: 50, seed: 42 };
 
@@ -47,11 +48,12 @@ describe('bench/generate-estate', () => {
       let external = 0;
       for (const server of site.servers) {
         for (const [p, urls] of Object.entries(server.urls)) {
-          if (urls.internal) assert.equal(hostOf(urls.internal), server.fqdn, `${server.name} ${p} internal`);
+          if (urls.internal)
+            assert.equal(hostOfUrl(urls.internal), server.fqdn, `${server.name} ${p} internal`);
           if (urls.external) {
             external++;
             assert.equal(
-              index.namespace(hostOf(urls.external))?.server,
+              index.namespace(hostOfUrl(urls.external))?.server,
               server.name,
               `${server.name} ${p} external`,
             );

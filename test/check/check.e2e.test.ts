@@ -12,7 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { CheckOptions, CheckReport, CheckStep } from '../../src/check/index.ts';
 import { allSteps, passed, runCheck } from '../../src/check/index.ts';
-import { loadEstateIndex, parseEstateIndex } from '../../src/config/index.ts';
+import { loadEstate, parseEstate } from '../../src/config/index.ts';
 import type { EstateIndex } from '../../src/core/estate/estate-index.ts';
 import type { Lab } from '../../src/lab/index.ts';
 import { demoPassword, labAddresses, startLab } from '../../src/lab/index.ts';
@@ -27,7 +27,7 @@ describe('coexist check against the o365info lab', () => {
 
   before(async () => {
     lab = await startLab({
-      index: await loadEstateIndex(estateFile),
+      index: (await loadEstate(estateFile)).index,
       logger: createLogger({ level: 'info', destination: sink }),
       maxPingHoldMs: 300,
     });
@@ -273,7 +273,7 @@ describe('coexist check under activesyncCrossSite=redirect-451 (EAS-legacy)', ()
       /activesyncCrossSite: proxy/,
       'activesyncCrossSite: redirect-451',
     );
-    legacyIndex = parseEstateIndex(text, estateFile);
+    legacyIndex = parseEstate(text, estateFile).index;
     lab = await startLab({
       index: legacyIndex,
       logger: createLogger({ level: 'silent' }),
@@ -316,7 +316,7 @@ describe('coexist check under activesyncCrossSite=redirect-451 (EAS-legacy)', ()
   });
 
   test('a 451 where the estate file says proxy: a warning that the device must follow X-MS-Location', async () => {
-    const r = await check(await loadEstateIndex(estateFile));
+    const r = await check((await loadEstate(estateFile)).index);
     assert.equal(r.verdict, 'warn');
     const redirect = r.groups[0]?.steps.find((s) => s.status === 451);
     assert.equal(redirect?.verdict, 'warn');

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import type { CheckReport } from '../../src/check/index.ts';
-import { loadEstateIndex } from '../../src/config/index.ts';
+import { loadEstate } from '../../src/config/index.ts';
 import type { Lab } from '../../src/lab/index.ts';
 import { demoPassword, labAddresses, startLab } from '../../src/lab/index.ts';
 import { createLogger } from '../../src/observability/log.ts';
@@ -21,7 +21,7 @@ describe('coexist check (the CLI, as a process)', () => {
 
   before(async () => {
     lab = await startLab({
-      index: await loadEstateIndex(estateFile),
+      index: (await loadEstate(estateFile)).index,
       logger: createLogger({ level: 'silent' }),
       maxPingHoldMs: 300,
     });

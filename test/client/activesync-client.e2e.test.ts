@@ -1,6 +1,6 @@
 /**
  * The ActiveSync client against the lab, over real HTTPS from the external client address: Autodiscover,
- * the first session and Ping for bob, carol and diego along the flows of flows.md (EAS-1, EAS-2, EAS-3A,
+ * the first session and Ping for bob, carol and diego along the flows of docs/flows.md (EAS-1, EAS-2, EAS-3A,
  * EAS-3B), the base64 query form, EAS-legacy's 451 followed to the regional namespace, a wrong password,
  * and `coexist activesync` run as a process. Hops are checked against X-Coexist-Path and against what the
  * servers themselves recorded.
@@ -11,7 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { ActiveSyncClientOptions, ActiveSyncStep } from '../../src/client/activesync/index.ts';
 import { ActiveSyncAuthError, ActiveSyncClient } from '../../src/client/activesync/index.ts';
-import { parseEstateIndex } from '../../src/config/index.ts';
+import { parseEstate } from '../../src/config/index.ts';
 import type { Lab } from '../../src/lab/index.ts';
 import { demoPassword, startLab } from '../../src/lab/index.ts';
 import { createLogger } from '../../src/observability/log.ts';
@@ -30,14 +30,14 @@ async function startLabWith(policyLine?: string): Promise<{ lab: Lab; sink: Line
   if (policyLine) text = text.replace(/activesyncCrossSite: proxy/, policyLine);
   const sink = new LineSink();
   const lab = await startLab({
-    index: parseEstateIndex(text, estateFile),
+    index: parseEstate(text, estateFile).index,
     logger: createLogger({ level: 'info', destination: sink }),
     maxPingHoldMs: 300,
   });
   return { lab, sink };
 }
 
-/** The flows of flows.md for a device on the primary namespace, and the servers each answer comes back through. */
+/** The flows of docs/flows.md for a device on the primary namespace, and the servers each answer comes back through. */
 const primaryFlows: readonly [flow: string, user: string, hops: string[]][] = [
   ['EAS-1', 'bob', ['CAS2013-NY', 'MBX2013-NY', 'CAS2007-NY', 'MBX2007-NY']],
   ['EAS-2', 'carol', ['CAS2013-NY', 'MBX2013-NY', 'CAS2007-LA', 'MBX2007-LA']],

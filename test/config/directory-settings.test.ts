@@ -5,7 +5,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EstateConfigError, loadEstateConfig } from '../../src/config/index.ts';
+import { EstateConfigError, loadEstate } from '../../src/config/index.ts';
 
 const demo = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
 
@@ -18,7 +18,7 @@ async function withDirectory(section: string): Promise<string> {
 }
 
 test('an estate without a directory section uses its embedded users', async () => {
-  const { settings } = await loadEstateConfig(demo);
+  const { settings } = await loadEstate(demo);
   assert.equal(settings.directory, undefined);
 });
 
@@ -33,7 +33,7 @@ test('directory.ldap is read with the estate, defaults filled in', async () => {
       '    bindPasswordEnv: COEXIST_LDAP_PASSWORD',
     ].join('\n'),
   );
-  const { index, settings } = await loadEstateConfig(file);
+  const { index, settings } = await loadEstate(file);
   assert.equal(index.estate.name, 'o365info');
   assert.equal(settings.directory?.ldap?.url, 'ldaps://dc1.o365info.local');
   assert.equal(settings.directory?.ldap?.bindPasswordEnv, 'COEXIST_LDAP_PASSWORD');
@@ -51,7 +51,7 @@ test('a bad directory.ldap section is reported with its paths, like any other pr
       '    bindPassword: Coexist-Lab-2026!',
     ].join('\n'),
   );
-  await assert.rejects(loadEstateConfig(file), (e: unknown) => {
+  await assert.rejects(loadEstate(file), (e: unknown) => {
     assert.ok(e instanceof EstateConfigError);
     const paths = e.problems.map((p) => p.path);
     assert.ok(

@@ -14,22 +14,18 @@ import { performance } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
-import {
-  contractEstateIndex,
-  demoPassword,
-  directoryContract,
-} from '../../src/directory/directory.contract.ts';
+import { contractEstateIndex, demoPassword, directoryContract } from '../support/directory.contract.ts';
 import { estateLdapLayout, estateLdif } from '../../src/directory/estate-ldif.ts';
-import type { LdapDirectoryOptions } from '../../src/directory/ldap-directory.ts';
 import {
   DirectoryUnavailableError,
   escapeFilterValue,
   firstRdnValue,
   LdapDirectory,
-  ldapDirectorySchema,
   openLdapDirectory,
   readLdapSecrets,
 } from '../../src/directory/ldap-directory.ts';
+import type { LdapDirectoryOptions } from '../../src/directory/ldap-settings.ts';
+import { ldapDirectorySchema } from '../../src/directory/ldap-settings.ts';
 import { createLabCa } from '../../src/lab/lab-ca.ts';
 import { randomLabPassword, SlapdNotInstalledError, startSlapd, type Slapd } from '../../src/lab/slapd.ts';
 

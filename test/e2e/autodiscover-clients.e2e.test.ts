@@ -3,7 +3,7 @@
  * npm's ews-javascript-api run as child processes whose DNS is the lab's (test/support/clients), trust
  * only the lab CA and connect from the lab's internal or external client address. What they discover is
  * compared with the estate file (autodiscoverAnswer), and the path of every EWS request they send is read
- * from the servers' own records (hop recorder, access log), compared with flows.md EWS-1 and EWS-2.
+ * from the servers' own records (hop recorder, access log), compared with docs/flows.md EWS-1 and EWS-2.
  *
  * DNS: the test starts the lab and hands each child the lab's host map as JSON (`"host:443"` -> the port
  * of the listener that name reaches, COEXIST_LAB_HOSTS). exchangelib-driver.py replaces
@@ -72,7 +72,7 @@ import type { TestContext } from 'node:test';
 import { after, before, describe, test } from 'node:test';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { parseEstateIndex } from '../../src/config/index.ts';
+import { parseEstate } from '../../src/config/index.ts';
 import type { AutodiscoverAnswer } from '../../src/core/autodiscover/answer.ts';
 import { autodiscoverAnswer } from '../../src/core/autodiscover/answer.ts';
 import type { Mailbox } from '../../src/core/estate/estate-index.ts';
@@ -105,7 +105,7 @@ describe('real clients against the o365info lab: python3-exchangelib and ews-jav
   let caDir: string;
 
   before(async () => {
-    const index = parseEstateIndex(await readFile(estateFile, 'utf8'), estateFile);
+    const { index } = parseEstate(await readFile(estateFile, 'utf8'), estateFile);
     sink = new LineSink();
     caDir = await mkdtemp(join(tmpdir(), 'coexist-clients-ca-'));
     lab = await startLab({ index, logger: createLogger({ level: 'info', destination: sink }), caDir });
@@ -289,7 +289,7 @@ describe('real clients against the o365info lab: python3-exchangelib and ews-jav
     assert.deepEqual(result['inbox'], { name: 'Inbox', totalCount: 2, unreadCount: 2 });
   });
 
-  // What flows.md and protocol-facts §2.4 say each user is given; the estate must say the same.
+  // What docs/flows.md and docs/protocols.md §2.4 say each user is given; the estate must say the same.
   const ewsUrls: readonly [user: string, external: string, internal: string][] = [
     [
       'alice',

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
-import { parseEstateIndex } from '../../src/config/index.ts';
+import { parseEstate } from '../../src/config/index.ts';
 import type { Mailbox } from '../../src/core/estate/estate-index.ts';
 import type { ServerNode } from '../../src/dataplane/index.ts';
 import { startServerNode } from '../../src/dataplane/index.ts';
@@ -38,7 +38,7 @@ describe('the directory is down', () => {
   const directory = new DownDirectory();
 
   before(async () => {
-    const index = parseEstateIndex(await readFile(estateFile, 'utf8'), estateFile);
+    const { index } = parseEstate(await readFile(estateFile, 'utf8'), estateFile);
     const server = index.server('CAS2013-NY');
     assert.ok(server);
     node = await startServerNode({

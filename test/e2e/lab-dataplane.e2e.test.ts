@@ -12,14 +12,8 @@ import { connect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { parseEstateIndex } from '../../src/config/index.ts';
-import {
-  decodeWbxml,
-  encodeWbxml,
-  textOf,
-  childElement,
-  wbxmlElement,
-} from '../../src/core/activesync/wbxml.ts';
+import { parseEstate } from '../../src/config/index.ts';
+import { decodeWbxml, encodeWbxml, textOf, childElement, wbxmlElement } from '../../src/codec/wbxml.ts';
 import type { Lab } from '../../src/lab/index.ts';
 import { startLab } from '../../src/lab/index.ts';
 import { rpcOutBytesHeader } from '../../src/lab/simulators/mailbox-store.ts';
@@ -47,7 +41,7 @@ describe('the data plane through the lab', () => {
   const pingHoldMs = 300;
 
   before(async () => {
-    const index = parseEstateIndex(await readFile(estateFile, 'utf8'), estateFile);
+    const { index } = parseEstate(await readFile(estateFile, 'utf8'), estateFile);
     sink = new LineSink();
     lab = await startLab({
       index,

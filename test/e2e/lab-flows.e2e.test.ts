@@ -1,5 +1,5 @@
 /**
- * Every flow of flows.md as real HTTPS through the lab: the hop sequence asserted here is what the servers
+ * Every flow of docs/flows.md as real HTTPS through the lab: the hop sequence asserted here is what the servers
  * themselves recorded (hop recorder) and the path the answer came back along (X-Coexist-Path), compared
  * with the article's steps, never with the engine's own output.
  */
@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { parseEstateIndex } from '../../src/config/index.ts';
+import { parseEstate } from '../../src/config/index.ts';
 import type { Lab } from '../../src/lab/index.ts';
 import { startLab } from '../../src/lab/index.ts';
 import { createLogger } from '../../src/observability/log.ts';
@@ -23,7 +23,7 @@ const folderSync = Uint8Array.from([
   0x03, 0x01, 0x6a, 0x00, 0x00, 0x07, 0x56, 0x52, 0x03, 0x30, 0x00, 0x01, 0x01,
 ]);
 const easHeaders = { 'ms-asprotocolversion': '12.1', 'content-type': 'application/vnd.ms-sync.wbxml' };
-/** An EWS GetFolder of the inbox, as a client sends it (protocol-facts §4.6). */
+/** An EWS GetFolder of the inbox, as a client sends it (docs/protocols.md §4.6). */
 const getFolder =
   `<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><soap:Header><t:RequestServerVersion Version="Exchange2007_SP1"/></soap:Header><soap:Body>` +
   `<GetFolder xmlns="http://schemas.microsoft.com/exchange/services/2006/messages"><FolderShape><t:BaseShape>Default</t:BaseShape></FolderShape><FolderIds><t:DistinguishedFolderId Id="inbox"/></FolderIds></GetFolder>` +
@@ -34,7 +34,7 @@ const poxRequest = (address: string, schema: 'outlook' | 'mobilesync'): string =
 async function startLabWith(policyLine?: string): Promise<{ lab: Lab; sink: LineSink }> {
   let text = await readFile(estateFile, 'utf8');
   if (policyLine) text = text.replace(/activesyncCrossSite: proxy/, policyLine);
-  const index = parseEstateIndex(text, estateFile);
+  const { index } = parseEstate(text, estateFile);
   const sink = new LineSink();
   const lab = await startLab({
     index,
@@ -44,7 +44,7 @@ async function startLabWith(policyLine?: string): Promise<{ lab: Lab; sink: Line
   return { lab, sink };
 }
 
-describe('the o365info lab: flows of flows.md over real HTTPS', () => {
+describe('the o365info lab: flows of docs/flows.md over real HTTPS', () => {
   let lab: Lab;
   let sink: LineSink;
   let external: LabClient;

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { parseEstateIndex } from '../../src/config/index.ts';
+import { parseEstate } from '../../src/config/index.ts';
 import type { Lab } from '../../src/lab/index.ts';
 import { startLab } from '../../src/lab/index.ts';
 import { createLogger } from '../../src/observability/log.ts';
@@ -34,7 +34,7 @@ describe('the o365info lab on LDAP (slapd)', () => {
   const sink = new LineSink();
 
   before(async () => {
-    const index = parseEstateIndex(await readFile(estateFile, 'utf8'), estateFile);
+    const { index } = parseEstate(await readFile(estateFile, 'utf8'), estateFile);
     lab = await startLab({
       index,
       logger: createLogger({ level: 'info', destination: sink }),

@@ -1,19 +1,20 @@
 /**
  * A real ActiveSync server behind the lab: `startLab({ activeSync: 'sogo' })` puts a SOGo stack (Dovecot
- * IMAP, PostgreSQL, memcached; src/lab/sogo.ts) behind each 2007 mailbox server, and coexist's ActiveSync
+ * IMAP, PostgreSQL, memcached; src/lab/sogo/) behind each 2007 mailbox server, and coexist's ActiveSync
  * client walks EAS-1 (bob), EAS-2 (carol) and EAS-3A (diego) through it: OPTIONS, Provision, FolderSync,
  * Sync (a message delivered over IMAP comes back byte for byte) and Ping (a message arriving during the
  * Ping ends it with the Inbox changed). EAS-legacy: the 451 is followed and the sync completes at the
- * regional namespace. Every answer's X-Coexist-Path is the flow of flows.md, and SOGo (not the lab's
+ * regional namespace. Every answer's X-Coexist-Path is the flow of docs/flows.md, and SOGo (not the lab's
  * simulator) is what answered: its OPTIONS headers, its opaque sync keys and its Inbox.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { ActiveSyncClientOptions, Folder } from '../../src/client/activesync/index.ts';
 import { ActiveSyncClient } from '../../src/client/activesync/index.ts';
-import { parseEstateIndex } from '../../src/config/index.ts';
+import { parseEstate } from '../../src/config/index.ts';
 import type { Lab, SogoStack } from '../../src/lab/index.ts';
 import { demoPassword, sogoAvailable, startLab } from '../../src/lab/index.ts';
 import { createLogger } from '../../src/observability/log.ts';
@@ -33,7 +34,7 @@ async function startSogoLab(policyLine?: string): Promise<Lab> {
   let text = await readFile(estateFile, 'utf8');
   if (policyLine) text = text.replace(/activesyncCrossSite: proxy/, policyLine);
   return startLab({
-    index: parseEstateIndex(text, estateFile),
+    index: parseEstate(text, estateFile).index,
     logger: createLogger({ level: 'silent' }),
     activeSync: 'sogo',
     sogoMaxPingSeconds,
@@ -49,6 +50,30 @@ const flows: readonly [flow: string, user: string, mailboxServer: string, hops: 
 let devices = 0;
 /** A new DeviceId per client: SOGo keeps sync state per device, so each test starts clean. */
 const newDevice = (user: string): string => `SOGO${user.toUpperCase()}${Date.now() % 1e6}${++devices}`;
+
+/** Whether someone holds an established TCP connection to 127.0.0.1:`port` (its client side, from /proc/net/tcp). */
+function connectedTo(port: number): boolean {
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const [, , remote = '', state] = line.trim().split(/\s+/);
+    if (state === '01' && remote === `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`)
+      return true;
+  }
+  return false;
+}
+
+/**
+ * Wait until the Ping is held by SOGo rather than for a fixed time: each request the lab hands to SOGo has
+ * a connection of its own (SOGo closes every connection after its answer), so an established connection
+ * to the stack's port is the Ping in flight there. Stops waiting if the Ping ends first.
+ */
+async function heldAtSogo(stack: SogoStack, ping: Promise<unknown>): Promise<void> {
+  let ended = false;
+  void ping.then(
+    () => (ended = true),
+    () => (ended = true),
+  );
+  while (!ended && !connectedTo(stack.port)) await new Promise((r) => setTimeout(r, 20));
+}
 
 const stackOf = (lab: Lab, server: string): SogoStack => {
   const stack = lab.sogo.get(server);
@@ -92,7 +117,7 @@ describe('the lab on a real ActiveSync server (SOGo behind the 2007 mailbox serv
       // SOGo answered, not the simulator: its version list (no 16.x) and no policy to enforce.
       assert.deepEqual(s.options.versions.at(-1), '14.1');
       assert.equal(s.protocolVersion, '14.1');
-      assert.equal(s.provision.policyKey, undefined, 'SOGo sends no PolicyKey (lab notes §4)');
+      assert.equal(s.provision.policyKey, undefined, 'SOGo sends no PolicyKey (docs/lab.md §3.4)');
       for (const step of s.steps) {
         assert.ok(step.status === 200, `${step.command} ${step.status}`);
         assert.deepEqual(step.path, hops, `${step.command}: X-Coexist-Path`);
@@ -140,7 +165,7 @@ describe('the lab on a real ActiveSync server (SOGo behind the 2007 mailbox serv
 
       // Ping: held by SOGo until a message arrives, then Status 2 naming the Inbox.
       const pinging = c.ping([s.inbox], sogoMaxPingSeconds);
-      await new Promise((r) => setTimeout(r, 1_000));
+      await heldAtSogo(stack, pinging);
       const pushed = `Pushed during the Ping (${flow})`;
       await stack.deliver(`${user}@o365info.com`, {
         from: 'Carol Sender <carol.sender@example.net>',

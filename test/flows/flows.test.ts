@@ -1,5 +1,5 @@
 /**
- * The connectivity flows of flows.md, printed by `coexist trace` and compared with golden files that a
+ * The connectivity flows of docs/flows.md, printed by `coexist trace` and compared with golden files that a
  * reviewer can read against the article. Each flow of the article also has its path and step count
  * asserted here, independently of the golden text, so a golden refreshed by mistake cannot hide a change.
  */
@@ -22,7 +22,7 @@ interface FlowCase {
   readonly client: 'internal' | 'external';
   readonly namespace?: string;
   readonly policy?: string;
-  /** From flows.md: the servers the request passes through, and the number of numbered steps. */
+  /** From docs/flows.md: the servers the request passes through, and the number of numbered steps. */
   readonly path?: readonly string[];
   readonly steps?: number;
   readonly outcome?: Flow['outcome']['kind'];
@@ -122,7 +122,7 @@ const articleFlows: readonly FlowCase[] = [
   },
 ];
 
-describe('flows of flows.md', () => {
+describe('flows of docs/flows.md', () => {
   for (const c of articleFlows) {
     test(`${c.id}: ${c.user} ${c.protocol} (${c.client}${c.namespace ? ` via ${c.namespace}` : ''}${c.policy ? `, ${c.policy}` : ''})`, async () => {
       assertGolden(`flows/${c.id}.txt`, await trace(c, 'text'));
@@ -134,7 +134,7 @@ describe('flows of flows.md', () => {
   }
 });
 
-describe('flows.md EAS-3B and EWS-1: the front end is not in the path', () => {
+describe('docs/flows.md EAS-3B and EWS-1: the front end is not in the path', () => {
   test('EAS-3B: the device talks to CAS2007-MAD directly', async () => {
     const flow = JSON.parse(await trace(articleFlows[3] as FlowCase, 'json')) as Flow;
     assert.equal(flow.frontEndInvolved, false);

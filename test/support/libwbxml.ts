@@ -1,6 +1,6 @@
 /**
  * Drive Debian's libwbxml2-utils (`xml2wbxml`, `wbxml2xml`; libwbxml 0.11.8) from tests, the way
- * lab-notes/real-activesync-sogo.md §3 does by hand: the ActiveSync DOCTYPE, one namespace per element
+ * docs/lab.md §3.3 does by hand: the ActiveSync DOCTYPE, one namespace per element
  * (`xmlns="AirSync:"`), `xml2wbxml -a -n -v 1.3` for the canonical `03 01 6A 00` header and
  * `wbxml2xml -l ACTIVESYNC` to decode. Both keep whitespace (`-k`) so that text survives exactly.
  *
@@ -12,9 +12,10 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { WbxmlElement, WbxmlNamespace } from '../../src/core/activesync/wbxml.ts';
-import type { XmlElement as SharedXmlElement } from '../../src/xml/read.ts';
-import { readXml } from '../../src/xml/read.ts';
+import type { WbxmlElement, WbxmlNamespace } from '../../src/codec/wbxml.ts';
+import { escapeXml } from '../../src/codec/xml-escape.ts';
+import type { XmlElement as SharedXmlElement } from '../../src/codec/xml-read.ts';
+import { readXml } from '../../src/codec/xml-read.ts';
 
 const run = promisify(execFile);
 
@@ -213,9 +214,8 @@ export const libwbxmlBase64: ReadonlySet<string> = new Set([
   'Search:ConversationId',
 ]);
 
-// CR as a character reference: XML turns a literal CR LF into LF before libwbxml sees the text.
-const escapeText = (s: string): string =>
-  s.replace(/[&<>\r]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '\r': '&#13;' })[c] ?? c);
+// CR as a character reference too: XML turns a literal CR LF into LF before libwbxml sees the text.
+const escapeText = (s: string): string => escapeXml(s).replaceAll('\r', '&#13;');
 
 /**
  * Our tree as an XML document for `xml2wbxml`: the DOCTYPE, `xmlns` where the namespace changes,
@@ -285,7 +285,7 @@ export function xmlView(el: WbxmlElement): XmlElement {
 }
 
 /**
- * Read the XML `wbxml2xml` writes with the shared strict reader (src/xml/read.ts), the ActiveSync DOCTYPE
+ * Read the XML `wbxml2xml` writes with the shared strict reader (src/codec/xml-read.ts), the ActiveSync DOCTYPE
  * allowed (no internal subset); every element in a namespace `Name:`, no attributes. Anything else throws.
  * Namespaces and tag names come back in our spelling (`GAL`, `BusinessAddressCity`, …).
  */

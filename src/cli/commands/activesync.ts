@@ -5,10 +5,8 @@
  * The password comes from --password or COEXIST_PASSWORD and is never printed.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { CommanderError, Option } from 'commander';
-import { Agent, buildConnector } from 'undici';
 import type {
   ActiveSyncStep,
   FirstSession,
@@ -16,9 +14,9 @@ import type {
   ProtocolVersion,
 } from '../../client/activesync/index.ts';
 import { ActiveSyncClient, ActiveSyncClientError, clientVersions } from '../../client/activesync/index.ts';
-import { CoexistError } from '../../core/errors.ts';
-import { routedConnector } from '../../client/routed-connector.ts';
-import type { Io } from '../main.ts';
+import { routedAgent } from '../../net/connector.ts';
+import type { Io } from '../common.ts';
+import { collect, connectTarget, parseConnectTo, readCa, usage } from '../common.ts';
 
 interface ActiveSyncCliOptions {
   user?: string;
@@ -33,40 +31,6 @@ interface ActiveSyncCliOptions {
   connectTo: string[];
   ping?: string;
   json?: boolean;
-}
-
-/** One `--connect-to HOST:PORT:ADDR:PORT` rule (curl's syntax; an empty part matches any / keeps the original). */
-export interface ConnectTo {
-  readonly host: string;
-  readonly port: string;
-  readonly toHost: string;
-  readonly toPort: string;
-}
-
-export function parseConnectTo(spec: string): ConnectTo {
-  const m = /^(\[[^\]]*\]|[^:[\]]*):(\d*):(\[[^\]]*\]|[^:[\]]*):(\d*)$/.exec(spec.trim());
-  if (!m) throw usage(`--connect-to takes HOST:PORT:CONNECT-TO-HOST:CONNECT-TO-PORT, got "${spec}"`);
-  const unbracket = (s: string): string => s.replace(/^\[(.*)\]$/, '$1');
-  return {
-    host: unbracket(m[1] ?? '').toLowerCase(),
-    port: m[2] ?? '',
-    toHost: unbracket(m[3] ?? ''),
-    toPort: m[4] ?? '',
-  };
-}
-
-/** Where `host:port` really is under the rules: the first rule that matches wins (curl's order). */
-export function connectTarget(
-  rules: readonly ConnectTo[],
-  host: string,
-  port: number,
-): { host: string; port: number } | undefined {
-  const h = host.toLowerCase();
-  const rule = rules.find(
-    (r) => (r.host === '' || r.host === h) && (r.port === '' || Number(r.port) === port),
-  );
-  if (!rule) return undefined;
-  return { host: rule.toHost || host, port: rule.toPort ? Number(rule.toPort) : port };
 }
 
 export function registerActiveSync(program: Command, io: Io): void {
@@ -111,10 +75,7 @@ export function registerActiveSync(program: Command, io: Io): void {
         throw usage(`--ping takes a whole number of seconds, not "${o.ping}"`);
       const rules = o.connectTo.map(parseConnectTo);
       const ca = o.ca === undefined ? undefined : await readCa(o.ca);
-      const base = buildConnector(ca === undefined ? {} : { ca });
-      const agent = new Agent({
-        connect: routedConnector(base, (host, port) => connectTarget(rules, host, port)),
-      });
+      const agent = routedAgent({ ca, route: (host, port) => connectTarget(rules, host, port) });
       let n = 0;
       let client: ActiveSyncClient | undefined;
       try {
@@ -153,14 +114,6 @@ export function registerActiveSync(program: Command, io: Io): void {
         await agent.close();
       }
     });
-}
-
-async function readCa(file: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (e) {
-    throw usage(`--ca ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
 }
 
 /** A stable DeviceId per user, as a phone keeps its own: `COEXIST` and 16 hex digits. */
@@ -205,6 +158,3 @@ function summary(s: FirstSession, ping: PingResult | undefined, heartbeat: numbe
 function jsonOf(s: FirstSession, ping: PingResult | undefined, heartbeat: number | undefined): unknown {
   return { ...s, ...(ping ? { ping: { heartbeat, ...ping } } : {}) };
 }
-
-const collect = (value: string, previous: string[]): string[] => [...previous, value];
-const usage = (message: string): CoexistError => new CoexistError('CX_CLI_USAGE', message);

@@ -6,7 +6,6 @@
  * (warnings allowed), 1 when a step failed or could not run, 2 for bad usage. The password comes from
  * --password or COEXIST_PASSWORD and is never printed.
  */
-import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import type { Command } from 'commander';
 import { Option } from 'commander';
@@ -20,11 +19,10 @@ import {
   reportJson,
   runCheck,
 } from '../../check/index.ts';
-import { loadEstateIndex } from '../../config/index.ts';
+import { loadEstate } from '../../config/index.ts';
 import { CoexistError } from '../../core/errors.ts';
-import type { Io } from '../main.ts';
-import { connectTarget, parseConnectTo } from './activesync.ts';
-import { defaultEstatePath } from './trace.ts';
+import type { Io } from '../common.ts';
+import { collect, connectTarget, defaultEstatePath, parseConnectTo, readCa, usage } from '../common.ts';
 
 interface CheckCliOptions {
   user?: string;
@@ -106,7 +104,7 @@ export function registerCheck(program: Command, io: Io): void {
         throw usage(`--autodiscover-url takes an https URL, not "${o.autodiscoverUrl}"`);
       const rules = o.connectTo.map(parseConnectTo);
       const ca = o.ca === undefined ? undefined : await readCa(o.ca);
-      const index = await loadEstateIndex(o.estate);
+      const { index } = await loadEstate(o.estate);
       if (!index.user(user))
         throw new CoexistError(
           'CX_CLI_UNKNOWN_USER',
@@ -182,14 +180,3 @@ function nonNegativeInt(name: string, value: string): number {
     throw usage(`${name} takes a whole number, not "${value}"`);
   return n;
 }
-
-async function readCa(file: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (e) {
-    throw usage(`--ca ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
-
-const collect = (value: string, previous: string[]): string[] => [...previous, value];
-const usage = (message: string): CoexistError => new CoexistError('CX_CLI_USAGE', message);

@@ -1,7 +1,7 @@
 /** `coexist hash-password`: print a password hash for the estate file's users[].password. */
 import type { Command } from 'commander';
 import { hashPassword } from '../../directory/password-hash.ts';
-import type { Io } from '../main.ts';
+import type { Io } from '../common.ts';
 
 export function registerHashPassword(program: Command, io: Io): void {
   program

@@ -2,16 +2,14 @@
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import type { Command } from 'commander';
-import { loadEstateConfig } from '../../config/index.ts';
+import { loadEstate } from '../../config/index.ts';
 import { openLdapDirectory } from '../../directory/ldap-directory.ts';
-import { CoexistError } from '../../core/errors.ts';
 import type { CertificateEntry, NodeListener } from '../../dataplane/index.ts';
 import { startServerNode } from '../../dataplane/index.ts';
 import { createLogger } from '../../observability/log.ts';
 import { Metrics, startAdminServer } from '../../observability/metrics.ts';
-import type { Io } from '../main.ts';
-import { defaultEstatePath } from './trace.ts';
-import { untilSignal } from './until-signal.ts';
+import type { Io } from '../common.ts';
+import { collect, defaultEstatePath, untilSignal, usage } from '../common.ts';
 
 interface ServeOptions {
   estate: string;
@@ -25,8 +23,6 @@ interface ServeOptions {
   trustedProxy: string[];
   logLevel: string;
 }
-
-const collect = (v: string, all: string[]): string[] => [...all, v];
 
 export function registerServe(program: Command, io: Io): void {
   program
@@ -60,12 +56,12 @@ export function registerServe(program: Command, io: Io): void {
     )
     .option('--log-level <level>', 'log level', 'info')
     .action(async (o: ServeOptions) => {
-      const { index, settings } = await loadEstateConfig(o.estate);
+      const { index, settings } = await loadEstate(o.estate);
       const server = index.server(o.as);
-      if (!server) throw new CoexistError('CX_CLI_USAGE', `--as ${o.as}: no such server in ${o.estate}`);
+      if (!server) throw usage(`--as ${o.as}: no such server in ${o.estate}`);
       const certificates = await Promise.all(o.cert.map(readCertificate));
       if (certificates.length === 0 && !o.allowHttp) {
-        throw new CoexistError('CX_CLI_USAGE', 'give --cert for TLS, or --allow-http to listen without it');
+        throw usage('give --cert for TLS, or --allow-http to listen without it');
       }
       const tls = certificates.length > 0 ? { certificates } : {};
       const listeners: NodeListener[] = [];
@@ -105,13 +101,13 @@ export function registerServe(program: Command, io: Io): void {
 function hostPort(s: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(s);
   const port = Number(m?.[3]);
-  if (!m || port > 65535) throw new CoexistError('CX_CLI_USAGE', `${s}: expected host:port`);
+  if (!m || port > 65535) throw usage(`${s}: expected host:port`);
   return { host: m[1] ?? m[2] ?? '', port };
 }
 
 async function readCertificate(spec: string): Promise<CertificateEntry> {
   const m = /^([^=]+)=([^,]+),(.+)$/.exec(spec);
-  if (!m) throw new CoexistError('CX_CLI_USAGE', `--cert ${spec}: expected hosts=cert.pem,key.pem`);
+  if (!m) throw usage(`--cert ${spec}: expected hosts=cert.pem,key.pem`);
   const [, hosts, cert, key] = m as unknown as [string, string, string, string];
   return {
     hosts: hosts.split(',').map((h) => h.trim()),
@@ -125,8 +121,5 @@ function checkCidr(cidr: string): void {
   const family = isIP(address);
   const prefix = /^\d{1,3}$/.test(bits) ? Number(bits) : -1;
   if (family === 0 || prefix < 0 || prefix > (family === 4 ? 32 : 128))
-    throw new CoexistError(
-      'CX_CLI_USAGE',
-      `--internal-network ${cidr}: expected address/prefix, e.g. 10.0.0.0/8`,
-    );
+    throw usage(`--internal-network ${cidr}: expected address/prefix, e.g. 10.0.0.0/8`);
 }

@@ -1,8 +1,7 @@
 /** `coexist trace`: print the hop-by-hop flow of a request, or every flow of the estate (`--all`). */
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { loadEstateIndex, policiesSchema } from '../../config/index.ts';
+import { loadEstate, policiesSchema } from '../../config/index.ts';
 import type { Policies } from '../../core/estate/estate.ts';
 import type { EstateIndex } from '../../core/estate/estate-index.ts';
 import { CoexistError } from '../../core/errors.ts';
@@ -12,10 +11,8 @@ import type { Flow } from '../../core/routing/flow.ts';
 import { traceFlow } from '../../core/routing/flow.ts';
 import type { FlowFormat } from '../../core/routing/render-flow.ts';
 import { flowSummary, renderFlow } from '../../core/routing/render-flow.ts';
-import type { Io } from '../main.ts';
-
-/** The embedded default estate: the o365info demo of flows.md. */
-export const defaultEstatePath = fileURLToPath(new URL('../../../examples/o365info.yaml', import.meta.url));
+import type { Io } from '../common.ts';
+import { collect, defaultEstatePath, usage } from '../common.ts';
 
 interface TraceOptions {
   estate: string;
@@ -59,7 +56,7 @@ export function registerTrace(program: Command, io: Io): void {
     )
     .option('--all', 'print every flow for every user of the estate')
     .action(async (opts: TraceOptions) => {
-      const index = await loadEstateIndex(opts.estate);
+      const { index } = await loadEstate(opts.estate);
       const estate = index.estate;
       const policies = withOverrides(estate.policies, opts.policy);
       if (opts.all) {
@@ -139,7 +136,5 @@ function withOverrides(base: Policies, pairs: readonly string[]): Policies {
   return { ...base, ...parsed.data };
 }
 
-const collect = (value: string, previous: string[]): string[] => [...previous, value];
-const usage = (message: string): CoexistError => new CoexistError('CX_CLI_USAGE', message);
 const sample = (xs: readonly string[]): string =>
   xs.length <= 5 ? xs.join(', ') : `${xs.slice(0, 5).join(', ')}, ...`;

@@ -1,6 +1,6 @@
 /**
- * Mobile Autodiscover (protocol-facts §4.1): the request schema and body, and every answer shape the front
- * end renders (src/dataplane/autodiscover-response.ts) or the spec describes: settings, redirects, errors.
+ * Mobile Autodiscover (docs/protocols.md §4.1): the request schema and body, and every answer shape the front
+ * end renders (src/dataplane/autodiscover/pox.ts) or the spec describes: settings, redirects, errors.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -14,7 +14,7 @@ import {
   mobileSyncResponseSchema,
   parseAutodiscoverAnswer,
 } from './autodiscover.ts';
-import { XmlReadError } from './xml.ts';
+import { XmlError as XmlReadError } from '../../codec/xml-read.ts';
 
 const response = 'http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006';
 const wrap = (inner: string, ns = mobileSyncResponseSchema): string =>

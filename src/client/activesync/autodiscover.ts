@@ -1,32 +1,26 @@
 /**
- * Autodiscover for mobile devices (MS-ASCMD Autodiscover, protocol-facts §4.1 "EAS Autodiscover"): the
+ * Autodiscover for mobile devices (MS-ASCMD Autodiscover, docs/protocols.md §4.1 "EAS Autodiscover"): the
  * mobilesync POX request, and what its answer says: a MobileSync server URL, a redirect to another
  * address (Action/Redirect; the outlook schema's redirectAddr/redirectUrl are read too), or an error.
  * Pure: the HTTP side (Basic auth, HTTP 302, the limit of 10 redirects) is in client.ts.
  */
-import type { XmlNode } from './xml.ts';
-import { readXml, xmlChild, xmlChildren, xmlText } from './xml.ts';
+import type { XmlElement } from '../../codec/xml-read.ts';
+import { readXml, xmlChild, xmlChildren, xmlText } from '../../codec/xml-read.ts';
+import { escapeXml } from '../../codec/xml-escape.ts';
+import { mobileSyncRequestSchema, mobileSyncResponseSchema } from '../../core/autodiscover/schemas.ts';
 
-export const mobileSyncRequestSchema =
-  'http://schemas.microsoft.com/exchange/autodiscover/mobilesync/requestschema/2006';
-export const mobileSyncResponseSchema =
-  'http://schemas.microsoft.com/exchange/autodiscover/mobilesync/responseschema/2006';
+// The client's request schema and the response schema it asks for, part of its public surface (index.ts).
+export { mobileSyncRequestSchema, mobileSyncResponseSchema };
 
-/** Most redirects a client follows (protocol-facts §7: "stop after 10 redirects"). */
+/** Most redirects a client follows (docs/protocols.md §7: "stop after 10 redirects"). */
 export const autodiscoverMaxRedirects = 10;
-
-const xmlEscape = (s: string): string =>
-  s.replace(
-    /[<>&"']/g,
-    (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c] ?? c,
-  );
 
 /** The request body for `email`. */
 export function autodiscoverRequest(email: string): string {
   return (
     '<?xml version="1.0" encoding="utf-8"?>' +
     `<Autodiscover xmlns="${mobileSyncRequestSchema}"><Request>` +
-    `<EMailAddress>${xmlEscape(email)}</EMailAddress>` +
+    `<EMailAddress>${escapeXml(email)}</EMailAddress>` +
     `<AcceptableResponseSchema>${mobileSyncResponseSchema}</AcceptableResponseSchema>` +
     '</Request></Autodiscover>'
   );
@@ -88,9 +82,9 @@ export interface AutodiscoverErrorAnswer {
 
 /**
  * The `Response` element of a POX Autodiscover answer (outlook or mobilesync schema), or the error it
- * carries at `Response/Error`; throws XmlReadError when it is not XML, TypeError when not Autodiscover.
+ * carries at `Response/Error`; throws XmlError when it is not XML, TypeError when not Autodiscover.
  */
-export function autodiscoverResponse(text: string): XmlNode | AutodiscoverErrorAnswer {
+export function autodiscoverResponse(text: string): XmlElement | AutodiscoverErrorAnswer {
   const root = readXml(text);
   if (root.local !== 'Autodiscover') throw new TypeError(`the answer is <${root.local}>, not <Autodiscover>`);
   const response = xmlChild(root, 'Response');
@@ -107,7 +101,7 @@ export function autodiscoverResponse(text: string): XmlNode | AutodiscoverErrorA
 
 /** The outlook schema's redirects: `<Account><Action>redirectUrl</Action><RedirectUrl>…` (or redirectAddr). */
 export function accountRedirect(
-  account: XmlNode | undefined,
+  account: XmlElement | undefined,
 ):
   | { readonly kind: 'redirect-url'; readonly url: string }
   | { readonly kind: 'redirect-address'; readonly address: string }
@@ -120,7 +114,7 @@ export function accountRedirect(
   return undefined;
 }
 
-/** Read an answer; throws XmlReadError when it is not XML, or not an Autodiscover document. */
+/** Read an answer; throws XmlError when it is not XML, or not an Autodiscover document. */
 export function parseAutodiscoverAnswer(text: string): AutodiscoverAnswer {
   const response = autodiscoverResponse(text);
   if ('kind' in response) return response;
@@ -140,7 +134,7 @@ export function parseAutodiscoverAnswer(text: string): AutodiscoverAnswer {
   const servers = xmlChildren(xmlChild(action, 'Settings'), 'Server').map(server);
   const mobile = servers.find((s) => s.type.toLowerCase() === 'mobilesync' && s.url !== '');
   const user = xmlChild(response, 'User');
-  const opt = (key: string, node: XmlNode | undefined): Record<string, string> =>
+  const opt = (key: string, node: XmlElement | undefined): Record<string, string> =>
     xmlText(node) === '' ? {} : { [key]: xmlText(node) };
   return {
     kind: 'settings',
@@ -152,7 +146,7 @@ export function parseAutodiscoverAnswer(text: string): AutodiscoverAnswer {
   };
 }
 
-function server(s: XmlNode): AutodiscoverServer {
+function server(s: XmlElement): AutodiscoverServer {
   const name = xmlText(xmlChild(s, 'Name'));
   return {
     type: xmlText(xmlChild(s, 'Type')),

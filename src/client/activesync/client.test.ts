@@ -7,14 +7,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MockAgent } from 'undici';
-import type { WbxmlElement, WbxmlNode } from '../../core/activesync/wbxml.ts';
-import {
-  decodeWbxml,
-  encodeWbxml,
-  textOf,
-  childElement,
-  wbxmlElement as el,
-} from '../../core/activesync/wbxml.ts';
+import type { WbxmlElement, WbxmlNode } from '../../codec/wbxml.ts';
+import { decodeWbxml, encodeWbxml, textOf, childElement, wbxmlElement as el } from '../../codec/wbxml.ts';
 import type { ActiveSyncRequest } from '../../core/protocols/activesync.ts';
 import { parseActiveSyncQuery } from '../../core/protocols/activesync.ts';
 import { isInvalid } from '../../core/protocols/request-head.ts';
@@ -335,7 +329,7 @@ describe('a first session', () => {
   });
 });
 
-describe('HTTP 451 X-MS-Location (protocol-facts §4.1)', () => {
+describe('HTTP 451 X-MS-Location (docs/protocols.md §4.1)', () => {
   const primary = 'https://mail.example.com';
   const regional = 'https://europe.example.com';
 

@@ -2,7 +2,7 @@
  * An Exchange ActiveSync client: what a phone does in its first session (Autodiscover, OPTIONS,
  * Provision, FolderSync, Sync of the Inbox) and Ping, over undici. The documents and the query line are
  * built by the pure modules beside this one; this file is the I/O edge: HTTP, the 451 X-MS-Location
- * redirect (remembered for later commands, protocol-facts §4.1), HTTP 449 (provision once and retry),
+ * redirect (remembered for later commands, docs/protocols.md §4.1), HTTP 449 (provision once and retry),
  * Autodiscover redirects (at most 10) and typed errors that name the step. Credentials live only in a
  * private field and the Authorization header; no error, step or log line carries them.
  */
@@ -10,8 +10,8 @@ import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import { Agent, request } from 'undici';
-import type { WbxmlElement } from '../../core/activesync/wbxml.ts';
-import { childElement, decodeWbxml, encodeWbxml, textOf, WbxmlError } from '../../core/activesync/wbxml.ts';
+import type { WbxmlElement } from '../../codec/wbxml.ts';
+import { childElement, decodeWbxml, encodeWbxml, textOf, WbxmlError } from '../../codec/wbxml.ts';
 import type { AutodiscoverServer } from './autodiscover.ts';
 import {
   autodiscoverMaxRedirects,
@@ -92,7 +92,7 @@ export interface ActiveSyncClientOptions {
   readonly followRedirects?: boolean;
   /**
    * Keep connections open between requests (default false: every request asks for `Connection: close`,
-   * since a real server such as SOGo closes every connection without saying so, lab notes §4).
+   * since a real server such as SOGo closes every connection without saying so, docs/lab.md §3.4).
    */
   readonly keepAlive?: boolean;
   /** Told about each HTTP exchange as it ends. */

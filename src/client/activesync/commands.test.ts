@@ -1,12 +1,12 @@
 /**
  * The command documents: each builder's WBXML decodes (with the project's codec) to the tree MS-ASCMD /
  * MS-ASPROV give, and each parser reads canned answers built with encodeWbxml, in the shapes the lab's
- * simulator and a real server (SOGo, lab notes §3) send.
+ * simulator and a real server (SOGo, docs/lab.md §3.3) send.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { WbxmlElement, WbxmlNode } from '../../core/activesync/wbxml.ts';
-import { decodeWbxml, encodeWbxml, wbxmlElement as el, wbxmlToXml } from '../../core/activesync/wbxml.ts';
+import type { WbxmlElement, WbxmlNode } from '../../codec/wbxml.ts';
+import { decodeWbxml, encodeWbxml, wbxmlElement as el, wbxmlToXml } from '../../codec/wbxml.ts';
 import {
   CommandParseError,
   folderClass,

@@ -1,10 +1,10 @@
 /**
  * The WBXML documents of a device's first session (MS-ASCMD, MS-ASPROV; element order as the schemas
  * give it): builders for FolderSync, Sync, Ping, Provision and Settings requests, and parsers for their
- * answers into plain data. Pure: documents in, documents out, with the codec of src/core/activesync.
+ * answers into plain data. Pure: documents in, documents out, with the codec of src/codec.
  */
-import type { WbxmlElement, WbxmlNamespace, WbxmlNode } from '../../core/activesync/wbxml.ts';
-import { childElement, childElements, textOf, wbxmlElement as el } from '../../core/activesync/wbxml.ts';
+import type { WbxmlElement, WbxmlNamespace, WbxmlNode } from '../../codec/wbxml.ts';
+import { childElement, childElements, textOf, wbxmlElement as el } from '../../codec/wbxml.ts';
 
 /** An answer that is not the document the command expects. */
 export class CommandParseError extends Error {

@@ -98,7 +98,7 @@ export class ActiveSyncStatusError extends ActiveSyncClientError {
   }
 }
 
-/** The meaning of the HTTP statuses an ActiveSync server sends (protocol-facts §4.1 status table). */
+/** The meaning of the HTTP statuses an ActiveSync server sends (docs/protocols.md §4.1 status table). */
 const httpMeanings: Readonly<Record<number, string>> = {
   400: 'malformed request, or a protocol version the server does not speak',
   403: 'the user is not enabled for ActiveSync',

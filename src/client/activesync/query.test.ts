@@ -1,6 +1,6 @@
 /**
  * The client's command lines, read back by the server side's own parser (src/core/protocols/activesync.ts):
- * both forms, every version of the base64 form, policy keys, parameters, and protocol-facts §3.1's vector.
+ * both forms, every version of the base64 form, policy keys, parameters, and docs/protocols.md §3.1's vector.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -68,7 +68,7 @@ describe('plain form', () => {
 });
 
 describe('base64 form (MS-ASHTTP 2.2.1.1.1.1)', () => {
-  test("protocol-facts §3.1's own vector: v14.1 Sync ABC123 iPhone, User tag 8 bob@o365info.com", () => {
+  test("docs/protocols.md §3.1's own vector: v14.1 Sync ABC123 iPhone, User tag 8 bob@o365info.com", () => {
     assert.equal(base64Query(line), 'jQAJBAZBQkMxMjMABmlQaG9uZQgQYm9iQG8zNjVpbmZvLmNvbQ==');
     const { query, headers } = encodeQuery('base64', line);
     assert.equal(

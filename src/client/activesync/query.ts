@@ -1,5 +1,5 @@
 /**
- * The command line of an ActiveSync request (MS-ASHTTP §2.2.1.1.1, protocol-facts §3.1), in the plain form
+ * The command line of an ActiveSync request (MS-ASHTTP §2.2.1.1.1, docs/protocols.md §3.1), in the plain form
  * `Cmd=..&User=..&DeviceId=..&DeviceType=..` with its MS-ASProtocolVersion and X-MS-PolicyKey headers, or
  * in the base64 form (MS-ASHTTP 2.2.1.1.1.1) that carries version, policy key and parameters itself.
  * Pure: what `src/core/protocols/activesync.ts` parses on the server side, this writes.
@@ -40,7 +40,7 @@ export class QueryEncodingError extends Error {
 
 const codeOf = new Map(Object.entries(commandCodes).map(([code, cmd]) => [cmd, Number(code)]));
 
-/** Parameter tags of the base64 form (protocol-facts §3.1 [26g]); 7 (Options) is built from two flags. */
+/** Parameter tags of the base64 form (docs/protocols.md §3.1 [26g]); 7 (Options) is built from two flags. */
 const paramTags: Readonly<Record<string, number>> = {
   AttachmentName: 0,
   CollectionId: 1,
@@ -80,7 +80,7 @@ function encodePlain(line: CommandLine): EncodedQuery {
   ];
   const headers: Record<string, string> = { 'MS-ASProtocolVersion': line.protocolVersion };
   if (line.policyKey !== undefined) headers['X-MS-PolicyKey'] = line.policyKey;
-  // MS-ASAcceptMultiPart is a header in the plain form (protocol-facts §4.1).
+  // MS-ASAcceptMultiPart is a header in the plain form (docs/protocols.md §4.1).
   if (line.params?.['AcceptMultiPart'] !== undefined)
     headers['MS-ASAcceptMultiPart'] = line.params['AcceptMultiPart'];
   return {

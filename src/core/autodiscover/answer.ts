@@ -28,7 +28,7 @@ export interface AutodiscoverAnswer {
   readonly external: ServiceUrls;
 }
 
-/** Protocols a mailbox version can be offered at all (protocol-facts §2.1 rule 7; 2007 has no ECP). */
+/** Protocols a mailbox version can be offered at all (docs/protocols.md §2.1 rule 7; 2007 has no ECP). */
 export function offered(version: ProductVersion, p: Protocol): boolean {
   if (p === 'mapi') return version >= 2013;
   if (p === 'ecp') return version >= 2010;
@@ -36,12 +36,12 @@ export function offered(version: ProductVersion, p: Protocol): boolean {
 }
 
 /**
- * Build the answer for a mailbox (protocol-facts §2.4, flows.md "Autodiscover"):
+ * Build the answer for a mailbox (docs/protocols.md §2.4, docs/flows.md "Autodiscover"):
  * - internal URLs are the internal URLs of the CAS of the mailbox's version in the mailbox's site;
  * - external URLs are that CAS's external URLs when it has them (2007: the legacy or regional namespace;
  *   Madrid: `europe.mail.o365info.com`), else the primary namespace's, because the front end will proxy there;
  * - 2007 OWA has no proxy path through a 2013 front end, so without a site external URL it goes to the
- *   legacy namespace (protocol-facts §2.3, OWA 2007 row).
+ *   legacy namespace (docs/protocols.md §2.3, OWA 2007 row).
  */
 export function autodiscoverAnswer(mailbox: Mailbox, index: EstateIndex): AutodiscoverAnswer | undefined {
   const urls = siteUrls(mailbox, index);
@@ -105,7 +105,7 @@ function serverOf(index: EstateIndex, kind: 'primary' | 'legacy'): Server | unde
 /**
  * The answer with the primary namespace's ActiveSync URL in place of the mailbox site's own external one
  * (policy mobileAutodiscover=primary-namespace): devices then stay on the front end, which proxies to the
- * site (flows.md EAS-3A) instead of talking to it directly (EAS-3B). Undefined when nothing changes.
+ * site (docs/flows.md EAS-3A) instead of talking to it directly (EAS-3B). Undefined when nothing changes.
  */
 export function withPrimaryActiveSync(
   answer: AutodiscoverAnswer,

@@ -29,7 +29,7 @@ export interface EstateIndex {
   casIn(site: string, family: VersionFamily): readonly Server[];
   /**
    * The CAS that serves a protocol for a site and version family: one with an external URL for it if any
-   * (a site is internet-facing for a protocol when any of its CAS has one, protocol-facts §1), else one
+   * (a site is internet-facing for a protocol when any of its CAS has one, docs/protocols.md §1), else one
    * with an internal URL, else the first CAS.
    */
   casFor(site: string, family: VersionFamily, protocol: Protocol): Server | undefined;
@@ -83,7 +83,7 @@ export function indexEstate(estate: Estate, hints: IndexHints = {}): EstateIndex
       if (server.roles.includes('cas')) group.cas.push(server);
       if (server.roles.includes('mailbox')) group.mbx.push(server);
     }
-    // protocol-facts §1: a site is internet-facing for a protocol when any of its CAS has an external URL.
+    // docs/protocols.md §1: a site is internet-facing for a protocol when any of its CAS has an external URL.
     for (const group of perFamily.values()) {
       for (const p of protocols) {
         const pick =

@@ -70,14 +70,14 @@ export interface User {
   readonly passwordHash?: string;
 }
 
-/** ActiveSync for a mailbox in another internet-facing site: proxy (2013 behaviour, flows.md EAS-3A) or answer 451 (EAS-legacy). */
+/** ActiveSync for a mailbox in another internet-facing site: proxy (2013 behaviour, docs/flows.md EAS-3A) or answer 451 (EAS-legacy). */
 export type ActiveSyncCrossSite = 'proxy' | 'redirect-451';
-/** How the front end presents an OWA redirect (protocol-facts §2.5): a plain 302, or the silent FBA replay of 2010 SP2+. */
+/** How the front end presents an OWA redirect (docs/protocols.md §2.5): a plain 302, or the silent FBA replay of 2010 SP2+. */
 export type OwaRedirectStyle = 'http-302' | 'silent-fba';
-/** Autodiscover for a 2007 mailbox: answered by the front end from the directory, or proxied to a local 2013 mailbox server that builds it (protocol-facts §2.8). */
+/** Autodiscover for a 2007 mailbox: answered by the front end from the directory, or proxied to a local 2013 mailbox server that builds it (docs/protocols.md §2.8). */
 export type AutodiscoverLegacy = 'answer-at-front-end' | 'proxy-to-mailbox';
 
-/** The ActiveSync URL Autodiscover gives a legacy mailbox in another internet-facing site: that site's own (regional) namespace (flows.md EAS-3B), or the primary namespace, where the front end proxies it (EAS-3A). */
+/** The ActiveSync URL Autodiscover gives a legacy mailbox in another internet-facing site: that site's own (regional) namespace (docs/flows.md EAS-3B), or the primary namespace, where the front end proxies it (EAS-3A). */
 export type MobileAutodiscover = 'site-namespace' | 'primary-namespace';
 
 export interface Policies {
@@ -111,7 +111,7 @@ export interface Estate {
   readonly sites: readonly Site[];
   readonly users: readonly User[];
   readonly policies: Policies;
-  /** Source networks of internal clients, in CIDR form (protocol-facts §2.4). */
+  /** Source networks of internal clients, in CIDR form (docs/protocols.md §2.4). */
   readonly internalNetworks: readonly string[];
   readonly remoteDomains: readonly RemoteDomain[];
 }

@@ -1,5 +1,5 @@
 /**
- * ActiveSync command lines in both forms (protocol-facts §3.1, with its two test vectors) and the
+ * ActiveSync command lines in both forms (docs/protocols.md §3.1, with its two test vectors) and the
  * identity priority of §3 (the Basic user authorizes; `User` is a claim).
  */
 import assert from 'node:assert/strict';
@@ -22,7 +22,7 @@ const ascii = (s: string): number[] => [...Buffer.from(s)];
 const specVector = 'jAAJBAp2MTQwRGV2aWNlAApTbWFydFBob25l';
 const ourVector = 'jQAJBAZBQkMxMjMABmlQaG9uZQgQYm9iQG8zNjVpbmZvLmNvbQ==';
 
-describe('base64 form (protocol-facts §3.1)', () => {
+describe('base64 form (docs/protocols.md §3.1)', () => {
   test('spec vector: v14.0 Sync en-US v140Device, no policy key, SmartPhone', () => {
     assert.deepEqual(parseActiveSyncQuery(eas(specVector)), {
       form: 'base64',
@@ -104,7 +104,7 @@ describe('base64 form (protocol-facts §3.1)', () => {
     });
 });
 
-describe('plain form (protocol-facts §3.1, §4.1)', () => {
+describe('plain form (docs/protocols.md §3.1, §4.1)', () => {
   test('the spec example with its headers', () => {
     const head = eas('Cmd=Sync&User=bob%40o365info.com&DeviceId=ABC123&DeviceType=iPhone', {
       'ms-asprotocolversion': '14.1',
@@ -152,7 +152,7 @@ describe('plain form (protocol-facts §3.1, §4.1)', () => {
     });
 });
 
-describe('identity (protocol-facts §3)', () => {
+describe('identity (docs/protocols.md §3)', () => {
   const plain = 'Cmd=Sync&User=bob%40o365info.com&DeviceId=ABC123&DeviceType=iPhone';
 
   test('the Basic user authorizes; User is kept as a claim', () => {

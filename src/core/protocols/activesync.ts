@@ -1,7 +1,7 @@
 /**
  * Exchange ActiveSync (`/Microsoft-Server-ActiveSync`): the command line in the query, in the plain form
- * or the base64 form of MS-ASHTTP §2.2.1.1.1 (protocol-facts §3.1), and the identity: the Basic user
- * authorizes; the `User` value is only a loggable claim (protocol-facts §3).
+ * or the base64 form of MS-ASHTTP §2.2.1.1.1 (docs/protocols.md §3.1), and the identity: the Basic user
+ * authorizes; the `User` value is only a loggable claim (docs/protocols.md §3).
  */
 import { basicUser } from './basic-auth.ts';
 import type { Identity, Invalid, ProtocolModule, Query, RequestHead } from './request-head.ts';
@@ -35,7 +35,7 @@ export interface ActiveSyncRequest {
   readonly params: Readonly<Record<string, string>>;
 }
 
-/** Command codes of the base64 form (protocol-facts §3.1 [26f]). */
+/** Command codes of the base64 form (docs/protocols.md §3.1 [26f]). */
 export const commandCodes: Readonly<Record<number, string>> = {
   0: 'Sync',
   1: 'SendMail',
@@ -69,7 +69,7 @@ const plainCommands = new Map(
   ].map((c) => [c.toLowerCase(), c]),
 );
 
-/** Parameter tags of the base64 form (protocol-facts §3.1 [26g]); 7 (Options) is a bitmask. */
+/** Parameter tags of the base64 form (docs/protocols.md §3.1 [26g]); 7 (Options) is a bitmask. */
 const paramTags: Readonly<Record<number, string>> = {
   0: 'AttachmentName',
   1: 'CollectionId',
@@ -217,7 +217,7 @@ function parseBase64(query: string): ActiveSyncRequest | Invalid {
   };
 }
 
-/** ActiveSync's identity: the Basic user, else the claimed `User` (protocol-facts §3), with the claim kept. */
+/** ActiveSync's identity: the Basic user, else the claimed `User` (docs/protocols.md §3), with the claim kept. */
 export function activeSyncIdentity(head: RequestHead, request: ActiveSyncRequest | undefined): Identity {
   const basic = basicUser(head);
   if (isInvalid(basic)) return basic;

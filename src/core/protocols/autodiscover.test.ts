@@ -1,5 +1,5 @@
 /**
- * Autodiscover identity and parsed requests: POX outlook/mobilesync bodies (protocol-facts §4.2, §4.1 end),
+ * Autodiscover identity and parsed requests: POX outlook/mobilesync bodies (docs/protocols.md §4.2, §4.1 end),
  * SOAP GetUserSettings and GetDomainSettings (§4.3), the v2 JSON URL (§4.4), both namespace spellings (the §
  * warning), and what the scanner refuses.
  */
@@ -63,7 +63,7 @@ const soap = `<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelop
   </soap:Body>
 </soap:Envelope>`;
 
-describe('POX (protocol-facts §4.2)', () => {
+describe('POX (docs/protocols.md §4.2)', () => {
   test('asks for the body first, then reads EMailAddress', () => {
     assert.deepEqual(autodiscover.identify(post()), { kind: 'needs-body', maxBytes: autodiscoverMaxBytes });
     const body = bytes(pox('<EMailAddress>bob@o365info.com</EMailAddress>'));
@@ -160,7 +160,7 @@ const domainSoap = (domains: string, settings = '<a:Setting>ExternalEwsUrl</a:Se
   </a:Request></a:GetDomainSettingsRequestMessage></soap:Body>
 </soap:Envelope>`;
 
-describe('SOAP (protocol-facts §4.3)', () => {
+describe('SOAP (docs/protocols.md §4.3)', () => {
   test('GetUserSettings: mailboxes, requested settings and RequestedServerVersion; routes on the first Mailbox', () => {
     assert.deepEqual(parseAutodiscoverBody(bytes(soap)), {
       schema: 'soap',
@@ -307,7 +307,7 @@ describe('refused bodies', () => {
   });
 });
 
-describe('v2 JSON (protocol-facts §4.4)', () => {
+describe('v2 JSON (docs/protocols.md §4.4)', () => {
   test('path form and query form', () => {
     const expected = { kind: 'user', user: 'bob@o365info.com', source: 'autodiscover-url' };
     assert.deepEqual(

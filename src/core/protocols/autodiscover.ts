@@ -1,10 +1,16 @@
 /**
- * Autodiscover: POX (`autodiscover.xml`, outlook and mobilesync 2006 request schemas, protocol-facts §4.2),
+ * Autodiscover: POX (`autodiscover.xml`, outlook and mobilesync 2006 request schemas, docs/protocols.md §4.2),
  * SOAP GetUserSettings and GetDomainSettings (`autodiscover.svc`, §4.3) and v2 JSON (`autodiscover.json`,
  * §4.4). POX and SOAP name the user in a small body the pipeline buffers first (§3). The body is read by a
  * strict scanner for these few elements, not an XML library: no DTD, no entities beyond the five
  * predefined, no CDATA, bounded depth and bounded repeats.
  */
+import {
+  mobileSyncRequestSchema,
+  outlookRequestSchema,
+  soap11EnvelopeNs,
+  soap12EnvelopeNs,
+} from '../autodiscover/schemas.ts';
 import { basicUser } from './basic-auth.ts';
 import type { Identity, Invalid, ProtocolModule, RequestHead } from './request-head.ts';
 import {
@@ -76,11 +82,13 @@ export type AutodiscoverRequest =
   PoxAutodiscoverRequest | GetUserSettingsRequest | GetDomainSettingsRequest | JsonAutodiscoverRequest;
 
 // Both spellings: the http:// of the specifications and the https:// of the broken Learn pages (§ warning).
-const poxSchema =
-  /^https?:\/\/schemas\.microsoft\.com\/exchange\/autodiscover\/(outlook|mobilesync)\/requestschema\/2006$/;
+function poxSchemaOf(rootNs: string): 'outlook' | 'mobilesync' | undefined {
+  const ns = rootNs.replace(/^https:/, 'http:');
+  return ns === outlookRequestSchema ? 'outlook' : ns === mobileSyncRequestSchema ? 'mobilesync' : undefined;
+}
 const soapEnvelopes: Readonly<Record<string, '1.1' | '1.2'>> = {
-  'http://schemas.xmlsoap.org/soap/envelope/': '1.1',
-  'http://www.w3.org/2003/05/soap-envelope': '1.2',
+  [soap11EnvelopeNs]: '1.1',
+  [soap12EnvelopeNs]: '1.2',
 };
 const pox = {
   address: 'Autodiscover/Request/EMailAddress',
@@ -207,15 +215,15 @@ export function parseAutodiscoverBody(body: Uint8Array): AutodiscoverRequest | I
   const scan = scanXml(xml, wantedPaths, autodiscoverMaxItems);
   if (isInvalid(scan)) return scan;
   const found = (path: string): readonly string[] => scan.found.get(path) ?? [];
-  const poxMatch = poxSchema.exec(scan.rootNs);
-  if (poxMatch) {
+  const poxSchema = poxSchemaOf(scan.rootNs);
+  if (poxSchema) {
     const address = found(pox.address);
     const legacyDn = found(pox.legacyDn);
     const acceptable = found(pox.acceptable);
     if (address.length > 1 || legacyDn.length > 1 || acceptable.length > 1)
       return malformed('more than one EMailAddress, LegacyDN or AcceptableResponseSchema');
     return {
-      schema: poxMatch[1] === 'mobilesync' ? 'mobilesync' : 'outlook',
+      schema: poxSchema,
       ...(address[0] ? { address: address[0] } : {}),
       ...(legacyDn[0] ? { legacyDn: legacyDn[0] } : {}),
       ...(acceptable[0] ? { acceptableResponseSchema: acceptable[0] } : {}),

@@ -1,4 +1,4 @@
-/** `Authorization: Basic` parsing (protocol-facts §5): user forms, other schemes, malformed headers. */
+/** `Authorization: Basic` parsing (docs/protocols.md §5): user forms, other schemes, malformed headers. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { basicCredentials, basicUser } from './basic-auth.ts';

@@ -1,6 +1,6 @@
 /**
  * `Authorization: Basic` (RFC 7617), the credential ActiveSync, EWS, Autodiscover and Outlook Anywhere
- * clients send in practice (protocol-facts §4.1, §5). The user may be `DOMAIN\user`, a UPN or an SMTP
+ * clients send in practice (docs/protocols.md §4.1, §5). The user may be `DOMAIN\user`, a UPN or an SMTP
  * address; the directory resolves it. No detail of an error ever carries the password or the token.
  */
 import type { Invalid, RequestHead } from './request-head.ts';

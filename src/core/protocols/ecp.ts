@@ -1,6 +1,6 @@
 /**
  * ECP (`/ecp`, 2010+): the same session as OWA (logon happens on `/owa/auth…`), else the Basic user
- * (protocol-facts §2.2 ECP row).
+ * (docs/protocols.md §2.2 ECP row).
  */
 import { defaultSessionCookie, sessionIdentity } from './owa.ts';
 import type { ProtocolModule } from './request-head.ts';

@@ -1,4 +1,4 @@
-/** EWS identity (protocol-facts §3 EWS row, §4.6): X-AnchorMailbox first, else the Basic user. */
+/** EWS identity (docs/protocols.md §3 EWS row, §4.6): X-AnchorMailbox first, else the Basic user. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ews } from './ews.ts';

@@ -1,6 +1,6 @@
 /**
  * EWS (`/EWS/Exchange.asmx` and the other files of the vdir): `X-AnchorMailbox` first, else the Basic user
- * (protocol-facts §3, §4.6). The body-borne anchors (`ExchangeImpersonation/ConnectingSID`, an explicit
+ * (docs/protocols.md §3, §4.6). The body-borne anchors (`ExchangeImpersonation/ConnectingSID`, an explicit
  * `Mailbox`) are not read: clients using impersonation must send `X-AnchorMailbox` (§3 EWS row).
  */
 import { basicUser } from './basic-auth.ts';

@@ -1,4 +1,4 @@
-/** MAPI over HTTP (protocol-facts §4.8): MailboxId=<guid>@<domain> on both endpoints. */
+/** MAPI over HTTP (docs/protocols.md §4.8): MailboxId=<guid>@<domain> on both endpoints. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { mapi } from './mapi.ts';

@@ -1,6 +1,6 @@
 /**
  * MAPI over HTTP (`/mapi/emsmdb/` mailbox endpoint, `/mapi/nspi/` address book): the mailbox is the
- * `MailboxId=<mailbox GUID>@<domain>` of the query that Autodiscover handed out (protocol-facts §3, §4.8).
+ * `MailboxId=<mailbox GUID>@<domain>` of the query that Autodiscover handed out (docs/protocols.md §3, §4.8).
  * Session cookies (`MapiContext`, `MapiSequence`) pin later requests in the data plane, not here.
  */
 import { basicUser } from './basic-auth.ts';

@@ -1,4 +1,4 @@
-/** OAB (protocol-facts §3 OAB row): the GUID of the path, plus the Basic user. */
+/** OAB (docs/protocols.md §3 OAB row): the GUID of the path, plus the Basic user. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { oab } from './oab.ts';

@@ -1,6 +1,6 @@
 /**
  * OAB (`/OAB/<OAB GUID>/oab.xml` and its files): the path names an address book, not a user; it is routed
- * to a server holding that OAB's organization mailbox (protocol-facts §2.2 OAB row, §3 OAB row).
+ * to a server holding that OAB's organization mailbox (docs/protocols.md §2.2 OAB row, §3 OAB row).
  */
 import { basicUser } from './basic-auth.ts';
 import type { ProtocolModule } from './request-head.ts';

@@ -1,4 +1,4 @@
-/** OWA and ECP (protocol-facts §3 OWA row, §4.9): the logon form's username, then the session cookie. */
+/** OWA and ECP (docs/protocols.md §3 OWA row, §4.9): the logon form's username, then the session cookie. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { createEcp, ecp } from './ecp.ts';
@@ -25,7 +25,7 @@ const logonFields = {
 };
 const code = (id: Identity): string | false => id.kind === 'invalid' && id.code;
 
-describe('OWA logon (protocol-facts §4.9)', () => {
+describe('OWA logon (docs/protocols.md §4.9)', () => {
   for (const path of ['/owa/auth.owa', '/owa/auth/owaauth.dll', '/OWA/auth.owa'])
     test(`POST ${path} asks for the form, then reads username`, () => {
       assert.deepEqual(owa.identify(req('POST', path)), { kind: 'needs-body', maxBytes: logonMaxBytes });

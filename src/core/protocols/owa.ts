@@ -1,7 +1,7 @@
 /**
  * OWA (`/owa`): before logon, the `username` field of the forms-based logon POST to `/owa/auth.owa`
  * (2010+) or `/owa/auth/owaauth.dll` (2007); after logon, coexist's own session cookie, whose value the
- * data plane verifies (protocol-facts §3 OWA row, §4.9). Exchange's `cadata*` cookies and backend hints
+ * data plane verifies (docs/protocols.md §3 OWA row, §4.9). Exchange's `cadata*` cookies and backend hints
  * (`X-BEResource`, the ProxyLogon class) are never read.
  */
 import { basicUser } from './basic-auth.ts';

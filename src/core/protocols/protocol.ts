@@ -14,7 +14,7 @@ export const protocolTitle: Readonly<Record<Protocol, string>> = {
   oab: 'OAB',
 };
 
-/** The virtual directory path of each protocol on an Exchange server (protocol-facts §2.2, §4). */
+/** The virtual directory path of each protocol on an Exchange server (docs/protocols.md §2.2, §4). */
 export const protocolPath: Readonly<Record<Protocol, string>> = {
   autodiscover: '/Autodiscover/Autodiscover.xml',
   activesync: '/Microsoft-Server-ActiveSync',
@@ -39,5 +39,5 @@ export function parseProtocol(name: string): Protocol | undefined {
   return (protocols as readonly string[]).includes(n) ? (n as Protocol) : aliases[n];
 }
 
-/** ActiveSync devices live on carrier networks: always external (flows.md). */
+/** ActiveSync devices live on carrier networks: always external (docs/flows.md). */
 export const alwaysExternal = (p: Protocol): boolean => p === 'activesync';

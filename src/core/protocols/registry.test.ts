@@ -1,4 +1,4 @@
-/** `classify`: one module per protocol path (protocol-facts §2.2), lookalike and unclean paths match none. */
+/** `classify`: one module per protocol path (docs/protocols.md §2.2), lookalike and unclean paths match none. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Protocol } from './protocol.ts';

@@ -26,7 +26,7 @@ export type IdentityCode = Extract<ErrorCode, `CX_IDENTITY_${string}`>;
 
 /** Where a user name was found. */
 export type UserSource =
-  | 'basic-auth' // Authorization: Basic (every protocol, protocol-facts §5)
+  | 'basic-auth' // Authorization: Basic (every protocol, docs/protocols.md §5)
   | 'activesync-query' // ActiveSync User= / base64 tag 8: informational only (§3)
   | 'anchor-header' // EWS X-AnchorMailbox (§3, §4.6)
   | 'autodiscover-body' // POX <EMailAddress>, SOAP <Mailbox> (§4.2, §4.3)
@@ -79,7 +79,7 @@ export interface Invalid {
 /** One protocol's request classification and identity extraction (one file per protocol). */
 export interface ProtocolModule {
   readonly protocol: Protocol;
-  /** Does the (clean) path belong to this protocol? Case-insensitive (protocol-facts §2.2). */
+  /** Does the (clean) path belong to this protocol? Case-insensitive (docs/protocols.md §2.2). */
   matches(head: RequestHead): boolean;
   /** Who the request is for; `body` only after a `needs-body` answer. */
   identify(head: RequestHead, body?: Uint8Array): Identity;
@@ -219,7 +219,7 @@ export function parseGuid(s: string): string | undefined {
     : undefined;
 }
 
-/** `<guid>@<domain>` as used by 2013+ Outlook Anywhere and MAPI/HTTP (protocol-facts §3, §4.7, §4.8). */
+/** `<guid>@<domain>` as used by 2013+ Outlook Anywhere and MAPI/HTTP (docs/protocols.md §3, §4.7, §4.8). */
 export function parseGuidAtDomain(s: string): { guid: string; domain: string } | undefined {
   const at = s.indexOf('@');
   if (at < 0) return undefined;

@@ -1,4 +1,4 @@
-/** Outlook Anywhere (protocol-facts §3, §4.7): the RPC target of the rpcproxy.dll query. */
+/** Outlook Anywhere (docs/protocols.md §3, §4.7): the RPC target of the rpcproxy.dll query. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RequestHead } from './request-head.ts';

@@ -1,5 +1,5 @@
 /**
- * Outlook Anywhere (`/rpc/rpcproxy.dll?<RPC server>:<port>`, protocol-facts §3, §4.7): 2013+ names the
+ * Outlook Anywhere (`/rpc/rpcproxy.dll?<RPC server>:<port>`, docs/protocols.md §3, §4.7): 2013+ names the
  * mailbox as `<mailbox GUID>@<domain>`; 2007/2010 name the mailbox server FQDN or CAS array. Ports 6001
  * (store), 6002 (directory referral) and 6004 (NSPI/DSProxy) only.
  */

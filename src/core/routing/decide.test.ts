@@ -1,10 +1,10 @@
 /**
  * Unit tests of the pure routing engine `decide(at, input, index, policies)` against the proxy-vs-redirect
- * tables of shared/spec/protocol-facts.md (§2.2 Table A, §2.3 Table B, §2.4, §2.7, §6) and the flows of
- * shared/spec/flows.md, which wins where the two differ. Each test is named after the table row it checks.
+ * tables of docs/protocols.md (§2.2 Table A, §2.3 Table B, §2.4, §2.7, §6) and the flows of
+ * docs/flows.md, which wins where the two differ. Each test is named after the table row it checks.
  *
  * Estates are read from YAML with the schema and `toEstate` only (not the full loader):
- * - examples/o365info.yaml, examples/o365info-2010.yaml: the demo estates of flows.md;
+ * - examples/o365info.yaml, examples/o365info-2010.yaml: the demo estates of docs/flows.md;
  * - test/fixtures/estates/mixed.yaml: 2007, 2010 and 2013 mailboxes in five sites (including the 2010 OWA loop case);
  * - test/fixtures/estates/2010-owa-external.yaml: a 2010 CAS with OWA/ECP external URLs on a name of its own;
  * - test/fixtures/estates/two-cas-site.yaml: a site where only the second 2007 CAS is internet-facing.
@@ -21,9 +21,10 @@ import type { AutodiscoverAnswer } from '../autodiscover/answer.ts';
 import type { EstateIndex } from '../estate/estate-index.ts';
 import { indexEstate } from '../estate/estate-index.ts';
 import type { Policies } from '../estate/estate.ts';
+import { hostOfUrl } from '../host.ts';
 import type { Protocol } from '../protocols/protocol.ts';
 import type { Role, RoutingInput, ServerRef } from './decide.ts';
-import { decide, hostOf } from './decide.ts';
+import { decide } from './decide.ts';
 import type { Decision, HopVia, RedirectDecision, RefuseCode } from './decision.ts';
 import { roleAfter } from './decision.ts';
 
@@ -131,7 +132,7 @@ type Expect =
   | { readonly kind: 'respond'; readonly answer: 'mailbox' | 'autodiscover'; readonly rule: string }
   | { readonly kind: 'refuse'; readonly code: RefuseCode; readonly status: number; readonly rule: string };
 
-/** Virtual directory paths (protocol-facts §2.2 "workload (path)"), spelled out here, not taken from the engine. */
+/** Virtual directory paths (docs/protocols.md §2.2 "workload (path)"), spelled out here, not taken from the engine. */
 const vdir: Readonly<Record<Protocol, string>> = {
   autodiscover: '/Autodiscover/Autodiscover.xml',
   activesync: '/Microsoft-Server-ActiveSync',
@@ -146,7 +147,7 @@ const vdir: Readonly<Record<Protocol, string>> = {
 /** Every server of the test estates is `<name lower-cased>.o365info.local`. */
 const fqdn = (server: string): string => `${server.toLowerCase()}.o365info.local`;
 
-/** Proxy to a 2013+ mailbox server's back-end site, `https://<fqdn>:444/<vdir>` (protocol-facts §2.1 rule 3). */
+/** Proxy to a 2013+ mailbox server's back-end site, `https://<fqdn>:444/<vdir>` (docs/protocols.md §2.1 rule 3). */
 const backend = (to: string, p: Protocol, rule: string): Expect => ({
   kind: 'proxy',
   to,
@@ -277,7 +278,7 @@ function unfold(r: Req): { readonly hops: readonly Hop[]; readonly end: Decision
     assert.ok(d.reasons.length > 0, `hop ${i + 1} has no reasons`);
     hops.push(hop(at.server.name, d.to.name, d.via, d.url, d.reasons[0]?.rule ?? ''));
     at = { server: d.to, role: roleAfter(d.via) };
-    host = d.url ? hostOf(d.url) : d.to.fqdn;
+    host = d.url ? hostOfUrl(d.url) : d.to.fqdn;
   }
   return assert.fail(`more than 8 hops: ${JSON.stringify(hops)}`);
 }
@@ -305,7 +306,7 @@ const local = (server: string, p: Protocol): string => `https://${fqdn(server)}$
 
 // =========================================================================================================
 
-describe('Table A (protocol-facts §2.2): mailbox in the front end site (New York), front end CAS2013-NY', () => {
+describe('Table A (docs/protocols.md §2.2): mailbox in the front end site (New York), front end CAS2013-NY', () => {
   describe('Autodiscover', () => {
     test('Table A / Autodiscover / mailbox 2007 -> answered at the front end with the 2007 URLs (§2.8, EWS-1 step 3)', () => {
       const d = run({ estate: 'o365info', user: 'bob', protocol: 'autodiscover' });
@@ -318,7 +319,7 @@ describe('Table A (protocol-facts §2.2): mailbox in the front end site (New Yor
       assert.equal(a.external.ews, `${LEGACY}/EWS/Exchange.asmx`);
       assert.equal(a.external.oab, `${LEGACY}/OAB`);
       assert.equal(a.external.owa, `${LEGACY}/owa`);
-      // flows.md "Autodiscover": the mobile schema too
+      // docs/flows.md "Autodiscover": the mobile schema too
       assert.equal(a.external.activesync, `${LEGACY}/Microsoft-Server-ActiveSync`);
       // §2.1 rule 7: legacy mailboxes never get MAPI/HTTP; 2007 has no ECP
       assert.equal(a.external.mapi, undefined);
@@ -595,7 +596,7 @@ describe('Table A (protocol-facts §2.2): mailbox in the front end site (New Yor
 
 // =========================================================================================================
 
-describe('Table B (protocol-facts §2.3): mailbox in another site, front end CAS2013-NY', () => {
+describe('Table B (docs/protocols.md §2.3): mailbox in another site, front end CAS2013-NY', () => {
   describe('Autodiscover', () => {
     test('Table B / Autodiscover / target internet-facing, mailbox 2007 (diego) -> answer carries the regional URLs', () => {
       const d = run({ estate: 'o365info', user: 'diego', protocol: 'autodiscover' });
@@ -1126,7 +1127,7 @@ describe('Table B (protocol-facts §2.3): mailbox in another site, front end CAS
     ]);
   });
 
-  describe('Internet-facing is per site, not per first CAS (protocol-facts §1)', () => {
+  describe('Internet-facing is per site, not per first CAS (docs/protocols.md §1)', () => {
     rows([
       {
         name: '§1 / ActiveSync / mailbox 2007 in a site whose second CAS has the EAS ExternalUrl -> proxy to that ExternalUrl (EAS-3A)',
@@ -1214,12 +1215,12 @@ describe('§2.4 internal vs external clients (where it changes the decision)', (
     );
     assert.equal(a.internal.ews, `${LEGACY}/EWS/Exchange.asmx`);
     const index = estate('o365info');
-    assert.equal(index.serverForHost(hostOf(a.internal.ews))?.name, 'CAS2007-NY');
+    assert.equal(index.serverForHost(hostOfUrl(a.internal.ews))?.name, 'CAS2007-NY');
     checkChain(
       {
         estate: 'o365info',
         at: 'CAS2007-NY',
-        host: hostOf(a.internal.ews),
+        host: hostOfUrl(a.internal.ews),
         user: 'bob',
         protocol: 'ews',
         client: 'internal',
@@ -1332,7 +1333,7 @@ describe('§2.7 the demo estate against the rules (o365info), unfolded hop by ho
     ]);
     check(got.end, respond('mailbox', 'mailbox.holds'));
     assert.equal(got.endAt, 'MBX2007-LA');
-    // flows.md EAS-2 step 4 is the MBX2013 hop
+    // docs/flows.md EAS-2 step 4 is the MBX2013 hop
     const step4 = run({
       estate: 'o365info',
       at: 'MBX2013-NY',
@@ -1845,7 +1846,7 @@ describe('Non-front-end servers', () => {
         expect: refuse('CX_ROUTE_NOT_OFFERED', 'ecp.not-offered'),
       },
     ]);
-    test('MAPI/HTTP refusal cites protocol-facts §2.1 rule 7', () => {
+    test('MAPI/HTTP refusal cites docs/protocols.md §2.1 rule 7', () => {
       const d = run({ estate: 'o365info', user: 'bob', protocol: 'mapi' });
       assert.match(d.reasons[0]?.source ?? '', /§2\.1 rule 7/);
     });

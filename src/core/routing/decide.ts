@@ -1,7 +1,7 @@
 /**
  * The routing engine: what one server of the estate does with one request. Pure: no I/O, no clock.
  * Unfolded from the entry server until someone responds (`flow.ts`), these decisions are the numbered
- * flows of flows.md. Rules cite protocol-facts.md (§2.x) and flows.md; where both are silent the rule
+ * flows of docs/flows.md. Rules cite docs/protocols.md (§2.x) and docs/flows.md; where both are silent the rule
  * follows Exchange 2013 and says why.
  */
 import { autodiscoverAnswer, offered, withPrimaryActiveSync } from '../autodiscover/answer.ts';
@@ -11,6 +11,7 @@ import { familyLabel, familyOf } from '../estate/estate.ts';
 import type { Protocol } from '../protocols/protocol.ts';
 import { protocolPath, protocolTitle } from '../protocols/protocol.ts';
 import { statusOf } from '../errors.ts';
+import { hostOfHeader, hostOfUrl } from '../host.ts';
 import type { Decision, HopVia, ProxyDecision, Reason, RefuseCode } from './decision.ts';
 
 /** The role a server plays for this request: its client-access front or its mailbox back end. */
@@ -27,7 +28,7 @@ export interface RoutingInput {
   readonly protocol: Protocol;
   /** The mailbox the request is for, or undefined when the directory does not know the user. */
   readonly mailbox: Mailbox | undefined;
-  /** Where the client is; ActiveSync is always external (flows.md). */
+  /** Where the client is; ActiveSync is always external (docs/flows.md). */
   readonly client: 'internal' | 'external';
   /** The host name the request was sent to (used to avoid redirecting a browser to where it already is). */
   readonly host: string;
@@ -42,14 +43,14 @@ export function decide(at: ServerRef, input: RoutingInput, index: EstateIndex, p
       reason(
         'server.wrong-role',
         `${at.server.name} has no ${at.role === 'cas' ? 'Client Access' : 'Mailbox'} role: it cannot take this request in that role.`,
-        'protocol-facts §1',
+        'docs/protocols.md §1',
       ),
     ]);
   }
   const m = input.mailbox;
   if (!m) {
     return refuse('CX_ROUTE_UNKNOWN_MAILBOX', [
-      reason('directory.unknown', 'The directory has no mailbox for this user.', 'protocol-facts §1'),
+      reason('directory.unknown', 'The directory has no mailbox for this user.', 'docs/protocols.md §1'),
     ]);
   }
   if (!offered(m.server.version, input.protocol)) {
@@ -57,7 +58,7 @@ export function decide(at: ServerRef, input: RoutingInput, index: EstateIndex, p
       reason(
         `${input.protocol}.not-offered`,
         `${protocolTitle[input.protocol]} is not offered for Exchange ${m.server.version} mailboxes.`,
-        input.protocol === 'mapi' ? 'protocol-facts §2.1 rule 7' : 'protocol-facts §2.2 (ECP row)',
+        input.protocol === 'mapi' ? 'docs/protocols.md §2.1 rule 7' : 'docs/protocols.md §2.2 (ECP row)',
       ),
     ]);
   }
@@ -70,7 +71,7 @@ export function decide(at: ServerRef, input: RoutingInput, index: EstateIndex, p
   return at.role === 'cas' ? legacyCas(at.server, family, input, m, index) : legacyMailbox(at.server, m);
 }
 
-/** A 2013+ Client Access front end (CAS2013-NY): authenticate, look up, then proxy or redirect (protocol-facts §2.1). */
+/** A 2013+ Client Access front end (CAS2013-NY): authenticate, look up, then proxy or redirect (docs/protocols.md §2.1). */
 function modernFrontEnd(
   fe: Server,
   input: RoutingInput,
@@ -82,7 +83,7 @@ function modernFrontEnd(
   const here = fe.site;
   const crossSite = m.site.name !== here;
   if (m.family === 'modern') {
-    // Only OWA is redirected for 2013+ mailboxes; ECP and everything else is proxied (protocol-facts §2.1 rule 2, §2.6).
+    // Only OWA is redirected for 2013+ mailboxes; ECP and everything else is proxied (docs/protocols.md §2.1 rule 2, §2.6).
     if (p === 'owa' && crossSite) {
       const ext = index.casFor(m.site.name, 'modern', p)?.urls.owa?.external;
       if (ext && !sameHost(ext, input.host)) {
@@ -90,7 +91,7 @@ function modernFrontEnd(
           reason(
             `${p}.modern.cross-site.redirect`,
             `The mailbox is on Exchange ${m.server.version} in ${m.site.name}, whose ${protocolTitle[p]} external URL is ${ext}: the browser is sent there.`,
-            'protocol-facts §2.3 (OWA 2013 mailbox row)',
+            'docs/protocols.md §2.3 (OWA 2013 mailbox row)',
           ),
         ]);
       }
@@ -99,7 +100,7 @@ function modernFrontEnd(
       reason(
         `${p}.modern.proxy-backend`,
         `Mailbox version ${m.server.version}: the front end proxies every protocol to the mailbox server ${m.server.name} (back-end site, port 444).`,
-        'flows.md "2013 mailboxes"; protocol-facts §2.1 rule 3',
+        'docs/flows.md MODERN-1; docs/protocols.md §2.1 rule 3',
       ),
     ]);
   }
@@ -116,7 +117,7 @@ function modernFrontEnd(
               reason(
                 'autodiscover.2007.proxy-mailbox',
                 `Policy autodiscoverLegacy=proxy-to-mailbox: a local 2013 mailbox server (${local.name}) builds the answer with the 2007 URLs.`,
-                'protocol-facts §2.2 Autodiscover row [4]',
+                'docs/protocols.md §2.2 Autodiscover row [4]',
               ),
             ]);
           }
@@ -125,7 +126,7 @@ function modernFrontEnd(
           reason(
             'autodiscover.2007.answer',
             `Mailbox version 2007: the front end answers Autodiscover itself from the directory, with the 2007 URLs (legacy or site namespace).`,
-            'flows.md EWS-1 step 3; protocol-facts §2.8',
+            'docs/flows.md EWS-1 step 3; docs/protocols.md §2.8',
           ),
         ]);
         return policies.mobileAutodiscover === 'primary-namespace'
@@ -136,7 +137,7 @@ function modernFrontEnd(
         reason(
           'autodiscover.2010.proxy',
           `Mailbox version 2010: Autodiscover is proxied to the 2010 CAS in ${m.site.name}, which answers with its own URLs.`,
-          'protocol-facts §2.2 Autodiscover row',
+          'docs/protocols.md §2.2 Autodiscover row',
         ),
       ]);
     }
@@ -149,7 +150,7 @@ function modernFrontEnd(
             reason(
               `${p}.2010.redirect`,
               `Mailbox version 2010 and the 2010 CAS in ${m.site.name} has a ${protocolTitle[p]} external URL: redirect there.`,
-              'protocol-facts §2.1 rule 8 ("redirect if the ExternalURL is set")',
+              'docs/protocols.md §2.1 rule 8 ("redirect if the ExternalURL is set")',
             ),
           ]);
         }
@@ -160,7 +161,7 @@ function modernFrontEnd(
           reason(
             `${p}.2010.proxy`,
             `Mailbox version 2010 and ${why}: proxy to the 2010 CAS in ${m.site.name}.`,
-            'protocol-facts §2.1 rule 8, §2.4 note',
+            'docs/protocols.md §2.1 rule 8, §2.4 note',
           ),
         ]);
       }
@@ -175,7 +176,7 @@ function modernFrontEnd(
             reason(
               'activesync.cross-site.451',
               `Policy activesyncCrossSite=redirect-451 (pre-2013 behaviour): the mailbox's site ${m.site.name} is internet-facing for ActiveSync, so the device is told to use ${ext}.`,
-              'flows.md EAS-legacy; protocol-facts §4.1 (451)',
+              'docs/flows.md EAS-legacy; docs/protocols.md §4.1 (451)',
             ),
           ]);
         }
@@ -184,7 +185,7 @@ function modernFrontEnd(
             reason(
               'activesync.2007.cross-site.proxy-external',
               `The mailbox's site ${m.site.name} is internet-facing: instead of a 451 redirect (which many devices mishandle), CAS2013 proxies the request and credentials to the external ActiveSync URL of ${home.name}.`,
-              'flows.md EAS-3A step 3',
+              'docs/flows.md EAS-3A step 3',
             ),
           ]);
         }
@@ -201,7 +202,7 @@ function modernFrontEnd(
                 ? 'activesync.2007.intranet-site.via-mailbox'
                 : 'activesync.2007.same-site.via-mailbox',
               `Mailbox version 2007 and ${where}: CAS2013 does not talk to a 2007 CAS itself; it proxies the request and credentials to the local 2013 mailbox server ${local.name}.`,
-              crossSite ? 'flows.md EAS-2 steps 2-3' : 'flows.md EAS-1 step 3',
+              crossSite ? 'docs/flows.md EAS-2 steps 2-3' : 'docs/flows.md EAS-1 step 3',
             ),
           ]);
         }
@@ -211,8 +212,8 @@ function modernFrontEnd(
           `activesync.${label}.proxy-internal`,
           `Mailbox version ${label}: ActiveSync is proxied to the internal URL of the ${label} CAS in ${m.site.name}.`,
           m.family === 2007
-            ? 'protocol-facts §2.6 (no local 2013 mailbox server)'
-            : 'protocol-facts §2.2, §6',
+            ? 'docs/protocols.md §2.6 (no local 2013 mailbox server)'
+            : 'docs/protocols.md §2.2, §6',
         ),
       ]);
     }
@@ -226,7 +227,7 @@ function modernFrontEnd(
         reason(
           'mapi.not-offered',
           'MAPI/HTTP is offered only for 2013 SP1+ mailboxes.',
-          'protocol-facts §2.1 rule 7',
+          'docs/protocols.md §2.1 rule 7',
         ),
       ]);
   }
@@ -240,24 +241,24 @@ function legacyProxyReason(p: 'ews' | 'rpc' | 'oab', m: Mailbox, here: string): 
       return reason(
         `ews.${label}.proxy`,
         `Mailbox version ${label} with its CAS ${where}: the EWS request that reached the front end is proxied to that CAS.`,
-        m.family === 2007 ? 'flows.md EWS-2 steps 3-4' : 'protocol-facts §2.2 EWS row, §2.3',
+        m.family === 2007 ? 'docs/flows.md EWS-2 step 3' : 'docs/protocols.md §2.2 EWS row, §2.3',
       );
     case 'rpc':
       return reason(
         `rpc.${label}.proxy`,
         `Mailbox version ${label}: Outlook Anywhere is proxied to the ${label} CAS ${where} (Outlook Anywhere must be enabled there, with NTLM).`,
-        'protocol-facts §2.1 rule 6',
+        'docs/protocols.md §2.1 rule 6',
       );
     case 'oab':
       return reason(
         `oab.${label}.proxy`,
         `Mailbox version ${label}: the offline address book is served by the ${label} CAS ${where}.`,
-        'protocol-facts §2.2 OAB row',
+        'docs/protocols.md §2.2 OAB row',
       );
   }
 }
 
-/** OWA for a 2007 mailbox from a 2013 front end: always a redirect (protocol-facts §2.2, §2.3). */
+/** OWA for a 2007 mailbox from a 2013 front end: always a redirect (docs/protocols.md §2.2, §2.3). */
 function owaFor2007(input: RoutingInput, m: Mailbox, index: EstateIndex, policies: Policies): Decision {
   const home = index.casFor(m.site.name, 2007, 'owa');
   if (input.client === 'internal' && home?.urls.owa?.internal) {
@@ -266,7 +267,7 @@ function owaFor2007(input: RoutingInput, m: Mailbox, index: EstateIndex, policie
       reason(
         'owa.2007.internal-client.redirect-internal',
         `Mailbox version 2007 and the client is inside the network: redirect to the internal OWA URL of ${home.name}, which it can reach.`,
-        'protocol-facts §2.4 (OWA row: InternalUrl only for known internal clients)',
+        'docs/protocols.md §2.4 (OWA row: InternalUrl only for known internal clients)',
       ),
     ]);
   }
@@ -276,7 +277,7 @@ function owaFor2007(input: RoutingInput, m: Mailbox, index: EstateIndex, policie
       reason(
         'owa.2007.redirect-site-external',
         `Mailbox version 2007: CAS2013 cannot proxy OWA to 2007; ${home.name} in the mailbox's site has the OWA external URL ${siteExt}, so the browser is redirected there.`,
-        'flows.md "OWA"; protocol-facts §2.2, §2.3 OWA 2007 rows',
+        'docs/flows.md OWA-1; docs/protocols.md §2.2, §2.3 OWA 2007 rows',
       ),
     ]);
   }
@@ -288,7 +289,7 @@ function owaFor2007(input: RoutingInput, m: Mailbox, index: EstateIndex, policie
       reason(
         'owa.2007.redirect-legacy-namespace',
         `Mailbox version 2007 in ${m.site.name}, which has no OWA external URL: redirect to the legacy namespace (${legacyCas.name}), whose 2007 CAS proxies on to the mailbox's site.`,
-        'flows.md "OWA ... proxied when the target site has no external URL"; protocol-facts §2.3',
+        'docs/flows.md OWA-2; docs/protocols.md §2.3',
       ),
     ]);
   }
@@ -296,12 +297,12 @@ function owaFor2007(input: RoutingInput, m: Mailbox, index: EstateIndex, policie
     reason(
       'owa.2007.no-target',
       `Mailbox version 2007 needs an OWA redirect target, but neither the mailbox's site nor a legacy namespace has a 2007 OWA external URL. Add a namespace of kind "legacy".`,
-      'protocol-facts §1 (legacy namespace)',
+      'docs/protocols.md §1 (legacy namespace)',
     ),
   ]);
 }
 
-/** A 2013+ mailbox server (the back end): serve its own mailboxes, hand legacy ones down-level (flows.md EAS-1 step 4). */
+/** A 2013+ mailbox server (the back end): serve its own mailboxes, hand legacy ones down-level (docs/flows.md EAS-1 step 4). */
 function modernBackEnd(self: Server, input: RoutingInput, m: Mailbox, index: EstateIndex): Decision {
   const p = input.protocol;
   if (m.family === 'modern') {
@@ -310,7 +311,7 @@ function modernBackEnd(self: Server, input: RoutingInput, m: Mailbox, index: Est
       reason(
         'backend.modern.other-server',
         `The mailbox is on ${m.server.name}: proxy there.`,
-        'protocol-facts §2.1 rule 3',
+        'docs/protocols.md §2.1 rule 3',
       ),
     ]);
   }
@@ -320,17 +321,17 @@ function modernBackEnd(self: Server, input: RoutingInput, m: Mailbox, index: Est
       m,
       index,
       `${self.name} builds the Autodiscover answer for the ${m.server.version} mailbox.`,
-      'protocol-facts §2.2 [4]',
+      'docs/protocols.md §2.2 [4]',
     );
   }
   const label = familyLabel(m.family);
   const home = index.casFor(m.site.name, m.family, p);
   const step =
     p !== 'activesync' || m.family !== 2007
-      ? 'protocol-facts §2.2'
+      ? 'docs/protocols.md §2.2'
       : m.site.name === self.site
-        ? 'flows.md EAS-1 step 4'
-        : 'flows.md EAS-2 step 4';
+        ? 'docs/flows.md EAS-1 step 4'
+        : 'docs/flows.md EAS-2 step 4';
   return viaLegacyCas(home, m, 'internal-url', p, [
     reason(
       `backend.${label}.proxy-internal`,
@@ -340,7 +341,7 @@ function modernBackEnd(self: Server, input: RoutingInput, m: Mailbox, index: Est
   ]);
 }
 
-/** A 2007 or 2010 Client Access server: pass to its mailbox server, or act as the old CAS did across sites (protocol-facts §2.5). */
+/** A 2007 or 2010 Client Access server: pass to its mailbox server, or act as the old CAS did across sites (docs/protocols.md §2.5). */
 function legacyCas(
   self: Server,
   family: VersionFamily,
@@ -354,7 +355,7 @@ function legacyCas(
       reason(
         'legacy-cas.version-mismatch',
         `${self.name} is an Exchange ${self.version} CAS and the mailbox is on Exchange ${m.server.version}: it does not serve it (a 2007 CAS cannot render a newer mailbox; 2013 proxies down-level, never the reverse).`,
-        'protocol-facts §2.1, §2.5',
+        'docs/protocols.md §2.1, §2.5',
       ),
     ]);
   }
@@ -364,7 +365,7 @@ function legacyCas(
       m,
       index,
       `${self.name} answers Autodiscover for ${familyLabel(family)} mailboxes of the organization itself.`,
-      'protocol-facts §2.5',
+      'docs/protocols.md §2.5',
     );
   }
   if (m.site.name === self.site) {
@@ -378,7 +379,7 @@ function legacyCas(
         reason(
           'legacy-cas.same-site.store',
           `The mailbox is in ${self.name}'s own site: it passes the request to the mailbox server ${m.server.name}.`,
-          'flows.md EAS-1 step 5',
+          'docs/flows.md EAS-1 step 5',
         ),
       ],
     };
@@ -390,7 +391,7 @@ function legacyCas(
       reason(
         'legacy-cas.activesync.cross-site.451',
         `A ${self.version} CAS answers ActiveSync for a mailbox in another internet-facing site (${m.site.name}) with 451 and X-MS-Location.`,
-        'protocol-facts §2.3 (ActiveSync, 2007/2010 front end)',
+        'docs/protocols.md §2.3 (ActiveSync, 2007/2010 front end)',
       ),
     ]);
   }
@@ -399,7 +400,7 @@ function legacyCas(
       reason(
         'legacy-cas.owa.cross-site.redirect',
         `A ${self.version} CAS sends OWA users of another internet-facing site (${m.site.name}) to that site's external URL.`,
-        'protocol-facts §2.5 (OWA cross-site redirect)',
+        'docs/protocols.md §2.5 (OWA cross-site redirect)',
       ),
     ]);
   }
@@ -407,7 +408,7 @@ function legacyCas(
     reason(
       'legacy-cas.cross-site.proxy',
       `The mailbox is in ${m.site.name}${ext ? '' : ', which is not internet-facing for ' + protocolTitle[p]}: ${self.name} proxies CAS-to-CAS to the internal URL of ${home?.name ?? 'its CAS'} (Integrated Windows authentication on the target).`,
-      'protocol-facts §2.5 (CAS-to-CAS proxy); flows.md "OWA"',
+      'docs/protocols.md §2.5 (CAS-to-CAS proxy); docs/flows.md OWA-2',
     ),
   ]);
 }
@@ -422,7 +423,7 @@ function legacyMailbox(self: Server, m: Mailbox): Decision {
         reason(
           'mailbox.holds',
           `${self.name} holds the mailbox and answers with its content.`,
-          'flows.md EAS-1 step 6',
+          'docs/flows.md EAS-1 step 6',
         ),
       ],
     };
@@ -431,12 +432,18 @@ function legacyMailbox(self: Server, m: Mailbox): Decision {
     reason(
       'mailbox.not-here',
       `${self.name} does not hold this mailbox (it is on ${m.server.name}).`,
-      'protocol-facts §1',
+      'docs/protocols.md §1',
     ),
   ]);
 }
 
-function respond(p: Protocol, m: Mailbox, index: EstateIndex, why: string, source = 'flows.md'): Decision {
+function respond(
+  p: Protocol,
+  m: Mailbox,
+  index: EstateIndex,
+  why: string,
+  source = 'docs/flows.md MODERN-1',
+): Decision {
   if (p === 'autodiscover') return answerAutodiscover(m, index, [reason('autodiscover.answer', why, source)]);
   return { kind: 'respond', answer: 'mailbox', reasons: [reason('mailbox.holds', why, source)] };
 }
@@ -448,7 +455,7 @@ function answerAutodiscover(m: Mailbox, index: EstateIndex, reasons: readonly Re
       reason(
         'autodiscover.no-cas',
         `No ${familyLabel(m.family)} CAS in ${m.site.name} to describe in the answer.`,
-        'protocol-facts §2.6',
+        'docs/protocols.md §2.6',
       ),
     ]);
   }
@@ -468,7 +475,7 @@ function onPrimaryNamespace(d: Decision, index: EstateIndex): Decision {
       reason(
         'autodiscover.mobile.primary-namespace',
         `Policy mobileAutodiscover=primary-namespace: devices get ${moved.external.activesync ?? ''} instead of ${d.autodiscover.external.activesync ?? ''}; the front end proxies to the mailbox's site.`,
-        'flows.md EAS-3A / EAS-3B',
+        'docs/flows.md EAS-3A / EAS-3B',
       ),
     ],
   };
@@ -480,7 +487,7 @@ function proxy(to: Server, via: HopVia, url: string | undefined, reasons: readon
     : { kind: 'proxy', to, via, url, credentials: 'passed-on', reasons };
 }
 
-/** A 2013+ mailbox server is reached on its back-end site, `https://<fqdn>:444/<vdir>` (protocol-facts §2.1 rule 3). */
+/** A 2013+ mailbox server is reached on its back-end site, `https://<fqdn>:444/<vdir>` (docs/protocols.md §2.1 rule 3). */
 function proxyToBackEnd(to: Server, p: Protocol, reasons: readonly Reason[]): ProxyDecision {
   return proxy(to, 'backend', `https://${to.fqdn}:444${protocolPath[p]}`, reasons);
 }
@@ -500,7 +507,7 @@ function viaLegacyCas(
       reason(
         'route.no-cas',
         `No Exchange ${label} CAS in ${m.site.name} serves the mailbox: add one to the estate.`,
-        'protocol-facts §2.6',
+        'docs/protocols.md §2.6',
       ),
     ]);
   }
@@ -511,7 +518,7 @@ function viaLegacyCas(
       reason(
         'route.no-url',
         `${cas.name} has no internal ${protocolTitle[p]} URL in the estate: add urls.${p}.internal.`,
-        'protocol-facts §1',
+        'docs/protocols.md §1',
       ),
     ]);
   }
@@ -526,7 +533,7 @@ function redirect302(
   return { kind: 'redirect', status: 302, location, style, reasons };
 }
 
-/** The legacy ActiveSync redirect: 451 with `X-MS-Location` (protocol-facts §4.1). */
+/** The legacy ActiveSync redirect: 451 with `X-MS-Location` (docs/protocols.md §4.1). */
 function redirect451(location: string, reasons: readonly Reason[]): Decision {
   return { kind: 'redirect', status: 451, location, style: 'x-ms-location', reasons };
 }
@@ -537,15 +544,5 @@ function refuse(code: RefuseCode, reasons: readonly Reason[]): Decision {
 
 /** Whether a URL points at the host a request was sent to (Host header, maybe with a port): a redirect there would loop. */
 function sameHost(url: string, hostHeader: string): boolean {
-  const colon = hostHeader.startsWith('[') ? hostHeader.indexOf(']') + 1 : hostHeader.indexOf(':');
-  const host = colon > 0 ? hostHeader.slice(0, colon) : hostHeader;
-  return hostOf(url) === host.toLowerCase();
-}
-
-/** Host of an absolute URL, lower-cased; estate URLs were validated by the loader. */
-export function hostOf(url: string): string {
-  const start = url.indexOf('//') + 2;
-  let end = start;
-  while (end < url.length && url[end] !== '/' && url[end] !== ':' && url[end] !== '?') end++;
-  return url.slice(start, end).toLowerCase();
+  return hostOfUrl(url) === hostOfHeader(hostHeader);
 }

@@ -11,13 +11,13 @@ export interface Reason {
   readonly rule: string;
   /** One sentence a reviewer can check against the article. */
   readonly text: string;
-  /** Where the rule comes from: `flows.md EAS-3A`, `protocol-facts §2.2`, ... */
+  /** Where the rule comes from: `docs/flows.md EAS-3A`, `docs/protocols.md §2.2`, ... */
   readonly source: string;
 }
 
 /**
  * How the next hop is reached:
- * - `backend`: a 2013+ mailbox server's back-end site (`https://<fqdn>:444/<vdir>`, protocol-facts §2.1 rule 3);
+ * - `backend`: a 2013+ mailbox server's back-end site (`https://<fqdn>:444/<vdir>`, docs/protocols.md §2.1 rule 3);
  * - `internal-url` / `external-url`: a Client Access server's virtual directory URL;
  * - `store`: a legacy CAS handing the request to its mailbox server over RPC (no HTTP URL).
  */
@@ -29,7 +29,7 @@ export interface ProxyDecision {
   readonly via: HopVia;
   /** The URL used, absent for `store` hops. */
   readonly url?: string;
-  /** The user's credentials travel with the request ("request + user credentials", flows.md). */
+  /** The user's credentials travel with the request ("request + user credentials", docs/flows.md). */
   readonly credentials: 'passed-on';
   readonly reasons: readonly Reason[];
 }
@@ -39,7 +39,7 @@ export interface RedirectDecision {
   /** 302 (OWA, Autodiscover) or 451 (the legacy ActiveSync redirect with `X-MS-Location`). */
   readonly status: 302 | 451;
   readonly location: string;
-  /** For OWA: a plain 302 or the silent FBA replay (protocol-facts §2.5). */
+  /** For OWA: a plain 302 or the silent FBA replay (docs/protocols.md §2.5). */
   readonly style: 'http-302' | 'silent-fba' | 'x-ms-location';
   readonly reasons: readonly Reason[];
 }

@@ -1,17 +1,18 @@
 /**
  * A flow: `decide()` unfolded from the server a client connects to until someone answers, then the answer's
  * way back, as numbered steps. This is what `coexist trace` prints, the console draws and the golden tests
- * compare with flows.md. Pure.
+ * compare with docs/flows.md. Pure.
  */
 import type { AutodiscoverAnswer } from '../autodiscover/answer.ts';
 import type { EstateIndex, Mailbox } from '../estate/estate-index.ts';
 import type { Policies, Server } from '../estate/estate.ts';
 import { familyLabel } from '../estate/estate.ts';
 import { CoexistError } from '../errors.ts';
+import { hostOfUrl } from '../host.ts';
 import type { Protocol } from '../protocols/protocol.ts';
 import { alwaysExternal, protocolPath, protocolTitle } from '../protocols/protocol.ts';
 import type { Role, ServerRef } from './decide.ts';
-import { decide, hostOf } from './decide.ts';
+import { decide } from './decide.ts';
 import type { Decision, HopVia, Reason, RefuseCode } from './decision.ts';
 import { assertNever, roleAfter } from './decision.ts';
 
@@ -56,14 +57,14 @@ export interface Flow {
   readonly path: readonly string[];
   /** The same servers, one list per client request (a followed redirect or an Autodiscover-first leg starts a new one). */
   readonly legs: readonly (readonly string[])[];
-  /** Whether the client first ran Autodiscover to find the URL (flows.md EWS-1). */
+  /** Whether the client first ran Autodiscover to find the URL (docs/flows.md EWS-1). */
   readonly discovered: boolean;
-  /** Whether a 2013+ front end was on the path (flows.md EAS-3B, EWS-1: "the front end is not involved"). */
+  /** Whether a 2013+ front end was on the path (docs/flows.md EAS-3B, EWS-1: "the front end is not involved"). */
   readonly frontEndInvolved: boolean;
 }
 
 const MAX_HOPS = 16;
-/** Clients stop after 10 redirects (protocol-facts §7, Autodiscover; used for every protocol). */
+/** Clients stop after 10 redirects (docs/protocols.md §7, Autodiscover; used for every protocol). */
 const MAX_REDIRECTS = 10;
 
 /** The client as the article names it. */
@@ -103,7 +104,7 @@ export function traceFlow(
     steps.push({ ...s, n: steps.length + 1, reasons: s.reasons ?? [] });
   };
 
-  // flows.md EWS-1: an internal client finds EWS through Autodiscover, then talks to the URL it was given.
+  // docs/flows.md EWS-1: an internal client finds EWS through Autodiscover, then talks to the URL it was given.
   let legHost = host;
   let leg: 'first' | 'discovered' | 'followed' = 'first';
   const discovered =
@@ -113,13 +114,13 @@ export function traceFlow(
     const first = runLeg(index, adHost, 'autodiscover', mailbox, client, policies, add, legs, who, 'first');
     if (!first.answer) return finish(first.outcome);
     const ewsUrl = first.answer.internal.ews;
-    if (!ewsUrl || !index.serverForHost(hostOf(ewsUrl))) return finish(first.outcome);
+    if (!ewsUrl || !index.serverForHost(hostOfUrl(ewsUrl))) return finish(first.outcome);
     add({
       kind: 'keep',
       from: who,
       text: `The ${who.toLowerCase()} keeps that answer and uses ${ewsUrl} for EWS from now on.`,
     });
-    legHost = hostOf(ewsUrl);
+    legHost = hostOfUrl(ewsUrl);
     leg = 'discovered';
   }
 
@@ -139,7 +140,7 @@ export function traceFlow(
       req.user,
     ).outcome;
     if (outcome.kind !== 'redirected' || redirects >= MAX_REDIRECTS) break;
-    const next = hostOf(outcome.location);
+    const next = hostOfUrl(outcome.location);
     if (!index.serverForHost(next)) break;
     legHost = next;
     leg = 'followed';
@@ -234,7 +235,7 @@ function runLeg(
         chain.push(d.to.name);
         path.push(d.to.name);
         at = { server: d.to, role };
-        reqHost = d.url ? hostOf(d.url) : d.to.fqdn;
+        reqHost = d.url ? hostOfUrl(d.url) : d.to.fqdn;
         continue;
       }
       case 'respond': {

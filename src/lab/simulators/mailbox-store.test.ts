@@ -1,6 +1,6 @@
 /**
  * The mailbox store simulator over real sockets: a `node:http` server on 127.0.0.1 calls `store.handle`,
- * clients use `fetch` and `node:http`. Every protocol's answer shape (protocol-facts §4.1, §4.6–§4.10),
+ * clients use `fetch` and `node:http`. Every protocol's answer shape (docs/protocols.md §4.1, §4.6–§4.10),
  * an ActiveSync device's first session decoded with the WBXML codec, Ping holding, and the two Outlook
  * Anywhere channels at tens of MiB. No fixed sleeps: waits poll with deadlines.
  */
@@ -11,7 +11,7 @@ import { createServer, request } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { createServer as createNetServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import type { WbxmlElement } from '../../core/activesync/wbxml.ts';
+import type { WbxmlElement } from '../../codec/wbxml.ts';
 import {
   childElement,
   childElements,
@@ -19,7 +19,7 @@ import {
   encodeWbxml,
   textOf,
   wbxmlElement as el,
-} from '../../core/activesync/wbxml.ts';
+} from '../../codec/wbxml.ts';
 import type { ProductVersion } from '../../core/estate/estate.ts';
 import type { Protocol } from '../../core/protocols/protocol.ts';
 import { MailboxStore, rpcOutBytesHeader, rpcOutDataByte } from './mailbox-store.ts';
@@ -84,7 +84,7 @@ function acceptRpcMethods(socket: Socket, ready: () => void): void {
   socket.on('error', () => socket.destroy());
 }
 
-/** Every store answer names its server (protocol-facts §4.10). */
+/** Every store answer names its server (docs/protocols.md §4.10). */
 function assertServer(headers: Headers | IncomingMessage['headers'], version: ProductVersion): void {
   const get = (n: string): string | null | undefined =>
     headers instanceof Headers ? headers.get(n) : (headers[n] as string | undefined);

@@ -2,7 +2,7 @@
  * The lab's mailbox store simulator: what answers at the end of every path in the lab. Exchange 2007 and
  * 2010 cannot run here, so this stands in for their mailbox servers (MBX2007-NY & co.) and for the 2013+
  * mailbox role. The pipeline has already authenticated and routed the request; the store answers for
- * `ctx.mailbox` in each protocol's wire shape (protocol-facts §4): ActiveSync WBXML commands, EWS SOAP,
+ * `ctx.mailbox` in each protocol's wire shape (docs/protocols.md §4): ActiveSync WBXML commands, EWS SOAP,
  * OWA/ECP pages, Outlook Anywhere channels, MAPI/HTTP and the OAB manifest, one module each in `store/`.
  * Autodiscover is rendered by the pipeline, not here. Every answer names the server in `X-BEServer` and
  * `X-DiagInfo` (§4.10). A simulator: shapes follow the specifications and captures, contents are made up.
@@ -25,7 +25,7 @@ export { rpcOutBytesHeader, rpcOutDataByte } from './store/rpc.ts';
 export interface MailboxStoreOptions {
   /** Longest a Ping is held before "heartbeat expired" (default: the whole HeartbeatInterval). */
   readonly maxPingHoldMs?: number;
-  /** Accepted Ping HeartbeatInterval in seconds (default 60–3540, Exchange's, protocol-facts §4.1). */
+  /** Accepted Ping HeartbeatInterval in seconds (default 60–3540, Exchange's, docs/protocols.md §4.1). */
   readonly heartbeatRangeSeconds?: readonly [min: number, max: number];
 }
 

@@ -1,10 +1,10 @@
 /**
- * ActiveSync at the mailbox (protocol-facts §4.1; MS-ASHTTP, MS-ASCMD, MS-ASPROV): OPTIONS, and the
+ * ActiveSync at the mailbox (docs/protocols.md §4.1; MS-ASHTTP, MS-ASCMD, MS-ASPROV): OPTIONS, and the
  * WBXML commands a device's first session needs (Provision, FolderSync, Sync, Ping, Settings).
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { WbxmlElement, WbxmlNamespace, WbxmlNode } from '../../../core/activesync/wbxml.ts';
+import type { WbxmlElement, WbxmlNamespace, WbxmlNode } from '../../../codec/wbxml.ts';
 import {
   childElement,
   childElements,
@@ -13,7 +13,7 @@ import {
   textOf,
   WbxmlError,
   wbxmlElement as el,
-} from '../../../core/activesync/wbxml.ts';
+} from '../../../codec/wbxml.ts';
 import type { ActiveSyncRequest } from '../../../core/protocols/activesync.ts';
 import { parseActiveSyncQuery } from '../../../core/protocols/activesync.ts';
 import { isInvalid } from '../../../core/protocols/request-head.ts';
@@ -37,7 +37,7 @@ export async function activeSync(
   const common = { 'MS-Server-ActiveSync': profile.easServer, 'Cache-Control': 'private' };
   if (req.method === 'OPTIONS') {
     await drain(req);
-    // MS-ASHTTP OPTIONS response (protocol-facts §4.1 [26k][26l]).
+    // MS-ASHTTP OPTIONS response (docs/protocols.md §4.1 [26k][26l]).
     send(res, 200, {
       ...common,
       Allow: 'OPTIONS,POST',
@@ -51,7 +51,7 @@ export async function activeSync(
   const request = parseActiveSyncQuery(requestHead(req));
   if (isInvalid(request)) return refuse(req, res, 400, request.detail, common);
   const version = request.protocolVersion ?? profile.easVersions.at(-1) ?? '12.1';
-  // A version the server does not speak is a malformed request (protocol-facts §4.1 status 400).
+  // A version the server does not speak is a malformed request (docs/protocols.md §4.1 status 400).
   if (!profile.easVersions.includes(version))
     return refuse(req, res, 400, `protocol version ${version} is not offered by ${ctx.serverName}`, common);
   const command = easCommandHandlers.get(request.cmd);
@@ -88,7 +88,7 @@ async function ping(x: Eas, doc: WbxmlElement | undefined): Promise<WbxmlElement
   if (heartbeat === undefined) return status(3); // required parameters omitted, none cached
   const [min, max] = x.pings.range;
   if (heartbeat < min || heartbeat > max)
-    // Out of range: Status 5 with the limit that was crossed (protocol-facts §4.1 [27a]).
+    // Out of range: Status 5 with the limit that was crossed (docs/protocols.md §4.1 [27a]).
     return status(5, el('Ping', 'HeartbeatInterval', heartbeat < min ? min : max));
   x.pings.lastHeartbeat.set(device, heartbeat);
   const outcome = await x.pings.hold(Math.min(heartbeat * 1000, x.pings.maxHoldMs), x.res);
@@ -149,7 +149,7 @@ function policyKey(phase: 'temporary' | 'final', x: Eas): string {
 const wbxmlProvisioning = 'MS-EAS-Provisioning-WBXML';
 
 /**
- * Provision in two phases (protocol-facts §4.1 [28][30]): without a PolicyKey the device gets the policy
+ * Provision in two phases (docs/protocols.md §4.1 [28][30]): without a PolicyKey the device gets the policy
  * and a temporary key; acknowledging that key gets the final one. Keys derive from server, mailbox and
  * device, so the simulator keeps no state for it.
  */

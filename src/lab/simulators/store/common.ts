@@ -3,9 +3,14 @@
  * as the core's parsers read it, reading and draining bodies, and writing answers and refusals.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { escapeXml } from '../../../codec/xml-escape.ts';
 import type { ProductVersion } from '../../../core/estate/estate.ts';
 import type { Protocol } from '../../../core/protocols/protocol.ts';
 import type { RequestHead } from '../../../core/protocols/request-head.ts';
+import { drain } from '../../../dataplane/index.ts';
+
+// The one bounded body reader (and the drain it is built on) is the data plane's.
+export { ClientGone, drain, readBody } from '../../../dataplane/index.ts';
 
 /** The mailbox a request is answered for. */
 export interface StoreMailbox {
@@ -29,9 +34,6 @@ export const MiB = 1024 * KiB;
 
 /** The Content-Type of the XML answers (EWS, OAB). */
 export const xmlType = { 'Content-Type': 'text/xml; charset=utf-8' };
-
-/** Thrown when the client went away while its request was being read. */
-export class ClientGone extends Error {}
 
 /** The request line and headers as the core's parsers expect them. */
 export function requestHead(req: IncomingMessage): RequestHead {
@@ -57,41 +59,6 @@ export function requestHead(req: IncomingMessage): RequestHead {
 export function firstHeader(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
-}
-
-/** Read the body, keeping at most `max` bytes; undefined when it is larger (the rest is discarded). */
-export function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > max) return Promise.resolve(undefined);
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    drain(req, (chunk) => {
-      size += chunk.length;
-      if (size > max) {
-        chunks.length = 0;
-        resolve(undefined); // answered now; the remaining bytes are dropped with the connection
-      } else chunks.push(chunk);
-    }).then((total) => resolve(total > max ? undefined : Buffer.concat(chunks, total)), reject);
-  });
-}
-
-/** Consume the body without keeping it, passing each chunk to `each`; resolves with the byte count. */
-export function drain(req: IncomingMessage, each?: (chunk: Buffer) => void): Promise<number> {
-  if (req.readableEnded) return Promise.resolve(0); // already read upstream of the store
-  if (req.destroyed) return Promise.reject(new ClientGone());
-  return new Promise((resolve, reject) => {
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      each?.(chunk);
-    });
-    req.once('end', () => resolve(size));
-    req.once('error', () => reject(new ClientGone()));
-    req.once('close', () => {
-      if (!req.complete) reject(new ClientGone());
-    });
-  });
 }
 
 /** Write a whole answer with its Content-Length. */
@@ -120,11 +87,6 @@ export async function refuse(
   const extra: OutgoingHttpHeaders = status === 413 ? { Connection: 'close' } : {};
   if (status !== 413) await drain(req);
   send(res, status, { ...headers, ...extra, 'X-Lab-Reason': reason.replace(/[^\x20-\x7e]/g, '?') });
-}
-
-/** Text made safe for XML content and attribute values. */
-export function escapeXml(s: string): string {
-  return s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 /** Text made safe for HTML (the same escapes as XML). */

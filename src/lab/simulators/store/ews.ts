@@ -1,5 +1,5 @@
 /**
- * EWS at the mailbox (protocol-facts §4.6). What real clients need (lab notes on exchangelib,
+ * EWS at the mailbox (docs/protocols.md §4.6). What real clients need (docs/lab.md §2 on exchangelib,
  * ews-javascript-api and DavMail): a ServerVersionInfo with a real schema name on every answer, the version
  * negotiation their probes rely on (an unknown RequestServerVersion is ErrorInvalidServerVersion, so they
  * step down), ConvertId (exchangelib's version probe, DavMail's way of learning the address), GetFolder for
@@ -7,21 +7,24 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { StoreContext } from './common.ts';
-import { escapeXml, MiB, readBody, refuse, requestHead, send, xmlType } from './common.ts';
+import { escapeXml } from '../../../codec/xml-escape.ts';
+import { soap11EnvelopeNs, xmlSchemaInstanceNs } from '../../../core/autodiscover/schemas.ts';
+import { MiB, readBody, refuse, requestHead, send, xmlType } from './common.ts';
 import type { LabFolder } from './contents.ts';
 import { folders } from './contents.ts';
 import type { VersionProfile } from './versions.ts';
 import { profiles } from './versions.ts';
-import type { XmlElement } from './xml.ts';
-import { child, parseXml, text, XmlSyntaxError } from './xml.ts';
+import type { XmlElement } from '../../../codec/xml-read.ts';
+import { readXml, xmlChild, XmlError } from '../../../codec/xml-read.ts';
 
 const ewsMaxBody = 1 * MiB;
 
-const soapNs = 'http://schemas.xmlsoap.org/soap/envelope/';
 const messagesNs = 'http://schemas.microsoft.com/exchange/services/2006/messages';
 const typesNs = 'http://schemas.microsoft.com/exchange/services/2006/types';
 const errorsNs = 'http://schemas.microsoft.com/exchange/services/2006/errors';
-const xsiNs = 'http://www.w3.org/2001/XMLSchema-instance';
+
+/** The text content of `e`, untrimmed; empty when there is no `e`. */
+const text = (e: XmlElement | undefined): string => e?.text ?? '';
 
 /** Answer one EWS request: a SOAP 1.1 envelope posted to /EWS/Exchange.asmx. */
 export async function ews(req: IncomingMessage, res: ServerResponse, ctx: StoreContext): Promise<void> {
@@ -30,23 +33,25 @@ export async function ews(req: IncomingMessage, res: ServerResponse, ctx: StoreC
   if (req.method !== 'POST') return refuse(req, res, 405, 'EWS takes POST', { Allow: 'POST' });
   const body = await readBody(req, ewsMaxBody);
   if (body === undefined) return refuse(req, res, 413, `EWS bodies are capped at ${ewsMaxBody} bytes`);
-  // Request-level failures are SOAP faults with HTTP 500 (protocol-facts §4.6 [34i][34j]).
+  // Request-level failures are SOAP faults with HTTP 500 (docs/protocols.md §4.6 [34i][34j]).
   const failWith = (faultXml: string): void => send(res, 500, xmlType, faultXml);
   let envelope: XmlElement;
   try {
-    envelope = parseXml(new TextDecoder('utf-8', { fatal: true }).decode(body));
+    envelope = readXml(new TextDecoder('utf-8', { fatal: true }).decode(body));
   } catch (err) {
-    const at = err instanceof XmlSyntaxError ? err : { message: 'the body is not UTF-8', line: 1, column: 1 };
+    const at = err instanceof XmlError ? err : { message: 'the body is not UTF-8', line: 1, column: 1 };
     return failWith(schemaFault(at.message, at.line, at.column));
   }
   const soapBody =
-    envelope.ns === soapNs && envelope.local === 'Envelope' ? child(envelope, 'Body', soapNs) : undefined;
+    envelope.ns === soap11EnvelopeNs && envelope.local === 'Envelope'
+      ? xmlChild(envelope, 'Body', soap11EnvelopeNs)
+      : undefined;
   const op = soapBody?.children[0];
   if (!op)
     return failWith(schemaFault('The request is not a SOAP 1.1 envelope with an operation in its Body.'));
   const profile = profiles[ctx.version];
   // Without the header a request targets the first release of Exchange 2007, which every version serves.
-  const requested = child(child(envelope, 'Header', soapNs), 'RequestServerVersion', typesNs);
+  const requested = xmlChild(xmlChild(envelope, 'Header', soap11EnvelopeNs), 'RequestServerVersion', typesNs);
   if (requested) {
     const version = requested.attributes.get('Version');
     if (version === undefined) return failWith(schemaFault("The required attribute 'Version' is missing."));
@@ -63,18 +68,18 @@ function soapEnvelope(p: VersionProfile, body: string): string {
   const [major, minor, build, revision] = p.build;
   return (
     '<?xml version="1.0" encoding="utf-8"?>' +
-    `<s:Envelope xmlns:s="${soapNs}">` +
+    `<s:Envelope xmlns:s="${soap11EnvelopeNs}">` +
     `<s:Header><h:ServerVersionInfo MajorVersion="${major}" MinorVersion="${minor}" ` +
     `MajorBuildNumber="${build}" MinorBuildNumber="${revision}" Version="${p.ewsSchema}" xmlns:h="${typesNs}"/></s:Header>` +
     `<s:Body xmlns:m="${messagesNs}" xmlns:t="${typesNs}">${body}</s:Body></s:Envelope>`
   );
 }
 
-/** A request-level failure: SOAP 1.1 fault, HTTP 500 (protocol-facts §4.6 [34i][34j]). */
+/** A request-level failure: SOAP 1.1 fault, HTTP 500 (docs/protocols.md §4.6 [34i][34j]). */
 function fault(code: string, faultstring: string, detail: string): string {
   return (
     '<?xml version="1.0" encoding="utf-8"?>' +
-    `<s:Envelope xmlns:s="${soapNs}"><s:Body><s:Fault>` +
+    `<s:Envelope xmlns:s="${soap11EnvelopeNs}"><s:Body><s:Fault>` +
     `<faultcode xmlns:a="${typesNs}">a:${code}</faultcode>` +
     `<faultstring xml:lang="en-US">${escapeXml(faultstring)}</faultstring>` +
     `<detail><e:ResponseCode xmlns:e="${errorsNs}">${code}</e:ResponseCode>${detail}</detail>` +
@@ -119,7 +124,7 @@ const ewsOperations = new Map<string, (op: XmlElement, ctx: StoreContext) => Ews
   ['GetUserAvailabilityRequest', (op) => getUserAvailability(op)],
 ]);
 
-/** A per-item error: HTTP 200, ResponseClass="Error" (protocol-facts §4.6 [35h]). */
+/** A per-item error: HTTP 200, ResponseClass="Error" (docs/protocols.md §4.6 [35h]). */
 const errorMessage = (operation: string, code: string, text: string): string =>
   `<m:${operation}ResponseMessage ResponseClass="Error"><m:MessageText>${escapeXml(text)}</m:MessageText>` +
   `<m:ResponseCode>${code}</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey></m:${operation}ResponseMessage>`;
@@ -250,19 +255,19 @@ const folderShapes: Readonly<Record<string, readonly FolderProperty[]>> = {
 };
 
 function getFolder(op: XmlElement, ctx: StoreContext): EwsAnswer {
-  const shape = child(op, 'FolderShape', messagesNs);
-  const base = text(child(shape, 'BaseShape', typesNs));
+  const shape = xmlChild(op, 'FolderShape', messagesNs);
+  const base = text(xmlChild(shape, 'BaseShape', typesNs));
   const baseProperties = folderShapes[base];
   if (!baseProperties) return { schemaError: `BaseShape '${base}' is not IdOnly, Default or AllProperties.` };
   const wanted = new Set<FolderProperty>(baseProperties);
   // AdditionalProperties adds folder:* FieldURIs; other property paths are accepted and not simulated.
-  for (const uri of child(shape, 'AdditionalProperties', typesNs)?.children ?? []) {
+  for (const uri of xmlChild(shape, 'AdditionalProperties', typesNs)?.children ?? []) {
     const name =
       uri.local === 'FieldURI' ? /^folder:(\w+)$/.exec(uri.attributes.get('FieldURI') ?? '')?.[1] : '';
     const known = folderProperties.find((p) => p === name);
     if (known) wanted.add(known);
   }
-  const ids = child(op, 'FolderIds', messagesNs);
+  const ids = xmlChild(op, 'FolderIds', messagesNs);
   if (!ids || ids.children.length === 0) return { schemaError: 'GetFolder needs FolderIds.' };
   const known = ewsFolders();
   const messages = ids.children.map((id) => {
@@ -347,7 +352,7 @@ function permissionSet(f: EwsFolder): string {
  * ReturnFullContactData="true" the directory contact comes along.
  */
 function resolveNames(op: XmlElement, ctx: StoreContext): EwsAnswer {
-  const entry = text(child(op, 'UnresolvedEntry', messagesNs)).trim();
+  const entry = text(xmlChild(op, 'UnresolvedEntry', messagesNs)).trim();
   if (entry === '') return { schemaError: 'ResolveNames needs a non-empty UnresolvedEntry.' };
   const wanted = entry.replace(/^smtp:/i, '').toLowerCase();
   const { address, displayName } = ctx.mailbox;
@@ -379,7 +384,7 @@ function convertId(op: XmlElement, ctx: StoreContext): EwsAnswer {
   const destination = op.attributes.get('DestinationFormat');
   if (!isIdFormat(destination))
     return { schemaError: `DestinationFormat '${destination ?? ''}' is not an IdFormatType value.` };
-  const sources = child(op, 'SourceIds', messagesNs)?.children ?? [];
+  const sources = xmlChild(op, 'SourceIds', messagesNs)?.children ?? [];
   if (sources.length === 0) return { schemaError: 'ConvertId needs SourceIds.' };
   const messages: string[] = [];
   for (const source of sources) {
@@ -394,7 +399,7 @@ function convertId(op: XmlElement, ctx: StoreContext): EwsAnswer {
     messages.push(
       successMessage(
         'ConvertId',
-        `<m:AlternateId xmlns:xsi="${xsiNs}" xsi:type="t:AlternateIdType" Format="${destination}" ` +
+        `<m:AlternateId xmlns:xsi="${xmlSchemaInstanceNs}" xsi:type="t:AlternateIdType" Format="${destination}" ` +
           `Id="${encodeId(id, destination)}" Mailbox="${escapeXml(ctx.mailbox.address)}"/>`,
       ),
     );
@@ -405,10 +410,11 @@ function convertId(op: XmlElement, ctx: StoreContext): EwsAnswer {
 /** GetUserAvailability: one empty (all free) FreeBusy answer per mailbox asked about. */
 function getUserAvailability(op: XmlElement): EwsAnswer {
   const mailboxes =
-    child(op, 'MailboxDataArray', messagesNs)?.children.filter((c) => c.local === 'MailboxData') ?? [];
+    xmlChild(op, 'MailboxDataArray', messagesNs)?.children.filter((c) => c.local === 'MailboxData') ?? [];
   if (mailboxes.length === 0)
     return { schemaError: 'GetUserAvailabilityRequest needs MailboxDataArray/MailboxData.' };
-  const view = text(child(child(op, 'FreeBusyViewOptions', typesNs), 'RequestedView', typesNs)) || 'FreeBusy';
+  const view =
+    text(xmlChild(xmlChild(op, 'FreeBusyViewOptions', typesNs), 'RequestedView', typesNs)) || 'FreeBusy';
   const one =
     '<m:FreeBusyResponse><m:ResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>' +
     `</m:ResponseMessage><m:FreeBusyView><t:FreeBusyViewType>${escapeXml(view)}</t:FreeBusyViewType>` +

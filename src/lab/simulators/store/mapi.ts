@@ -1,4 +1,4 @@
-/** MAPI over HTTP at the mailbox (protocol-facts §4.8, MS-OXCMAPIHTTP): emsmdb and nspi, 2013 and later. */
+/** MAPI over HTTP at the mailbox (docs/protocols.md §4.8, MS-OXCMAPIHTTP): emsmdb and nspi, 2013 and later. */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { StoreContext } from './common.ts';

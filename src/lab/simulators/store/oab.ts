@@ -1,4 +1,4 @@
-/** The OAB at the mailbox (protocol-facts §2.2 OAB row): the manifest Outlook reads first. */
+/** The OAB at the mailbox (docs/protocols.md §2.2 OAB row): the manifest Outlook reads first. */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { drain, refuse, requestHead, send, xmlType } from './common.ts';

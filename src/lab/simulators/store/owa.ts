@@ -1,4 +1,4 @@
-/** OWA and ECP at the mailbox (protocol-facts §4.9): the page the user lands on after logon. */
+/** OWA and ECP at the mailbox (docs/protocols.md §4.9): the page the user lands on after logon. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { StoreContext } from './common.ts';
 import { drain, escapeHtml, refuse, send } from './common.ts';

@@ -1,5 +1,5 @@
 /**
- * Outlook Anywhere at the mailbox (protocol-facts §4.7, MS-RPCH): two long-lived channels, never
+ * Outlook Anywhere at the mailbox (docs/protocols.md §4.7, MS-RPCH): two long-lived channels, never
  * buffered. RPC_IN_DATA is counted and hashed as it arrives; RPC_OUT_DATA streams a byte pattern.
  */
 import { createHash } from 'node:crypto';
@@ -12,7 +12,7 @@ export const rpcOutDataByte = (offset: number): number => offset % 251;
 /** The simulator-only request header that sets the RPC_OUT_DATA body length. */
 export const rpcOutBytesHeader = 'x-lab-out-bytes';
 
-// The OUT channel answer's Content-Length lies between 128 KiB and 2 GiB (protocol-facts §4.7 [41d]).
+// The OUT channel answer's Content-Length lies between 128 KiB and 2 GiB (docs/protocols.md §4.7 [41d]).
 const defaultOutBytes = 128 * KiB;
 const maxOutBytes = 2 * 1024 * MiB;
 

@@ -17,13 +17,13 @@ export interface VersionProfile {
   /**
    * `ServerVersionInfo/@Version`: the newest schema the server speaks. The Exchange 2007 SP1 reference
    * documents the attribute; 2007 SP1-SP3 speak `Exchange2007_SP1`, and clients read it (exchangelib
-   * takes the schema from it, lab notes §2).
+   * takes the schema from it, docs/lab.md §2.1).
    */
   readonly ewsSchema: string;
   /** The `RequestServerVersion` values it serves; any other is ErrorInvalidServerVersion. */
   readonly ewsRequestVersions: readonly string[];
   readonly owaTitle: string;
-  /** Absent for 2007, which has no ECP (protocol-facts §2.2 ECP row). */
+  /** Absent for 2007, which has no ECP (docs/protocols.md §2.2 ECP row). */
   readonly ecpTitle?: string;
   /** MAPI/HTTP exists only on 2013 SP1+ (§2.1 rule 7). */
   readonly mapiHttp: boolean;
@@ -62,7 +62,7 @@ const since2016: Omit<VersionProfile, 'product' | 'build' | 'easServer'> = {
 
 /** The profile of each version the lab runs. */
 export const profiles: Readonly<Record<ProductVersion, VersionProfile>> = {
-  // 2007 SP3 is the minimum for coexistence with 2013 (protocol-facts §6); its EAS tops out at 12.1.
+  // 2007 SP3 is the minimum for coexistence with 2013 (docs/protocols.md §6); its EAS tops out at 12.1.
   2007: {
     product: 'Exchange Server 2007 SP3',
     build: [8, 3, 83, 6],
@@ -73,7 +73,7 @@ export const profiles: Readonly<Record<ProductVersion, VersionProfile>> = {
     owaTitle: 'Microsoft Exchange - Outlook Web Access',
     mapiHttp: false,
   },
-  // 2010 SP3 advertises 14.1 with MS-Server-ActiveSync 14.3 (the capture of protocol-facts §4.1 [32]).
+  // 2010 SP3 advertises 14.1 with MS-Server-ActiveSync 14.3 (the capture of docs/protocols.md §4.1 [32]).
   2010: {
     product: 'Exchange Server 2010 SP3',
     build: [14, 3, 123, 4],

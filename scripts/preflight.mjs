@@ -1,0 +1,119 @@
+#!/usr/bin/env node
+/**
+ * Before the suite runs (`npm test` runs this first): are the Debian programs the tests drive installed?
+ * When some are not, one block says which packages are missing and the one command that installs them,
+ * so the cause comes first rather than scattered through hundreds of failures. The tests then run all the
+ * same (none is skipped: a test that needs a missing program fails, with its own hint). When nothing is
+ * missing, one short line.
+ *
+ * Plain JavaScript with no dependency, because scripts/setup.sh asks it (`--missing`) what to install
+ * before `npm ci` has installed anything; the list below is the one list of the suite's Debian packages.
+ * Never fails: its exit code is 0 whatever it finds, so `npm test` ends with the tests' own.
+ */
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants, readdirSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Each Debian package the suite drives and how to tell it is there: `files` at the absolute paths the
+ * code uses (joined to `root` in tests), `programs` on PATH, as the tests run them.
+ */
+export const requirements = [
+  // OpenLDAP: test/directory/ldap-directory.contract.test.ts and src/lab/slapd.ts start throwaway slapds.
+  { package: 'slapd', files: ['/usr/sbin/slapd', '/usr/sbin/slapadd'] },
+  { package: 'ldap-utils', programs: ['ldapmodify'] },
+  // A real EWS client, run with Debian's interpreter (test/support/clients/run-client.ts).
+  { package: 'python3-exchangelib', python: 'exchangelib' },
+  // The lab's printed curl lines are run by a test.
+  { package: 'curl', programs: ['curl'] },
+  // A real ActiveSync back end (src/lab/sogo/, and what its sogoAvailable() looks for).
+  { package: 'sogo', files: ['/usr/sbin/sogod'] },
+  { package: 'sogo-activesync', files: ['/usr/lib/GNUstep/SOGo/ActiveSync.SOGo'], executable: false },
+  { package: 'dovecot-imapd', files: ['/usr/sbin/dovecot', '/usr/lib/dovecot/imap'] },
+  { package: 'memcached', files: ['/usr/bin/memcached'] },
+  { package: 'postgresql', postgres: ['initdb', 'postgres', 'pg_isready', 'psql'] },
+  // xml2wbxml/wbxml2xml decode ActiveSync traffic (test/support/libwbxml.ts).
+  { package: 'libwbxml2-utils', programs: ['xml2wbxml', 'wbxml2xml'] },
+];
+
+/**
+ * The packages whose programs are missing, in the order above.
+ * @param {{ root?: string, path?: string }} [where] `root` prefixes the absolute paths (default `/`);
+ *   `path` is the PATH programs are looked up in (default the environment's).
+ * @returns {string[]}
+ */
+export function missingPackages(where = {}) {
+  const root = where.root ?? '/';
+  const dirs = (where.path ?? process.env['PATH'] ?? '').split(delimiter).filter((d) => d !== '');
+  const at = (file) => join(root, file);
+  const onPath = (program) => dirs.some((d) => usable(join(d, program), true));
+  return requirements
+    .filter((r) => {
+      if (r.files && !r.files.every((f) => usable(at(f), r.executable !== false))) return true;
+      if (r.programs && !r.programs.every(onPath)) return true;
+      if (r.python && !imports(at('/usr/bin/python3'), r.python)) return true;
+      if (r.postgres && !postgresBinaries(at('/usr/lib/postgresql'), r.postgres)) return true;
+      return false;
+    })
+    .map((r) => r.package);
+}
+
+/**
+ * What `npm test` prints first: one block when something is missing, else one line.
+ * @param {readonly string[]} missing
+ * @param {{ asRoot: boolean }} who whether the user already is root (then no sudo)
+ */
+export function report(missing, who) {
+  if (missing.length === 0) return 'preflight: every Debian program the tests drive is installed\n';
+  const install = who.asRoot ? 'npm run setup' : 'sudo npm run setup';
+  return [
+    `preflight: ${missing.length} Debian package${missing.length === 1 ? '' : 's'} the tests drive ${missing.length === 1 ? 'is' : 'are'} not installed;`,
+    '  the tests that need them will fail (none is skipped), each saying what it lacks.',
+    `  missing: ${missing.join(' ')}`,
+    `  install with: ${install}`,
+    '',
+  ].join('\n');
+}
+
+function usable(file, executable) {
+  try {
+    accessSync(file, executable ? constants.X_OK : constants.F_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether the interpreter at `python` exists and imports `module`. */
+function imports(python, module) {
+  if (!usable(python, true)) return false;
+  const r = spawnSync(python, ['-c', `import ${module}`], { stdio: 'ignore', timeout: 30_000 });
+  return r.status === 0;
+}
+
+/** Whether some /usr/lib/postgresql/<major>/bin holds every one of `binaries` (any major version). */
+function postgresBinaries(dir, binaries) {
+  let majors;
+  try {
+    majors = readdirSync(dir).filter((d) => /^\d+$/.test(d));
+  } catch {
+    return false;
+  }
+  return majors.some((m) => binaries.every((b) => usable(join(dir, m, 'bin', b), true)));
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  if (process.argv.includes('--missing')) {
+    // For scripts/setup.sh: the packages to install, space-separated (nothing when none); a failure here
+    // fails setup rather than installing nothing.
+    const missing = missingPackages();
+    process.stdout.write(missing.length > 0 ? `${missing.join(' ')}\n` : '');
+  } else {
+    try {
+      process.stdout.write(report(missingPackages(), { asRoot: process.getuid?.() === 0 }));
+    } catch (e) {
+      process.stderr.write(`preflight: could not check the Debian programs: ${String(e)}\n`);
+    }
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * What the data plane declares for its consumers (architecture.md: `dataplane` declares what it needs from
+ * the lab and never imports it): the server context a node runs with, the hop records it emits, the
+ * mailbox responder and stand-in store endpoints the lab supplies, and the listener a request came in on.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { BlockList } from 'node:net';
+import type { EstateIndex } from '../core/estate/estate-index.ts';
+import type { Policies, Server } from '../core/estate/estate.ts';
+import type { Protocol } from '../core/protocols/protocol.ts';
+import type { Decision } from '../core/routing/decision.ts';
+import type { Role } from '../core/routing/decide.ts';
+import type { Directory } from '../directory/directory.ts';
+import type { AccessRecord, Logger } from '../observability/log.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { TrustedProxies } from './headers.ts';
+import type { OwaSessions } from './owa-session.ts';
+import type { Upstreams } from './upstreams.ts';
+
+/** What a server did with a request, as the server itself records it (lab/hop-recorder reads these). */
+export interface HopRecord {
+  readonly requestId: string;
+  /** This server's estate name. */
+  readonly server: string;
+  /** `coexist`, or the name of the simulator standing in for a product that cannot run here. */
+  readonly implementation: string;
+  readonly role: Role;
+  readonly protocol?: Protocol;
+  readonly user?: string;
+  readonly decision?: Decision['kind'];
+  /** For proxy: the next server, how it was reached and the URL called. */
+  readonly to?: string;
+  readonly via?: string;
+  readonly url?: string;
+  readonly status?: number;
+  readonly outcome: AccessRecord['outcome'];
+}
+
+/** Receives every server's records (declared here, by its consumer; the lab implements it). */
+export interface HopObserver {
+  record(hop: HopRecord): void;
+}
+
+/** What a mailbox server answers with when a request ends at it (the lab's mailbox simulators). */
+export interface MailboxResponder {
+  handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ctx: {
+      readonly serverName: string;
+      readonly version: Server['version'];
+      readonly protocol: Protocol;
+      readonly mailbox: { readonly address: string; readonly displayName: string };
+    },
+  ): Promise<void>;
+}
+
+/** Everything one server of the estate needs to handle requests. */
+export interface ServerContext {
+  readonly index: EstateIndex;
+  /** Which server of the estate this process is (`--as`). */
+  readonly server: Server;
+  readonly policies: Policies;
+  readonly directory: Directory;
+  readonly upstreams: Upstreams;
+  readonly logger: Logger;
+  readonly metrics?: Metrics;
+  readonly sessions: OwaSessions;
+  readonly observer?: HopObserver;
+  readonly responder?: MailboxResponder;
+  /** Peers whose `X-Forwarded-*`, `X-Coexist-Hops` and request id are believed (other servers of the estate). */
+  readonly trustedProxies?: TrustedProxies;
+  /** Source networks of internal clients (docs/protocols.md §2.4); everyone else is external. */
+  readonly internalNetworks?: BlockList;
+  /** `coexist`, or a simulator's name (`simulator: Exchange 2007 CAS`). */
+  readonly implementation: string;
+  /** `Retry-After` for 503 answers (seconds). */
+  readonly retryAfterSeconds?: number;
+  /** Per-protocol idle timeouts (tests). */
+  readonly idleTimeoutsMs?: Readonly<Partial<Record<Protocol, number>>>;
+  /** Mailbox servers whose protocol endpoint is not where the estate's name and path say (see the type). */
+  readonly storeEndpoints?: StoreEndpoints;
+}
+
+/**
+ * A mailbox server's endpoint for one protocol when it is a server of another kind standing in for it: in
+ * the lab, a real ActiveSync server (SOGo) answers for a 2007 mailbox server. Everything the stand-in needs
+ * differently is said here, at the hop to it, and nowhere in the engine.
+ */
+export interface StoreEndpoint {
+  /** The endpoint's URL; its path replaces the client's virtual directory (`/Microsoft-Server-ActiveSync`). */
+  readonly url: string;
+  /** False for a server that closes the connection after every answer without saying so: one per request. */
+  readonly keepAlive?: boolean;
+}
+
+/** The stand-in endpoint of `server` for `protocol`, if it has one. */
+export type StoreEndpoints = (server: string, protocol: Protocol) => StoreEndpoint | undefined;
+
+/** The listener a request came in on. */
+export interface ListenerInfo {
+  readonly name: string;
+  /** The role the server plays for requests on this listener (a 2013 back end listens on 444 as `mailbox`). */
+  readonly role: Role;
+  readonly scheme: 'http' | 'https';
+  readonly port: number;
+}
