@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
+import { connect as netConnect } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { connect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
@@ -37,13 +38,9 @@ describe('attack: a request body past the cap', () => {
   async function open(): Promise<TLSSocket> {
     const to = lab.resolve(host, 443);
     assert.ok(to, 'the lab resolves the primary namespace');
-    const socket = connect({
-      host: to.address,
-      port: to.port,
-      servername: host,
-      ca: lab.ca.certPem,
-      localAddress: labAddresses.externalClient,
-    });
+    // From the external client address, as a phone on the internet would come.
+    const tcp = netConnect({ host: to.address, port: to.port, localAddress: labAddresses.externalClient });
+    const socket = connect({ socket: tcp, servername: host, ca: lab.ca.certPem });
     await once(socket, 'secureConnect');
     return socket;
   }
