@@ -30,6 +30,9 @@ onAsk((ask) => {
       server,
       listeners: [{ name: 'front', role: 'cas', host: '127.0.0.1', port: 0 }],
       logger: createLogger({ level: 'silent' }),
+      // Every held poll of a lane comes from one client address, as from a load balancer: the per-source
+      // cap (docs/security.md "Limits and timeouts at the edge") is off, the total stays at its default.
+      limits: { maxConnectionsPerSource: 0 },
       upstreams: {
         ca: String(ask['caPem']),
         resolve: (hostname) =>

@@ -483,6 +483,30 @@ export function checkEstate(file: LooseEstateFile, options: CheckOptions = {}): 
     }
   }
 
+  // Access grants (docs/security.md "Mailbox access") name other users of the estate, once the identity
+  // map holds every user.
+  for (let i = 0; i < users.length; i++) {
+    const user = users[i];
+    for (const field of ['fullAccess', 'delegates'] as const) {
+      (user?.[field] ?? []).forEach((trustee, k) => {
+        if (trustee === undefined) return;
+        const who = identities.get(lc(trustee));
+        if (who === undefined)
+          add(
+            'CX_CONFIG_REFERENCE',
+            ['users', i, field, k],
+            `${q(trustee)} is no user of this estate: grant access to a user by address, alias, UPN or DOMAIN\\user`,
+          );
+        else if (who === i)
+          add(
+            'CX_CONFIG_INCONSISTENT',
+            ['users', i, field, k],
+            `${q(trustee)} is the mailbox's own user, who always has access: remove it`,
+          );
+      });
+    }
+  }
+
   return problems;
 }
 

@@ -181,6 +181,18 @@ export const userSchema = z
       })
       .optional()
       .describe('Password hash for the embedded directory (PHC string format).'),
+    fullAccess: z
+      .array(z.string().min(1))
+      .optional()
+      .describe(
+        "Users granted full access to this mailbox (Exchange's Add-MailboxPermission -AccessRights FullAccess; in AD msExchDelegateListLink), by address, alias, UPN or DOMAIN\\user: they may open it in every protocol. None by default: only the owner.",
+      ),
+    delegates: z
+      .array(z.string().min(1))
+      .optional()
+      .describe(
+        "This mailbox's delegates (in AD publicDelegates), by address, alias, UPN or DOMAIN\\user: they may open it over EWS (delegate access). None by default.",
+      ),
   })
   .strict();
 
@@ -216,6 +228,134 @@ export const policiesSchema = z
     'Routing policies where Exchange versions behave differently; each has a default, so the section is optional.',
   );
 
+const count = z.number().int().positive();
+
+/** docs/security.md "Extranet smart lockout"; the defaults are dataplane/lockout.ts's `lockoutDefaults`. */
+export const lockoutSchema = z
+  .object({
+    enabled: z
+      .boolean()
+      .optional()
+      .describe(
+        'false turns the extranet smart lockout off: every sign-in is asked to the directory. Default true.',
+      ),
+    windowSeconds: count
+      .optional()
+      .describe(
+        'The observation window: failed sign-ins count for this long from the first, and a lock lasts this long from when it starts. Default 1800 (30 min); keep it at least the domain\'s "reset account lockout counter after".',
+      ),
+    unfamiliarThreshold: count
+      .optional()
+      .describe(
+        'Wrong passwords for one account from sources that never signed it in, within the window, after which such sources are answered at once with the failure, without asking the directory. Default 5.',
+      ),
+    familiarThreshold: count
+      .optional()
+      .describe(
+        "Wrong passwords for one account from its familiar sources (where it signed in before) after which those are refused too. Default 4; keep unfamiliarThreshold + familiarThreshold below the domain's account lockout threshold.",
+      ),
+    sourceThreshold: count
+      .optional()
+      .describe(
+        'Wrong passwords from one source address (IPv6: its /64) across accounts it never signed in, within the window, after which it is refused for every such account (password spraying). Default 20.',
+      ),
+    familiarDays: count
+      .optional()
+      .describe(
+        'A source stays familiar to an account this many days after its last successful sign-in from it. Default 30.',
+      ),
+    freeFailures: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe('Failed sign-ins answered without delay before the progressive delay starts. Default 2.'),
+    firstDelayMs: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe(
+        'The first delay before a failure is answered; each further failure doubles it. Default 250.',
+      ),
+    maxDelayMs: z
+      .number()
+      .int()
+      .nonnegative()
+      .max(60_000)
+      .optional()
+      .describe('The longest delay before a failure is answered. Default 2000.'),
+    maxKeys: count
+      .optional()
+      .describe(
+        'The most counters kept in memory (accounts, sources, familiar pairs); the least recently written go first. Default 200000.',
+      ),
+  })
+  .strict()
+  .describe(
+    "Extranet smart lockout (docs/security.md): failed sign-ins counted per account, apart for familiar and unfamiliar sources, and per source; past a threshold the protocol's failure is answered without asking the directory, so an attacker cannot lock the account in Active Directory. On by default.",
+  );
+
+const milliseconds = z.number().int().positive();
+
+/**
+ * docs/security.md "Limits and timeouts at the edge"; the defaults are dataplane/edge-limits.ts's
+ * `defaultEdgeLimits`.
+ */
+export const limitsSchema = z
+  .object({
+    tlsHandshakeTimeoutMs: milliseconds
+      .optional()
+      .describe(
+        'Longest time from accepting a connection to the end of its TLS handshake, absolute (a handshake trickled a byte at a time is cut too). Default 10000.',
+      ),
+    headTimeoutMs: milliseconds
+      .optional()
+      .describe(
+        "Longest time to receive a request head (request line and headers): a new connection's first from the end of its handshake, a kept-alive connection's next from its first byte. Over it: 408, connection closed (slowloris). Default 20000.",
+      ),
+    bodyIdleTimeoutMs: milliseconds
+      .optional()
+      .describe(
+        "Longest silence while a declared request body is still arriving; Outlook Anywhere channels excepted (their idle limit is the protocol's). Over it: 408, connection closed. Default 60000.",
+      ),
+    keepAliveTimeoutMs: milliseconds
+      .optional()
+      .describe('How long a kept-alive connection may sit idle between two requests. Default 5000.'),
+    maxHeaderBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .optional()
+      .describe('Largest request head (request line and headers), bytes. Over it: 431. Default 16384.'),
+    maxHeaderCount: count.optional().describe('Most header fields in a request. Over it: 431. Default 100.'),
+    maxConnections: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe(
+        "Most client connections this server holds open, all its listeners together; past it a new one is closed at accept, before TLS. 0: no cap. Default 10000; keep it under half the process's file-descriptor limit (a proxied connection holds one to the next hop too).",
+      ),
+    maxConnectionsPerSource: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe(
+        'Most client connections one source (an IPv4 address, an IPv6 /64) holds open; past it a new one is closed at accept. Trusted proxies are exempt. 0: no cap. Default 1000; raise it for many clients behind one NAT address.',
+      ),
+    logIntervalMs: milliseconds
+      .optional()
+      .describe(
+        'Refused and cut connections are counted at once (coexist_edge_events_total) and logged at most once this often per kind, with the count since the last line. Default 10000.',
+      ),
+  })
+  .strict()
+  .describe(
+    'Limits and timeouts at the edge (docs/security.md): deadlines for the TLS handshake and the request head, a stalled body cut, head size and field count, and connection caps in total and per source. Each has a safe default, so the section is optional.',
+  );
+
 export const estateFileSchema = z
   .object({
     $schema: z.string().optional().describe('Path or URL of this JSON Schema, for editors.'),
@@ -240,6 +380,8 @@ export const estateFileSchema = z
       .strict()
       .optional()
       .describe('Where users live: the embedded users section of this file (default), or an LDAP directory.'),
+    lockout: lockoutSchema.optional(),
+    limits: limitsSchema.optional(),
     remoteDomains: z
       .array(remoteDomainSchema)
       .optional()

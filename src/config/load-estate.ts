@@ -27,6 +27,7 @@ import type { EstatePath, LooseEstateFile } from './check-estate.ts';
 import { appendSegment, checkEstate, closest, pathToString } from './check-estate.ts';
 import type { ConfigProblem } from './config-error.ts';
 import { EstateConfigError } from './config-error.ts';
+import type { EstateFile } from './estate-schema.ts';
 import { estateFileSchema } from './estate-schema.ts';
 import { toEstate } from './to-estate.ts';
 import type { LdapDirectoryOptions } from '../directory/ldap-settings.ts';
@@ -34,6 +35,10 @@ import type { LdapDirectoryOptions } from '../directory/ldap-settings.ts';
 /** The settings an estate file carries besides the estate itself: where its users live. */
 export interface EstateSettings {
   readonly directory?: { readonly ldap?: LdapDirectoryOptions };
+  /** The extranet smart lockout (docs/security.md); `LockoutSettings` in dataplane/lockout.ts. */
+  readonly lockout?: EstateFile['lockout'];
+  /** The edge's limits (docs/security.md "Limits and timeouts at the edge"); `EdgeLimits` in dataplane/edge-limits.ts. */
+  readonly limits?: EstateFile['limits'];
 }
 
 /** A loaded estate file: the estate, its index (what the engine and servers use) and its settings. */
@@ -78,8 +83,13 @@ function accept(data: unknown): Loaded | undefined {
   if (!parsed.success) return undefined;
   const identities = new Map<string, number>();
   if (checkEstate(parsed.data, { identities }).length > 0) return undefined;
-  const directory = parsed.data.directory;
-  return { estate: toEstate(parsed.data), identities, settings: directory ? { directory } : {} };
+  const { directory, lockout, limits } = parsed.data;
+  const settings = {
+    ...(directory ? { directory } : {}),
+    ...(lockout ? { lockout } : {}),
+    ...(limits ? { limits } : {}),
+  };
+  return { estate: toEstate(parsed.data), identities, settings };
 }
 
 async function readEstateText(path: string): Promise<string> {

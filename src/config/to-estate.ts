@@ -27,6 +27,16 @@ export function toEstate(file: EstateFile): Estate {
       };
     }),
   }));
+  // Grants name users by any of their identities; the Estate carries primary addresses (checkEstate made
+  // sure each names a user).
+  const primary = new Map<string, string>();
+  for (const u of file.users) {
+    for (const id of [u.address, ...(u.aliases ?? []), u.login, u.upn])
+      if (id !== undefined) primary.set(id.toLowerCase(), u.address);
+  }
+  const trustees = (list: readonly string[] | undefined): string[] => [
+    ...new Set((list ?? []).map((t) => primary.get(t.toLowerCase()) ?? t)),
+  ];
   const users = file.users.map((u): User => {
     const server = u.mailbox.server
       ? (declared.get(u.mailbox.server.toLowerCase()) ?? u.mailbox.server)
@@ -40,6 +50,8 @@ export function toEstate(file: EstateFile): Estate {
       ...(u.upn !== undefined && { upn: u.upn }),
       ...(u.mailbox.database !== undefined && { database: u.mailbox.database }),
       ...(u.password !== undefined && { passwordHash: u.password }),
+      ...(u.fullAccess !== undefined && { fullAccess: trustees(u.fullAccess) }),
+      ...(u.delegates !== undefined && { delegates: trustees(u.delegates) }),
     };
   });
   return {

@@ -140,8 +140,33 @@ export const catalogue = {
   // The front door's own answers (src/dataplane)
   CX_HTTP_NOT_FOUND: { status: 404, summary: 'The path belongs to no protocol coexist serves.' },
   CX_HTTP_MALFORMED: { status: 400, summary: 'The request is not well-formed HTTP/1.1.' },
+  CX_HTTP_HEADERS_TOO_LARGE: {
+    status: 431,
+    summary: 'The request head is larger, or has more header fields, than this server accepts.',
+  },
+  CX_HTTP_REQUEST_TIMEOUT: {
+    status: 408,
+    summary: 'The request head did not arrive in time, or the request body stalled.',
+  },
+  CX_HTTP_CONNECTION_LIMIT: {
+    status: 0,
+    summary: 'A connection was closed at accept: the server, or its source, holds as many as allowed.',
+  },
+  CX_HTTP_TLS_TIMEOUT: { status: 0, summary: 'The TLS handshake did not finish in time.' },
+  CX_HTTP_MISDIRECTED: {
+    status: 421,
+    summary: 'The Host (or the TLS server name) names a host this server does not answer for.',
+  },
+  CX_HTTP_CROSS_SITE: {
+    status: 403,
+    summary: 'A state-changing OWA or ECP request came from another site (Origin, Sec-Fetch-Site).',
+  },
   CX_AUTH_REQUIRED: { status: 401, summary: 'The request carries no credentials coexist accepts.' },
   CX_AUTH_FAILED: { status: 401, summary: 'The user name or password is wrong.' },
+  CX_AUTH_ACCESS_DENIED: {
+    status: 403,
+    summary: 'The caller may not open the mailbox the request names.',
+  },
   CX_DIRECTORY_UNAVAILABLE: { status: 503, summary: 'The directory could not be asked.' },
   CX_ROUTE_NO_STORE: { status: 501, summary: 'This server has no mailbox store to answer from.' },
   CX_HTTP_INTERNAL: { status: 500, summary: 'coexist failed while handling the request.' },

@@ -14,6 +14,7 @@ import type { Directory } from '../directory/directory.ts';
 import type { AccessRecord, Logger } from '../observability/log.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { TrustedProxies } from './headers.ts';
+import type { Lockout } from './lockout.ts';
 import type { OwaSessions } from './owa-session.ts';
 import type { Upstreams } from './upstreams.ts';
 
@@ -41,7 +42,12 @@ export interface HopObserver {
   record(hop: HopRecord): void;
 }
 
-/** What a mailbox server answers with when a request ends at it (the lab's mailbox simulators). */
+/**
+ * What a mailbox server answers with when a request ends at it (the lab's mailbox simulators). It is told
+ * whose mailbox the request is for, who is asking (the caller this server authenticated) and what the
+ * directory grants the caller on that mailbox; with `access: 'denied'` it must answer the protocol's own
+ * access-denied answer and nothing of the mailbox (docs/security.md "Mailbox access").
+ */
 export interface MailboxResponder {
   handle(
     req: IncomingMessage,
@@ -51,6 +57,9 @@ export interface MailboxResponder {
       readonly version: Server['version'];
       readonly protocol: Protocol;
       readonly mailbox: { readonly address: string; readonly displayName: string };
+      readonly caller: { readonly address: string; readonly displayName: string };
+      /** The caller's own mailbox, one granted (full access, delegate over EWS), or denied. */
+      readonly access: 'owner' | 'full-access' | 'delegate' | 'denied';
     },
   ): Promise<void>;
 }
@@ -80,6 +89,8 @@ export interface ServerContext {
   readonly idleTimeoutsMs?: Readonly<Partial<Record<Protocol, number>>>;
   /** Mailbox servers whose protocol endpoint is not where the estate's name and path say (see the type). */
   readonly storeEndpoints?: StoreEndpoints;
+  /** The extranet smart lockout in front of every password check (docs/security.md); absent: none. */
+  readonly lockout?: Lockout;
 }
 
 /**

@@ -17,6 +17,8 @@ export { forward, idleTimeoutMs } from './forward.ts';
 export type { UpstreamsOptions } from './upstreams.ts';
 export { Upstreams } from './upstreams.ts';
 export type { CertificateEntry, Listening, ListenOptions } from './listener.ts';
+export type { EdgeEvent, EdgeLimits } from './edge-limits.ts';
+export { defaultEdgeLimits, EdgeGate, edgeLimits, sourceKey } from './edge-limits.ts';
 export { listen, sniContexts } from './listener.ts';
 export type {
   HopObserver,
@@ -31,6 +33,15 @@ export { createRequestHandler } from './pipeline.ts';
 export { endpointUrl, nextHopUrl } from './next-hop-url.ts';
 export { ClientGone, drain, readBody } from './body.ts';
 export type { NodeListener, ServerNode, ServerNodeOptions } from './server-node.ts';
+export type {
+  Attempt,
+  LockoutEvent,
+  LockoutOptions,
+  LockoutSettings,
+  LockoutStore,
+  LockScope,
+} from './lockout.ts';
+export { Lockout, MemoryLockoutStore, lockoutDefaults } from './lockout.ts';
 export { startServerNode } from './server-node.ts';
 export type { AutodiscoverError, AutodiscoverReply, RenderContext } from './autodiscover/context.ts';
 export { autodiscoverHeaders } from './autodiscover/context.ts';

@@ -1,18 +1,22 @@
 /**
- * HTTP(S) listeners: TLS with one certificate per namespace chosen by SNI, timeouts that let long polls
- * live (the request handler and undici enforce idle limits per protocol, not Node's 300 s total), and a
- * structured refusal for requests Node's parser rejects (e.g. `Content-Length` with `Transfer-Encoding`,
+ * HTTP(S) listeners: TLS with one certificate per namespace chosen by SNI; the edge's limits (edge-limits.ts,
+ * docs/security.md "Limits and timeouts at the edge"): connections refused at accept over the caps, absolute
+ * deadlines for the TLS handshake and the request head, a stalled body cut, heads too large refused with
+ * 431; timeouts that let long polls live once a request is in (the request handler and undici enforce idle
+ * limits per protocol, not Node's 300 s total); and a structured refusal for requests Node's parser rejects (e.g. `Content-Length` with `Transfer-Encoding`,
  * RFC 9112 §6.3), which never reach the pipeline or a back end.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import { createServer as createHttpServer } from 'node:http';
-import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
-import { createServer as createNetServer } from 'node:net';
-import type { SecureContext, TLSSocket } from 'node:tls';
+import type { AddressInfo, Socket } from 'node:net';
+import type { SecureContext, Server as TlsServer, TLSSocket } from 'node:tls';
 import { createSecureContext, createServer as createTlsServer } from 'node:tls';
+import type { ErrorCode } from '../core/errors.ts';
 import type { Logger } from '../observability/log.ts';
 import { logAccess } from '../observability/log.ts';
+import type { EdgeEvent, EdgeLimits } from './edge-limits.ts';
+import { EdgeGate, edgeLimits } from './edge-limits.ts';
 
 /** A certificate and the host names it is served for (exact names or `*.domain`). */
 export interface CertificateEntry {
@@ -28,8 +32,10 @@ export interface ListenOptions {
   readonly port: number;
   /** TLS certificates; absent means plain HTTP, which the caller allows only when told to. */
   readonly certificates?: readonly CertificateEntry[];
-  /** Idle time of a keep-alive connection between requests; default 5 s (Node's). */
-  readonly keepAliveTimeoutMs?: number;
+  /** The edge's limits (edge-limits.ts), when no `gate` brings them; the defaults for the rest. */
+  readonly limits?: Partial<EdgeLimits>;
+  /** The server's admission of connections and report of refusals, shared by its listeners; default one of its own. */
+  readonly gate?: EdgeGate;
 }
 
 /** A listening server. */
@@ -71,83 +77,237 @@ export async function listen(
   serverName: string,
 ): Promise<Listening> {
   const tlsEntries = options.certificates;
-  const settings = {
-    // Long polls (ActiveSync Ping up to 3540 s, RPC channels) must not be cut by Node's total request
-    // timeout (300 s by default); idle limits per protocol apply upstream (forward.ts).
-    requestTimeout: 0,
-    headersTimeout: 60_000,
-    keepAliveTimeout: options.keepAliveTimeoutMs ?? 5_000,
+  const limits = options.gate?.limits ?? edgeLimits(options.limits);
+  const gate = options.gate ?? new EdgeGate(limits, { logger, serverName });
+  const listener = options.name;
+  // Node's own head timer (`headersTimeout`, armed because this server listen()s) cuts the heads of the
+  // later requests of a kept-alive connection, from their first byte; the first request's head, the RPC
+  // sniffer included, is timed below from the end of the handshake. Long polls and RPC channels are not cut
+  // by a total request time (`requestTimeout: 0`): once a request is in, each protocol's idle limit applies
+  // upstream (forward.ts).
+  const server: HttpServer = createHttpServer(
+    {
+      requestTimeout: 0,
+      headersTimeout: limits.headTimeoutMs,
+      connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(limits.headTimeoutMs / 4))),
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      maxHeaderSize: limits.maxHeaderBytes,
+    },
+    (req, res) => onRequest(req, res),
+  );
+  // One more than the limit, so that a request over it is seen (Node silently drops the fields past
+  // `maxHeadersCount`) and refused.
+  server.maxHeadersCount = limits.maxHeaderCount + 1;
+
+  /** Node's own connection handler (below): the HTTP parser for a connection that is ready. */
+  let httpConnection: (this: HttpServer, s: Socket) => void = () => undefined;
+  /** Each connection's first-request head deadline, until that request is in. */
+  const headTimers = new WeakMap<object, NodeJS.Timeout>();
+  /** Connections handed to the HTTP parser (a 408 can be written on them). */
+  const handed = new WeakSet<object>();
+  /** The request in flight on a connection, and whether its body is timed (`bodyIdleTimeoutMs`). */
+  const current = new WeakMap<object, { req: IncomingMessage; res: ServerResponse; bodyTimed: boolean }>();
+  /** Every admitted connection, to cut what is left when the listener stops. */
+  const open = new Set<Socket>();
+
+  const timeoutAnswer = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n';
+  const cut = (socket: Socket, event: EdgeEvent, answer?: string): void => {
+    gate.report(event, socket.remoteAddress ?? '', listener);
+    if (answer !== undefined && socket.writable) socket.write(answer);
+    socket.destroy();
   };
-  // Node's HTTP parser knows a fixed list of methods and refuses Outlook Anywhere's RPC_IN_DATA and
-  // RPC_OUT_DATA (docs/protocols.md §4.7), so connections are accepted here, the first request line is
-  // looked at (`sniffRequestLine`) and only then handed to the HTTP server.
-  const server: HttpServer = createHttpServer(settings, handler);
-  const accept = (socket: Socket): void => sniffRequestLine(socket, () => server.emit('connection', socket));
-  let front: NetServer;
+
+  const ready = (socket: Socket): void => {
+    const timer = setTimeout(() => cut(socket, 'head_timeout', timeoutAnswer), limits.headTimeoutMs);
+    headTimers.set(socket, timer);
+    socket.once('close', () => clearTimeout(timer));
+    sniffRequestLine(socket, () => {
+      handed.add(socket);
+      httpConnection.call(server, socket);
+    });
+  };
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const socket = req.socket;
+    const timer = headTimers.get(socket);
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      headTimers.delete(socket);
+    }
+    if (req.rawHeaders.length > limits.maxHeaderCount * 2) {
+      refuseHead(socket, req, res);
+      return;
+    }
+    const hasBody =
+      req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+    const entry = { req, res, bodyTimed: false };
+    current.set(socket, entry);
+    const done = (): void => {
+      if (current.get(socket) === entry) current.delete(socket);
+    };
+    res.once('finish', done);
+    res.once('close', done);
+    handler(req, res);
+    // The handler gave an Outlook Anywhere channel back its method (restoreMethod, synchronously): its body
+    // is the channel itself, quiet for minutes between RPC PDUs, and the protocol's own idle limit applies.
+    if (hasBody && !req.complete && !(req.method ?? '').startsWith('RPC_')) {
+      entry.bodyTimed = true;
+      socket.setTimeout(limits.bodyIdleTimeoutMs);
+    }
+  };
+
+  const refuseHead = (socket: Socket, req: IncomingMessage, res: ServerResponse): void => {
+    gate.report('headers_too_large', socket.remoteAddress ?? '', listener);
+    logRefusal(socket, 431, 'CX_HTTP_HEADERS_TOO_LARGE', req);
+    res.shouldKeepAlive = false;
+    res.writeHead(431, { connection: 'close', 'content-length': '0' });
+    res.end();
+  };
+
+  const logRefusal = (socket: Socket, status: number, code: ErrorCode, req?: IncomingMessage): void =>
+    logAccess(logger, {
+      reqId: randomUUID(),
+      listener,
+      server: serverName,
+      method: req?.method ?? '',
+      host: '',
+      path: '',
+      status,
+      outcome: 'refused',
+      code,
+      timings: { totalMs: 0 },
+      ...(socket.remoteAddress === undefined ? {} : { clientAddress: socket.remoteAddress }),
+    });
+
+  // A listener on the server's 'timeout' makes Node leave every socket timeout to it (node:http docs):
+  // the keep-alive idle timeout ends the connection as Node would; a stalled body is cut; a timer left from
+  // a body that has since arrived (a long poll now held) is cleared.
+  server.on('timeout', (socket: Socket) => {
+    const entry = current.get(socket);
+    if (entry === undefined) {
+      socket.destroy();
+      return;
+    }
+    if (entry.bodyTimed && !entry.req.complete) {
+      cut(socket, 'body_idle_timeout', entry.res.headersSent ? undefined : timeoutAnswer);
+      return;
+    }
+    socket.setTimeout(0);
+  });
+
+  // This HTTP server listen()s itself, so Node arms its head timer and tracks its connections (graceful
+  // close); its own connection handler is called only once a connection is admitted, its TLS handshake is
+  // done and its first request line looked at (`sniffRequestLine`): Node's HTTP parser knows a fixed list of
+  // methods and refuses Outlook Anywhere's RPC_IN_DATA and RPC_OUT_DATA (docs/protocols.md §4.7).
+  const [nodeConnection] = server.listeners('connection') as ((this: HttpServer, s: Socket) => void)[];
+  if (nodeConnection === undefined) throw new Error('node:http registered no connection handler');
+  httpConnection = nodeConnection;
+  server.removeAllListeners('connection');
+
+  let tls: TlsServer | undefined;
+  /** Handshake deadlines by the peer's address and port (the raw and the TLS socket share them). */
+  const handshakes = new Map<string, NodeJS.Timeout>();
   if (tlsEntries && tlsEntries.length > 0) {
     const first = tlsEntries[0] as CertificateEntry;
     const pick = sniContexts(tlsEntries);
-    front = createTlsServer(
+    tls = createTlsServer(
       {
         cert: first.certPem,
         key: first.keyPem,
         minVersion: 'TLSv1.2',
         ALPNProtocols: ['http/1.1'],
         SNICallback: (servername, cb) => cb(null, pick(servername)),
+        handshakeTimeout: limits.tlsHandshakeTimeoutMs,
       },
-      (socket: TLSSocket) => accept(socket),
+      (socket: TLSSocket) => {
+        const key = `${socket.remoteAddress}|${socket.remotePort}`;
+        clearTimeout(handshakes.get(key));
+        handshakes.delete(key);
+        ready(socket);
+      },
     );
     // A failed handshake (wrong SNI, a scanner) never reaches HTTP; nothing to answer.
-    front.on('tlsClientError', (_err: Error, socket: TLSSocket) => socket.destroy());
-  } else {
-    front = createNetServer((socket) => accept(socket));
+    tls.on('tlsClientError', (_err: Error, socket: TLSSocket) => socket.destroy());
   }
+
+  server.on('connection', (raw: Socket) => {
+    // Refused at accept, before any TLS or HTTP work: the cheapest answer to a flood (a closed socket).
+    if (!gate.admit(raw, listener)) {
+      raw.destroy();
+      return;
+    }
+    open.add(raw);
+    raw.once('close', () => open.delete(raw));
+    raw.on('error', () => raw.destroy());
+    if (!tls) {
+      ready(raw);
+      return;
+    }
+    // Absolute: Node's own `handshakeTimeout` is an idle timer, which a ClientHello sent a byte at a time
+    // keeps resetting.
+    const key = `${raw.remoteAddress}|${raw.remotePort}`;
+    const timer = setTimeout(() => cut(raw, 'tls_handshake_timeout'), limits.tlsHandshakeTimeoutMs);
+    handshakes.set(key, timer);
+    raw.once('close', () => {
+      clearTimeout(timer);
+      if (handshakes.get(key) === timer) handshakes.delete(key);
+    });
+    tls.emit('connection', raw);
+  });
+
   server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
     // Parser errors and TLS-less junk: a 400 and one structured line, never a stack trace.
-    if (err.code === 'ECONNRESET' || !socket.writable) {
+    // A client that hung up mid-request (EOF inside a body) saw nothing: no 400 and no line claiming a
+    // malformed request; the request's own line already says client_aborted (docs/security.md "Trust per request").
+    if (err.code === 'ECONNRESET' || err.code === 'HPE_INVALID_EOF_STATE' || !socket.writable) {
       socket.destroy();
       return;
     }
-    logAccess(logger, {
-      reqId: randomUUID(),
-      listener: options.name,
-      server: serverName,
-      method: '',
-      host: '',
-      path: '',
-      status: 400,
-      outcome: 'refused',
-      code: 'CX_HTTP_MALFORMED',
-      timings: { totalMs: 0 },
-      ...(socket.remoteAddress === undefined ? {} : { clientAddress: socket.remoteAddress }),
-    });
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      cut(socket, 'head_timeout', timeoutAnswer);
+      return;
+    }
+    if (err.code === 'HPE_HEADER_OVERFLOW') {
+      gate.report('headers_too_large', socket.remoteAddress ?? '', listener);
+      logRefusal(socket, 431, 'CX_HTTP_HEADERS_TOO_LARGE');
+      socket.end(
+        'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
+      );
+      return;
+    }
+    logRefusal(socket, 400, 'CX_HTTP_MALFORMED');
     socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
   });
   await new Promise<void>((resolve, reject) => {
-    front.once('error', reject);
+    server.once('error', reject);
     // A deep accept queue: thousands of phones reconnect at once after a network blip (Node's default is
     // 511; the kernel caps it at net.core.somaxconn).
-    front.listen({ port: options.port, host: options.host, backlog: 4096 }, () => {
-      front.off('error', reject);
+    server.listen({ port: options.port, host: options.host, backlog: 4096 }, () => {
+      server.off('error', reject);
       resolve();
     });
   });
-  const port = (front.address() as AddressInfo).port;
+  const port = (server.address() as AddressInfo).port;
   return {
     name: options.name,
     port,
-    scheme: tlsEntries && tlsEntries.length > 0 ? 'https' : 'http',
+    scheme: tls ? 'https' : 'http',
     server,
     close: (graceMs = 5_000) =>
       new Promise<void>((resolve) => {
-        const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+        const cutAll = (): void => {
+          server.closeAllConnections();
+          for (const s of open) s.destroy();
+        };
+        const timer = setTimeout(cutAll, graceMs);
         timer.unref();
-        front.close(() => {
+        // Stops accepting and closes the idle kept-alive connections; resolves once every connection is gone.
+        server.close(() => {
           clearTimeout(timer);
+          if (options.gate === undefined) gate.close();
           resolve();
         });
-        server.closeIdleConnections();
-        if (graceMs === 0) server.closeAllConnections();
+        if (graceMs === 0) cutAll();
       }),
   };
 }
@@ -155,10 +315,17 @@ export async function listen(
 /** The methods of Outlook Anywhere's two channels (MS-RPCH), which Node's parser does not know. */
 const rpcMethods = ['RPC_IN_DATA', 'RPC_OUT_DATA'] as const;
 
-/** The header that carries an RPC method past Node's parser; believed only on sockets marked below. */
+/**
+ * The header that carries an RPC method past Node's parser; believed only on the one request the listener
+ * rewrote (docs/security.md "Trust per request"), stripped from every request.
+ */
 const methodHeader = 'x-coexist-method';
 
-/** Sockets whose first request line this listener rewrote. */
+/**
+ * Sockets whose first request line this listener rewrote and whose first request has not been handled yet:
+ * `restoreMethod` takes the mark off with that request, so no later request on the kept-alive connection
+ * can claim it.
+ */
 const rewritten = new WeakSet<object>();
 
 /** The longest first line looked at before giving up and letting the parser decide. */
@@ -211,12 +378,19 @@ export function rewriteRpcLine(bytes: Buffer): Buffer | undefined {
   ]);
 }
 
-/** Give a request back the RPC method its line was rewritten from (see `sniffRequestLine`). */
+/**
+ * Give a request back the RPC method its line was rewritten from (see `sniffRequestLine`), and strip the
+ * marker from every request. Trust is per request, not per socket (docs/security.md "Trust per request"):
+ * only the first request of a rewritten connection is the rewritten one (Node hands requests over in the
+ * order they arrive, and the handler calls this first, synchronously), and in it the marker is the first
+ * raw header, where `rewriteRpcLine` put it, before anything the client wrote.
+ */
 export function restoreMethod(req: IncomingMessage): void {
-  const method = req.headers['x-coexist-method'];
-  if (method === undefined) return;
+  const first = rewritten.delete(req.socket);
+  if (req.headers['x-coexist-method'] === undefined) return;
   delete req.headers['x-coexist-method'];
-  if (rewritten.has(req.socket) && (rpcMethods as readonly string[]).includes(String(method))) {
-    req.method = String(method);
-  }
+  const raw = req.rawHeaders;
+  const marked = first && req.method === 'POST' && raw[0]?.toLowerCase() === methodHeader;
+  const method = marked ? raw[1] : undefined;
+  if (method !== undefined && (rpcMethods as readonly string[]).includes(method)) req.method = method;
 }

@@ -17,6 +17,8 @@ import {
   safeDestination,
 } from './owa-session.ts';
 import { refuse, send } from './reply.ts';
+import { signIn } from './sign-in.ts';
+import { allowedOwaTargets } from './request-trust.ts';
 
 /** Answer the logon page, a logon POST or logoff; false when the request is none of them. */
 export async function answerOwaLogon(ctx: ServerContext, flight: InFlight): Promise<boolean> {
@@ -64,6 +66,8 @@ export function redirectToLogon(flight: InFlight): void {
 
 function answerLogonPage(ctx: ServerContext, flight: InFlight): void {
   const params = new URLSearchParams(flight.head.query);
+  // The pipeline has checked that the Host is one this server answers for (request-trust.ts); the page's
+  // own destination stays on it, so the CSP below (its own host) holds.
   const fallback = `https://${flight.head.host}/owa/`;
   const allowed = new Set([flight.head.host.toLowerCase()]);
   const destination = safeDestination(params.get('url') ?? undefined, allowed, fallback);
@@ -111,8 +115,10 @@ async function logon(ctx: ServerContext, flight: InFlight): Promise<void> {
 function runLogon(ctx: ServerContext, flight: InFlight): ReturnType<typeof logonWith> {
   return logonWith(flight.body ?? new Uint8Array(), {
     sessions: ctx.sessions,
-    authenticate: (login, password) => ctx.directory.authenticate(login, password),
-    allowedHosts: new Set([flight.head.host.toLowerCase()]),
+    // Through the extranet smart lockout (docs/security.md): a locked attempt is a failed logon, unasked.
+    authenticate: (login, password) => signIn(ctx, flight, login, password),
+    // The estate's OWA hosts, never the request's own Host (docs/security.md "Trust per request").
+    allowedHosts: allowedOwaTargets(ctx.index, ctx.server),
     fallback: '/owa/',
     ...previous(cookieValue(flight.head, ctx.sessions.cookieName)),
   });

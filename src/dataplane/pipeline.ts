@@ -18,8 +18,9 @@ import { isInvalid } from '../core/protocols/request-head.ts';
 import { classify } from '../core/protocols/registry.ts';
 import type { Decision, ProxyDecision, RedirectDecision } from '../core/routing/decision.ts';
 import { decide } from '../core/routing/decide.ts';
+import { accessOf } from '../directory/directory.ts';
 import type { AccessRecord } from '../observability/log.ts';
-import { logAccess } from '../observability/log.ts';
+import { capField, logAccess } from '../observability/log.ts';
 import {
   answerAutodiscoverError,
   answerUnknownMailbox,
@@ -35,7 +36,9 @@ import { observe } from './in-flight.ts';
 import { restoreMethod } from './listener.ts';
 import { endpointUrl, nextHopUrl } from './next-hop-url.ts';
 import { answerOwaLogon, presentSession, redirectToLogon } from './owa-logon.ts';
+import { crossSiteRequest, hostRefusal } from './request-trust.ts';
 import { challenge, refuse, send } from './reply.ts';
+import { signIn } from './sign-in.ts';
 
 /** The request handler of one listener. Never throws; every request ends with one access line. */
 export function createRequestHandler(
@@ -87,6 +90,13 @@ async function handle(
   const flight: InFlight = { req, res, head, record, started, trustedPeer, listener };
   let done: (() => void) | undefined;
   try {
+    // The host is checked before anything else: a request for a host this server does not answer for is
+    // not classified, authenticated or routed (docs/security.md "Trust per request").
+    const misdirected = hostRefusal(req, ctx.index, ctx.server);
+    if (misdirected !== undefined) {
+      refuse(flight, misdirected, { connection: 'close' });
+      return;
+    }
     const module = classify(head);
     if (!module) {
       refuse(flight, 'CX_HTTP_NOT_FOUND');
@@ -137,6 +147,11 @@ async function route(ctx: ServerContext, flight: InFlight, id: Identity): Promis
   const isOwa = protocol === 'owa' || protocol === 'ecp';
 
   // OWA's own forms logon (docs/protocols.md §4.9): the logon page, the POST that starts a session, logoff.
+  // Login CSRF and its kin: a state-changing OWA/ECP request from another site (docs/security.md "Trust per request").
+  if (isOwa && crossSiteRequest(head)) {
+    refuse(flight, 'CX_HTTP_CROSS_SITE');
+    return;
+  }
   if (isOwa && (await answerOwaLogon(ctx, flight))) return;
 
   const caller = await authenticate(ctx, flight, id, isOwa);
@@ -148,6 +163,7 @@ async function route(ctx: ServerContext, flight: InFlight, id: Identity): Promis
   const lookupStarted = performance.now();
   let mailbox: Mailbox | undefined = caller.mailbox;
   if (id.kind === 'user' && id.source !== 'basic-auth' && id.source !== 'activesync-query') {
+    record.anchor = id.user;
     const anchor = id.user.toLowerCase();
     if (anchor !== caller.login.toLowerCase() && anchor !== caller.mailbox.address) {
       try {
@@ -156,6 +172,10 @@ async function route(ctx: ServerContext, flight: InFlight, id: Identity): Promis
         await directoryDown(ctx, flight, err);
         return;
       }
+      // An anchor that names no mailbox routes as if there were none: the caller's own, so the answer does
+      // not tell which addresses exist (docs/security.md "Mailbox access"). Autodiscover keeps its schema's
+      // own answer for an unknown address (MS-OXDSCLI, docs/protocols.md §4.2).
+      if (mailbox === undefined && protocol !== 'autodiscover') mailbox = caller.mailbox;
     }
   }
   record.timings.lookupMs = round(performance.now() - lookupStarted);
@@ -167,7 +187,7 @@ async function route(ctx: ServerContext, flight: InFlight, id: Identity): Promis
     ctx.policies,
   );
   record.decision = decision.kind;
-  await execute(ctx, flight, decision, mailbox);
+  await execute(ctx, flight, decision, mailbox, caller.mailbox);
 }
 
 /**
@@ -210,19 +230,18 @@ async function authenticate(
     }
     login = credentials.user;
     try {
-      caller = await ctx.directory.authenticate(credentials.user, credentials.password);
+      // The lockout first, then the directory; sets record.auth (ok, bad_credentials, locked, error).
+      caller = await signIn(ctx, flight, credentials.user, credentials.password);
     } catch (err) {
-      record.auth = 'error';
       await directoryDown(ctx, flight, err);
       return undefined;
     }
     if (!caller) {
       record.user = login;
-      record.auth = 'bad_credentials';
+      // A locked account gets the very answer of a wrong password: the lock tells an attacker nothing.
       challenge(flight, 'CX_AUTH_FAILED');
       return undefined;
     }
-    record.auth = 'ok';
   }
   record.timings.authMs = round(performance.now() - authStarted);
   if (!caller) {
@@ -240,6 +259,7 @@ async function execute(
   flight: InFlight,
   d: Decision,
   mailbox: Mailbox | undefined,
+  caller: Mailbox,
 ): Promise<void> {
   switch (d.kind) {
     case 'proxy':
@@ -254,7 +274,7 @@ async function execute(
         await respondAutodiscover(ctx, flight, d.autodiscover);
         return;
       }
-      await respondFromMailbox(ctx, flight, mailbox);
+      await respondFromMailbox(ctx, flight, mailbox, caller);
       return;
     case 'refuse':
       if (flight.protocol === 'autodiscover' && d.code === 'CX_ROUTE_UNKNOWN_MAILBOX') {
@@ -319,16 +339,30 @@ function redirect(ctx: ServerContext, flight: InFlight, d: RedirectDecision): vo
   observe(ctx, flight, { url: d.location });
 }
 
-/** The request ends at this mailbox server: its content comes from the responder (the lab's simulators). */
+/**
+ * The request ends at this mailbox server: its content comes from the responder (the lab's simulators),
+ * told who is asking and what the directory grants the caller on the mailbox: its owner, full access in
+ * every protocol, a delegate over EWS; anything else is the protocol's access-denied answer
+ * (docs/security.md "Mailbox access").
+ */
 async function respondFromMailbox(
   ctx: ServerContext,
   flight: InFlight,
   mailbox: Mailbox | undefined,
+  caller: Mailbox,
 ): Promise<void> {
   const { record, res } = flight;
   if (!ctx.responder || !mailbox) {
     refuse(flight, 'CX_ROUTE_NO_STORE');
     return;
+  }
+  const granted = accessOf(caller, mailbox);
+  // Delegates open another mailbox over EWS (delegate access); full access opens it everywhere.
+  const access =
+    granted === 'none' || (granted === 'delegate' && flight.protocol !== 'ews') ? 'denied' : granted;
+  if (access === 'denied') {
+    record.outcome = 'refused';
+    record.code = 'CX_AUTH_ACCESS_DENIED';
   }
   res.setHeader(headerNames.path, ctx.server.name);
   res.setHeader(headerNames.requestId, record.reqId);
@@ -337,8 +371,16 @@ async function respondFromMailbox(
     version: ctx.server.version,
     protocol: flight.protocol as Protocol,
     mailbox: { address: mailbox.address, displayName: mailbox.displayName },
+    caller: { address: caller.address, displayName: caller.displayName },
+    access,
   });
-  record.status = res.statusCode;
+  // The client (the previous hop) went away before the answer was written or while it was: record what it
+  // saw, not the status the responder had set (docs/security.md "Trust per request", log hygiene).
+  if (!res.headersSent || (res.destroyed && !res.writableFinished)) {
+    record.outcome = 'client_aborted';
+    record.code = 'CX_UPSTREAM_CLIENT_ABORTED';
+    if (res.headersSent) record.status = res.statusCode;
+  } else record.status = res.statusCode;
   observe(ctx, flight, {});
 }
 
@@ -377,7 +419,8 @@ const round = (ms: number): number => Math.round(ms * 1000) / 1000;
 function errorSummary(err: unknown): Record<string, unknown> {
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code;
-    return { name: err.name, message: err.message, ...(code === undefined ? {} : { code }) };
+    // A message can quote what the client sent (a user name in a directory error): capped.
+    return { name: err.name, message: capField(err.message), ...(code === undefined ? {} : { code }) };
   }
   return { message: String(err) };
 }

@@ -14,10 +14,15 @@ import { CachedDirectory } from '../directory/directory-cache.ts';
 import type { Directory } from '../directory/directory.ts';
 import { FileDirectory } from '../directory/directory.ts';
 import type { Logger } from '../observability/log.ts';
+import { capField } from '../observability/log.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { TrustedProxies } from './headers.ts';
+import type { EdgeLimits } from './edge-limits.ts';
+import { EdgeGate, edgeLimits } from './edge-limits.ts';
 import type { CertificateEntry, Listening } from './listener.ts';
 import { listen } from './listener.ts';
+import type { LockoutOptions } from './lockout.ts';
+import { Lockout } from './lockout.ts';
 import { OwaSessions } from './owa-session.ts';
 import type { HopObserver, MailboxResponder, ServerContext, StoreEndpoints } from './contracts.ts';
 import { createRequestHandler } from './pipeline.ts';
@@ -57,6 +62,10 @@ export interface ServerNodeOptions {
   readonly idleTimeoutsMs?: Readonly<Partial<Record<Protocol, number>>>;
   /** Stand-in endpoints of mailbox servers (the lab's real ActiveSync servers); see `StoreEndpoint`. */
   readonly storeEndpoints?: StoreEndpoints;
+  /** The edge's limits (the estate file's `limits`); the defaults for the rest (edge-limits.ts). */
+  readonly limits?: Partial<EdgeLimits>;
+  /** The estate file's `lockout` settings (and, in tests, a clock and sleep); on with defaults when absent. */
+  readonly lockout?: LockoutOptions;
 }
 
 /** A running server node. */
@@ -82,6 +91,9 @@ export function blockList(networks: readonly string[]): BlockList {
 /** Start a server node. */
 export async function startServerNode(o: ServerNodeOptions): Promise<ServerNode> {
   const upstreams = new Upstreams(o.upstreams);
+  const lockout = o.lockout?.enabled === false ? undefined : startLockout(o);
+  // Unlocks are also noticed on the next attempt; the timer logs those of accounts nobody tries again.
+  const lockoutSweep = lockout ? setInterval(() => lockout.sweep(), 60_000).unref() : undefined;
   const ctx: ServerContext = {
     index: o.index,
     server: o.server,
@@ -94,7 +106,8 @@ export async function startServerNode(o: ServerNodeOptions): Promise<ServerNode>
         o.logger.warn(
           {
             server: o.server.name,
-            identity: e.identity,
+            // What the client named (an anchor, a login): capped like every client value in a log line.
+            identity: capField(e.identity),
             mailboxServer: e.server,
             expiredMs: e.expiredMs,
             err: String(e.error),
@@ -114,7 +127,23 @@ export async function startServerNode(o: ServerNodeOptions): Promise<ServerNode>
     ...(o.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: o.retryAfterSeconds }),
     ...(o.idleTimeoutsMs === undefined ? {} : { idleTimeoutsMs: o.idleTimeoutsMs }),
     ...(o.storeEndpoints === undefined ? {} : { storeEndpoints: o.storeEndpoints }),
+    ...(lockout === undefined ? {} : { lockout }),
   };
+  // One admission for all the node's listeners: the caps are the server's (docs/security.md "Limits and
+  // timeouts at the edge"). Trusted proxies (the estate's servers, a load balancer in front) carry many
+  // clients' connections each, so no per-source cap applies to them; they count in the total.
+  const trusted = o.trustedProxies;
+  const gate = new EdgeGate(edgeLimits(o.limits), {
+    logger: o.logger,
+    serverName: o.server.name,
+    ...(o.metrics === undefined ? {} : { observer: o.metrics.edgeObserver() }),
+    ...(trusted === undefined
+      ? {}
+      : {
+          exempt: (address: string) =>
+            trusted.has(address) || (address.startsWith('::ffff:') && trusted.has(address.slice(7))),
+        }),
+  });
   const started: Listening[] = [];
   try {
     for (const l of o.listeners) {
@@ -127,6 +156,7 @@ export async function startServerNode(o: ServerNodeOptions): Promise<ServerNode>
           host: l.host,
           port: l.port,
           ...(l.certificates ? { certificates: l.certificates } : {}),
+          gate,
         },
         (req, res) => handler(req, res),
         o.logger,
@@ -136,7 +166,9 @@ export async function startServerNode(o: ServerNodeOptions): Promise<ServerNode>
       started.push(listening);
     }
   } catch (err) {
+    clearInterval(lockoutSweep);
     await Promise.all(started.map((l) => l.close(0)));
+    gate.close();
     await upstreams.destroy();
     throw err;
   }
@@ -149,8 +181,24 @@ export async function startServerNode(o: ServerNodeOptions): Promise<ServerNode>
       return l.port;
     },
     async close(graceMs = 5_000) {
+      clearInterval(lockoutSweep);
       await Promise.all(started.map((l) => l.close(graceMs)));
+      gate.close();
       await upstreams.close();
     },
   };
+}
+
+/** The extranet smart lockout of this server: counted in its metrics, one log line per lock and unlock. */
+function startLockout(o: ServerNodeOptions): Lockout {
+  return new Lockout({
+    ...o.lockout,
+    ...(o.metrics === undefined ? {} : { observer: o.metrics.lockoutObserver() }),
+    onTransition: (e) => {
+      // Account and source, never a password (docs/security.md "Extranet smart lockout").
+      const fields = { server: o.server.name, ...e };
+      if (e.state === 'locked') o.logger.warn(fields, 'sign-in locked');
+      else o.logger.info(fields, 'sign-in unlocked');
+    },
+  });
 }

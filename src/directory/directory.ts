@@ -14,9 +14,31 @@ export class DirectoryUnavailableError extends Error {
   override readonly name = 'DirectoryUnavailableError';
 }
 
+/**
+ * What a caller may do with a mailbox (docs/security.md "Mailbox access"): its owner, a user granted full
+ * access, a delegate, or none of these.
+ */
+export type MailboxAccess = 'owner' | 'full-access' | 'delegate' | 'none';
+
+/**
+ * The caller's access to `mailbox`, from the grants the directory returned with it (`user.fullAccess`,
+ * `user.delegates`: the trustees' primary addresses). Pure: both mailboxes come from the same directory.
+ */
+export function accessOf(caller: Mailbox, mailbox: Mailbox): MailboxAccess {
+  const who = caller.address.toLowerCase();
+  if (who === mailbox.address.toLowerCase()) return 'owner';
+  if (mailbox.user.fullAccess?.some((a) => a.toLowerCase() === who)) return 'full-access';
+  if (mailbox.user.delegates?.some((a) => a.toLowerCase() === who)) return 'delegate';
+  return 'none';
+}
+
 /** The directory as the data plane uses it. */
 export interface Directory {
-  /** The mailbox of an SMTP address (primary or secondary), UPN or `DOMAIN\user`; undefined when unknown. */
+  /**
+   * The mailbox of an SMTP address (primary or secondary), UPN or `DOMAIN\user`; undefined when unknown.
+   * Its `user.fullAccess` and `user.delegates` are the access grants on it, as the trustees' primary SMTP
+   * addresses (`accessOf` reads them).
+   */
   findMailbox(identity: string): Promise<Mailbox | undefined>;
   /**
    * The mailbox of the user whose password this is, or undefined for a wrong password or an unknown user;

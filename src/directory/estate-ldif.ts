@@ -287,6 +287,8 @@ export function estateLdif(estate: Estate, options: EstateLdifOptions): string {
   );
 
   const servers = new Map(estate.sites.flatMap((s) => s.servers).map((s) => [lower(s.name), s]));
+  const trustees = (addresses: readonly string[] | undefined): string[] =>
+    (addresses ?? []).flatMap((a) => layout.userDn(a) ?? []);
   for (const user of estate.users) {
     const dn = layout.userDn(user.address) as string;
     const server = servers.get(lower(user.mailboxServer));
@@ -309,6 +311,9 @@ export function estateLdif(estate: Estate, options: EstateLdifOptions): string {
       ['legacyExchangeDN', `/o=${estate.organization}/ou=${adminGroup}/cn=Recipients/cn=${alias}`],
       ...(homeMdb ? [['homeMDB', homeMdb] as const] : []),
       ['msExchHomeServerName', legacyServerDn(server?.name ?? user.mailboxServer)],
+      // Access grants on this mailbox, as AD holds them: DNs of the trustees (docs/security.md "Mailbox access").
+      ...trustees(user.fullAccess).map((t) => ['msExchDelegateListLink', t] as const),
+      ...trustees(user.delegates).map((t) => ['publicDelegates', t] as const),
       password(dn, options.password),
     );
   }

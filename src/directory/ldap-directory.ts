@@ -213,6 +213,9 @@ interface Connection {
   idleSince: number;
 }
 
+/** The most users of one access grant attribute read per mailbox (each is one base search). */
+const maxTrustees = 100;
+
 /** Keep-alive probes on directory connections, so a peer that vanished is noticed while idle (ms). */
 const keepAliveMs = 30_000;
 
@@ -392,6 +395,8 @@ export class LdapDirectory implements Directory {
       m.displayName,
       'cn',
       m.mailboxLocation === 'homeMDB' ? m.homeMDB : m.homeServer,
+      m.fullAccess,
+      m.delegates,
     ];
     this.#dummyDn = `cn=coexist-no-such-user,${this.#o.baseDn}`;
   }
@@ -622,6 +627,8 @@ export class LdapDirectory implements Directory {
     const sam = firstOf(entry, m.sAMAccountName);
     const upn = firstOf(entry, m.userPrincipalName);
     const displayName = firstOf(entry, m.displayName) ?? firstOf(entry, 'cn') ?? primary;
+    const fullAccess = await this.#trustees(entry, m.fullAccess, signal);
+    const delegates = await this.#trustees(entry, m.delegates, signal);
     const user: User = {
       address: primary,
       displayName,
@@ -630,8 +637,41 @@ export class LdapDirectory implements Directory {
       ...(upn === undefined ? {} : { upn }),
       mailboxServer: server.name,
       ...(database === undefined ? {} : { database }),
+      ...(fullAccess.length === 0 ? {} : { fullAccess }),
+      ...(delegates.length === 0 ? {} : { delegates }),
     };
     return { address: primary, displayName, server, site, family: familyOf(server.version), user };
+  }
+
+  /**
+   * The primary addresses of the users an access grant attribute links to (DNs: msExchDelegateListLink,
+   * publicDelegates), each read from its entry; a link to an entry that is gone or has no address is
+   * dropped. At most `maxTrustees` are read (docs/security.md "Mailbox access").
+   */
+  async #trustees(entry: Entry, attribute: string, signal: AbortSignal): Promise<string[]> {
+    const dns = valuesOf(entry, attribute);
+    if (dns.length > maxTrustees)
+      this.#warn(
+        `LDAP: ${entry.dn}: ${attribute} has ${dns.length} values; the first ${maxTrustees} are used`,
+      );
+    const m = this.#o.mapping;
+    const found = await Promise.all(
+      dns.slice(0, maxTrustees).map(async (dn) => {
+        const [trustee] = await this.#search(
+          dn,
+          { scope: 'base', filter: '(objectClass=*)', attributes: [m.mail, m.proxyAddresses] },
+          signal,
+          true,
+        );
+        if (!trustee) return undefined;
+        return (
+          valuesOf(trustee, m.proxyAddresses)
+            .find((p) => p.startsWith('SMTP:'))
+            ?.slice(5) ?? firstOf(trustee, m.mail)
+        );
+      }),
+    );
+    return found.filter((a): a is string => a !== undefined);
   }
 
   /** A simple bind as `dn` on a connection of its own: true for the right password, false for a wrong one. */

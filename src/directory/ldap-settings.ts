@@ -163,6 +163,16 @@ const mappingSchema = z
       .describe(
         "On the user: the mailbox's server as a legacy DN (/o=.../cn=Servers/cn=<name>), a DN (cn=<name>,...) or a plain name. Default: msExchHomeServerName.",
       ),
+    fullAccess: attributeName
+      .default('msExchDelegateListLink')
+      .describe(
+        "On the mailbox's user: DNs of the users granted full access to it, who may open it in every protocol. Default: msExchDelegateListLink, the link AD keeps for FullAccess with automapping (the permission itself is in the mailbox's security descriptor, which LDAP does not read simply).",
+      ),
+    delegates: attributeName
+      .default('publicDelegates')
+      .describe(
+        "On the mailbox's user: DNs of its delegates, who may open it over EWS. Default: publicDelegates.",
+      ),
   })
   .strict();
 

@@ -14,8 +14,15 @@ import { join } from 'node:path';
 import type { EstateIndex } from '../core/estate/estate-index.ts';
 import type { Server } from '../core/estate/estate.ts';
 import type { Protocol } from '../core/protocols/protocol.ts';
-import type { CertificateEntry, NodeListener, ServerNode, StoreEndpoint } from '../dataplane/index.ts';
+import type {
+  CertificateEntry,
+  LockoutOptions,
+  NodeListener,
+  ServerNode,
+  StoreEndpoint,
+} from '../dataplane/index.ts';
 import { startServerNode } from '../dataplane/index.ts';
+import type { EdgeLimits } from '../dataplane/index.ts';
 import type { Logger } from '../observability/log.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { HopRecorder } from './hop-recorder.ts';
@@ -49,6 +56,10 @@ export interface LabOptions {
   readonly maxPingHoldMs?: number;
   readonly retryAfterSeconds?: number;
   readonly idleTimeoutsMs?: Readonly<Partial<Record<Protocol, number>>>;
+  /** Every server's edge limits, as the estate file's `limits` section gives them (tests use short ones). */
+  readonly limits?: Partial<EdgeLimits>;
+  /** Every server's extranet smart lockout (docs/security.md): the estate file's settings, a test's clock. */
+  readonly lockout?: LockoutOptions;
   /**
    * Where users live: the estate file's embedded directory (default), or a throwaway OpenLDAP slapd on
    * loopback loaded with the estate (AD-style entries, StartTLS with the lab CA) that every server asks.
@@ -320,6 +331,8 @@ export async function startLab(o: LabOptions): Promise<Lab> {
       ...(o.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: o.retryAfterSeconds }),
       ...(o.idleTimeoutsMs === undefined ? {} : { idleTimeoutsMs: o.idleTimeoutsMs }),
       ...(sogo.size > 0 ? { storeEndpoints } : {}),
+      ...(o.limits === undefined ? {} : { limits: o.limits }),
+      ...(o.lockout === undefined ? {} : { lockout: o.lockout }),
     }).catch((error: unknown) => {
       const port = portInUse(error);
       const listener = listeners.find((l) => l.port === port);

@@ -8,7 +8,16 @@ import { describe, test } from 'node:test';
 import type { ForwardOutcome } from '../dataplane/forward.ts';
 import { upstreamOutcomes } from '../dataplane/upstream-errors.ts';
 import type { AccessOutcome, AccessRecord } from './log.ts';
-import { accessLine, accessOutcomes, createLogger, logAccess, redactPaths, redactedText } from './log.ts';
+import {
+  accessLine,
+  accessOutcomes,
+  capField,
+  createLogger,
+  logAccess,
+  maxLoggedField,
+  redactPaths,
+  redactedText,
+} from './log.ts';
 
 /** An in-memory destination: every line pino wrote, as text and parsed. */
 function memory(): { readonly stream: Writable; text(): string; lines(): Record<string, unknown>[] } {
@@ -78,6 +87,18 @@ describe('access line', () => {
   test('accessLine returns the record itself when there is nothing to cut (no copy per request)', () => {
     assert.equal(accessLine(record), record);
     assert.deepEqual(accessLine({ ...record, path: '/owa/?ae=Item' }), { ...record, path: '/owa/' });
+  });
+
+  test('every string field is capped at maxLoggedField with a marker; the long query goes first', () => {
+    const user = 'u'.repeat(8_000);
+    const line = accessLine({ ...record, user, host: 'h'.repeat(300), path: `/owa/${'p'.repeat(400)}?q=1` });
+    assert.equal(line.user, `${'u'.repeat(maxLoggedField)}…[+${8_000 - maxLoggedField} chars]`);
+    assert.equal(line.host, `${'h'.repeat(maxLoggedField)}…[+44 chars]`);
+    assert.equal(line.path, capField(`/owa/${'p'.repeat(400)}`));
+    assert.equal(capField('short'), 'short');
+    const out = memory();
+    logAccess(createLogger({ destination: out.stream }), { ...record, user });
+    assert.ok(out.text().length < 1_500, 'the 8 000-character user name is not written in full');
   });
 
   test('absent optional fields are absent from the line', () => {

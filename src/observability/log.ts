@@ -211,8 +211,11 @@ export const accessOutcomes = [
 ] as const;
 export type AccessOutcome = (typeof accessOutcomes)[number];
 
-/** How authenticating the caller went (counted by `coexist_auth_total`). */
-export type AuthResult = 'ok' | 'bad_credentials' | 'error';
+/**
+ * How authenticating the caller went (counted by `coexist_auth_total`); `locked`: refused by the extranet
+ * smart lockout without asking the directory (docs/security.md "Extranet smart lockout").
+ */
+export type AuthResult = 'ok' | 'bad_credentials' | 'locked' | 'error';
 
 /** Milliseconds spent per step; mutable because the pipeline fills them in as each step ends. */
 export interface AccessTimings {
@@ -237,6 +240,8 @@ export interface AccessRecord {
   readonly protocol?: Protocol;
   /** The caller's address or login name; never a password. */
   readonly user?: string;
+  /** The mailbox the request names (EWS X-AnchorMailbox, Autodiscover's address), when it names one. */
+  readonly anchor?: string;
   readonly auth?: AuthResult;
   readonly decision?: Decision['kind'];
   /** Servers the request went through, this one first. */
@@ -253,10 +258,31 @@ export interface AccessRecord {
   readonly clientAddress?: string;
 }
 
-/** The access line's fields as written: the record itself, or a copy with a stray query cut off `path`. */
+/**
+ * The longest a client-supplied value is written in a log line (docs/security.md "Trust per request"): an
+ * 8 000-character Basic user name, path or Host must not fill the log or hide the line around it.
+ */
+export const maxLoggedField = 256;
+
+/** `value` cut to `max` characters, with a marker saying how many were left out. */
+export function capField(value: string, max = maxLoggedField): string {
+  return value.length <= max ? value : `${value.slice(0, max)}…[+${value.length - max} chars]`;
+}
+
+/**
+ * The access line's fields as written: the record itself, or a copy with a stray query cut off `path` and
+ * every string field capped (`capField`): method, host, path, user name and whatever else the client chose.
+ */
 export function accessLine(record: AccessRecord): AccessRecord {
   const q = record.path.indexOf('?');
-  return q < 0 ? record : { ...record, path: record.path.slice(0, q) };
+  let line: Record<string, unknown> | undefined =
+    q < 0 ? undefined : { ...record, path: record.path.slice(0, q) };
+  for (const key in record) {
+    const value = (line ?? record)[key as keyof AccessRecord];
+    if (typeof value === 'string' && value.length > maxLoggedField)
+      (line ??= { ...record })[key] = capField(value);
+  }
+  return (line as AccessRecord | undefined) ?? record;
 }
 
 /** Write the access line of one request (`info`, `msg: 'access'`). */

@@ -22,7 +22,7 @@ const durationBuckets = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 ];
 
-const authResults: readonly AuthResult[] = ['ok', 'bad_credentials', 'error'];
+const authResults: readonly AuthResult[] = ['ok', 'bad_credentials', 'locked', 'error'];
 
 const upstreamFailureOutcomes: ReadonlySet<AccessOutcome> = new Set<AccessOutcome>([
   'upstream_timeout',
@@ -52,6 +52,43 @@ export interface DirectoryObserver {
   latency(kind: 'lookup' | 'auth', ms: number): void;
 }
 
+/** The extranet smart lockout's events (docs/security.md "Extranet smart lockout"), as `Metrics.lockoutObserver()` counts them. */
+export interface LockoutObserver {
+  /** A wrong password, from a source familiar to the account or not. */
+  failure(familiarity: 'familiar' | 'unfamiliar'): void;
+  /** A counter reached its threshold: the account (for unfamiliar or familiar sources) or the source is locked. */
+  locked(scope: 'unfamiliar' | 'familiar' | 'source'): void;
+  /** An attempt answered at once, without asking the directory, because of a lock. */
+  refused(scope: 'unfamiliar' | 'familiar' | 'source'): void;
+}
+
+/** What the edge refuses or cuts (docs/security.md "Limits and timeouts at the edge"). */
+export type EdgeEvent =
+  | 'refused_total'
+  | 'refused_per_source'
+  | 'tls_handshake_timeout'
+  | 'head_timeout'
+  | 'body_idle_timeout'
+  | 'headers_too_large';
+
+const edgeEvents: readonly EdgeEvent[] = [
+  'refused_total',
+  'refused_per_source',
+  'tls_handshake_timeout',
+  'head_timeout',
+  'body_idle_timeout',
+  'headers_too_large',
+];
+
+/** The edge's events, as `Metrics.edgeObserver()` counts them. */
+export interface EdgeObserver {
+  event(kind: EdgeEvent): void;
+  /** A client connection was admitted. */
+  opened(): void;
+  /** An admitted client connection closed. */
+  closed(): void;
+}
+
 /**
  * One server's metrics over its own registry, never prom-client's global one, so tests and several
  * servers in one process (the lab) do not collide.
@@ -66,6 +103,11 @@ export class Metrics {
   private readonly upstreamFailures: Counter<'code'>;
   private readonly directoryEvents: Counter<'kind' | 'result'>;
   private readonly directoryDuration: Histogram<'kind'>;
+  private readonly edgeEventsTotal: Counter<'event'>;
+  private readonly connectionsOpen: Gauge;
+  private readonly lockoutFailures: Counter<'familiarity'>;
+  private readonly lockouts: Counter<'scope'>;
+  private readonly lockoutRefused: Counter<'scope'>;
 
   constructor(options: MetricsOptions) {
     this.registry = new Registry();
@@ -122,7 +164,43 @@ export class Metrics {
       buckets: durationBuckets,
       registers,
     });
+    this.lockoutFailures = new Counter({
+      name: 'coexist_signin_failures_total',
+      help: 'Wrong passwords, by whether the source had signed this account in before (familiar) or not.',
+      labelNames: ['familiarity'] as const,
+      registers,
+    });
+    this.lockouts = new Counter({
+      name: 'coexist_lockouts_total',
+      help: 'Lockouts started: an account locked for unfamiliar or familiar sources, or a source locked for spraying.',
+      labelNames: ['scope'] as const,
+      registers,
+    });
+    this.lockoutRefused = new Counter({
+      name: 'coexist_lockout_refused_total',
+      help: 'Sign-in attempts refused at once, without asking the directory, while locked, by lock scope.',
+      labelNames: ['scope'] as const,
+      registers,
+    });
+    this.edgeEventsTotal = new Counter({
+      name: 'coexist_edge_events_total',
+      help: 'Client connections refused at accept (refused_total, refused_per_source) or cut (tls_handshake_timeout, head_timeout, body_idle_timeout), and heads refused as too large.',
+      labelNames: ['event'] as const,
+      registers,
+    });
+    this.connectionsOpen = new Gauge({
+      name: 'coexist_client_connections',
+      help: 'Client connections open now (admitted, all listeners).',
+      registers,
+    });
+    for (const event of edgeEvents) this.edgeEventsTotal.inc({ event }, 0);
     // Series that exist from the start, so rate() and alerts see a 0 before the first event.
+    for (const familiarity of ['familiar', 'unfamiliar'] as const)
+      this.lockoutFailures.inc({ familiarity }, 0);
+    for (const scope of ['unfamiliar', 'familiar', 'source'] as const) {
+      this.lockouts.inc({ scope }, 0);
+      this.lockoutRefused.inc({ scope }, 0);
+    }
     for (const result of authResults) this.auth.inc({ result }, 0);
     for (const protocol of protocols) this.inflightGauge.set({ protocol }, 0);
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
@@ -166,6 +244,30 @@ export class Metrics {
       error: (kind) => events.inc({ kind, result: 'error' }),
       latency: (kind, ms) => duration.observe({ kind }, ms / 1000),
     };
+  }
+
+  /** What the extranet smart lockout reports to (its `observer` option). */
+  lockoutObserver(): LockoutObserver {
+    return {
+      failure: (familiarity) => this.lockoutFailures.inc({ familiarity }),
+      locked: (scope) => this.lockouts.inc({ scope }),
+      refused: (scope) => this.lockoutRefused.inc({ scope }),
+    };
+  }
+
+  /** What the edge reports to (`EdgeGate`): refusals and cuts, and the open connections. */
+  edgeObserver(): EdgeObserver {
+    return {
+      event: (event) => this.edgeEventsTotal.inc({ event }),
+      opened: () => this.connectionsOpen.inc(),
+      closed: () => this.connectionsOpen.dec(),
+    };
+  }
+
+  /** How many edge events of `kind` were counted (tests, the bench). */
+  async edgeCount(kind: EdgeEvent): Promise<number> {
+    const m = await this.edgeEventsTotal.get();
+    return m.values.find((v) => v.labels['event'] === kind)?.value ?? 0;
   }
 
   /** Count a request as in flight; call the returned function when it ends (calling it again does nothing). */

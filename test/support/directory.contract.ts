@@ -11,6 +11,7 @@ import { parseEstate } from '../../src/config/index.ts';
 import type { EstateIndex, Mailbox } from '../../src/core/estate/estate-index.ts';
 import type { User } from '../../src/core/estate/estate.ts';
 import type { Directory } from '../../src/directory/directory.ts';
+import { accessOf } from '../../src/directory/directory.ts';
 
 /** The estate the contract is written against. */
 export const contractEstateFile = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
@@ -43,6 +44,17 @@ function assertMailboxOf(actual: Mailbox | undefined, user: User, index: EstateI
   assert.equal(actual.family, expected.family, `version family of ${asked}`);
   assert.deepEqual(sortedLower(actual.user.aliases), sortedLower(user.aliases), `aliases of ${asked}`);
   if (user.login !== undefined) assert.equal(actual.user.login?.toLowerCase(), user.login.toLowerCase());
+  // The access grants on the mailbox, as the trustees' primary addresses (docs/security.md "Mailbox access").
+  assert.deepEqual(
+    sortedLower(actual.user.fullAccess ?? []),
+    sortedLower(user.fullAccess ?? []),
+    `full access to ${asked}`,
+  );
+  assert.deepEqual(
+    sortedLower(actual.user.delegates ?? []),
+    sortedLower(user.delegates ?? []),
+    `delegates of ${asked}`,
+  );
 }
 
 /** Register the contract's cases for one directory, made once by `make` and closed after them. */
@@ -77,6 +89,30 @@ export function directoryContract(
 
     test('every user by primary address, with the estate’s server, version and site', async () => {
       for (const u of users) assertMailboxOf(await directory().findMailbox(u.address), u, index, u.address);
+    });
+
+    test('access grants: the owner, a user granted full access, and no one else', async () => {
+      const granted = users.filter((u) => (u.fullAccess ?? []).length > 0);
+      assert.ok(granted.length > 0, 'the contract estate grants someone full access to a mailbox');
+      for (const owner of granted) {
+        const mailbox = await directory().findMailbox(owner.address);
+        assert.ok(mailbox);
+        const ownerCaller = await directory().authenticate(owner.address, demoPassword);
+        assert.ok(ownerCaller);
+        assert.equal(accessOf(ownerCaller, mailbox), 'owner');
+        for (const u of users) {
+          if (u.address === owner.address) continue;
+          const caller = await directory().authenticate(u.login ?? u.address, demoPassword);
+          assert.ok(caller, u.address);
+          const expected = owner.fullAccess?.includes(u.address) ? 'full-access' : 'none';
+          assert.equal(accessOf(caller, mailbox), expected, `${u.address} on ${owner.address}`);
+          // Grants are one way: the owner has no access to the trustee's mailbox.
+          const theirs = await directory().findMailbox(u.address);
+          assert.ok(theirs);
+          if (!(u.fullAccess ?? []).includes(owner.address))
+            assert.equal(accessOf(ownerCaller, theirs), 'none', `${owner.address} on ${u.address}`);
+        }
+      }
     });
 
     test('every user by each secondary address (alias)', async () => {

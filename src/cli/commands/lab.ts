@@ -56,7 +56,7 @@ export function registerLab(program: Command, io: Io): void {
       "port of the front end's metrics and health listener on 127.0.0.1 (default: the one after the servers' listeners; 0: ephemeral)",
     )
     .action(async (o: LabCliOptions) => {
-      const { index } = await loadEstate(o.estate);
+      const { index, settings } = await loadEstate(o.estate);
       const portBase = Number(o.portBase);
       if (!Number.isInteger(portBase) || portBase < 0 || portBase > 65000) {
         throw new Error(`--port-base must be a port number, not ${o.portBase}`);
@@ -86,6 +86,8 @@ export function registerLab(program: Command, io: Io): void {
           directory: o.directory,
           activeSync: o.activesync,
           ...(o.caDir ? { caDir: o.caDir } : {}),
+          ...(settings.lockout ? { lockout: settings.lockout } : {}),
+          ...(settings.limits ? { limits: settings.limits } : {}),
         });
       } catch (e) {
         if (e instanceof LabPortInUseError) throw inUse(e.port, e.purpose);

@@ -86,6 +86,10 @@ export function registerServe(program: Command, io: Io): void {
         ...(ldap ? { directory: ldap } : {}),
         internalNetworks: o.internalNetwork,
         ...(o.trustedProxy.length > 0 ? { trustedProxies: new Set(o.trustedProxy) } : {}),
+        // The estate file's lockout section; on with its defaults when absent (docs/security.md).
+        ...(settings.lockout ? { lockout: settings.lockout } : {}),
+        // The estate file's limits section; the defaults for what it leaves out (docs/security.md).
+        ...(settings.limits ? { limits: settings.limits } : {}),
       });
       const admin = await startAdminServer({ metrics, ...hostPort(o.admin), ready: () => true });
       for (const l of node.listeners)

@@ -68,6 +68,14 @@ export interface User {
   readonly database?: string;
   /** Password hash for the embedded directory (never a clear password). */
   readonly passwordHash?: string;
+  /**
+   * Primary SMTP addresses of the users granted full access to this mailbox (Exchange's FullAccess
+   * mailbox permission; AD's msExchDelegateListLink): they may open it in every protocol
+   * (docs/security.md "Mailbox access").
+   */
+  readonly fullAccess?: readonly string[];
+  /** Primary SMTP addresses of this mailbox's delegates (AD's publicDelegates): they may open it over EWS. */
+  readonly delegates?: readonly string[];
 }
 
 /** ActiveSync for a mailbox in another internet-facing site: proxy (2013 behaviour, docs/flows.md EAS-3A) or answer 451 (EAS-legacy). */

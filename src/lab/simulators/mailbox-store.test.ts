@@ -114,6 +114,9 @@ describe('mailbox store simulator', () => {
       version,
       protocol: protocolOfPath(req.url ?? '/'),
       mailbox: bob,
+      caller: bob,
+      // `x-test-access: denied`: the pipeline found the caller may not open this mailbox.
+      access: req.headers['x-test-access'] === 'denied' ? ('denied' as const) : ('owner' as const),
     };
     void s.handle(req, res, ctx).then(() => {
       if (typeof id === 'string') handled.set(id, { finished: res.writableFinished });
@@ -137,6 +140,44 @@ describe('mailbox store simulator', () => {
     longStore.close();
     for (const socket of sockets) socket.destroy();
     await new Promise((resolve) => front.close(resolve));
+  });
+
+  // -------------------------------------------------------------------------------------------------
+  describe('a caller who may not open the mailbox (docs/security.md "Mailbox access")', () => {
+    const denied = { 'x-test-access': 'denied', 'x-test-version': '2007' };
+
+    test('EWS GetFolder: ErrorAccessDenied for each folder, HTTP 200, nothing of the mailbox', async () => {
+      const res = await fetch(`${base}/EWS/Exchange.asmx`, {
+        method: 'POST',
+        headers: { ...denied, 'content-type': 'text/xml; charset=utf-8' },
+        body:
+          '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" ' +
+          'xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types" ' +
+          'xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"><soap:Body>' +
+          '<m:GetFolder><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:FolderIds>' +
+          '<t:DistinguishedFolderId Id="inbox"/><t:DistinguishedFolderId Id="root"/></m:FolderIds></m:GetFolder>' +
+          '</soap:Body></soap:Envelope>',
+      });
+      const xml = await res.text();
+      assert.equal(res.status, 200);
+      assert.equal(xml.match(/<m:ResponseCode>ErrorAccessDenied<\/m:ResponseCode>/g)?.length, 2);
+      assert.doesNotMatch(xml, /NoError|FolderId/);
+    });
+
+    for (const [protocol, path] of [
+      ['ActiveSync', '/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=bob&DeviceId=X&DeviceType=Y'],
+      ['OWA', '/owa/'],
+      ['MAPI', '/mapi/emsmdb/?MailboxId=7f1d5c8e-2b3a-4c5d-9e8f-0a1b2c3d4e5f@o365info.com'],
+    ] as const) {
+      test(`${protocol}: 403 and nothing of the mailbox`, async () => {
+        const res = await fetch(`${base}${path}`, { method: 'POST', headers: denied, body: 'x' });
+        const body = await res.text();
+        assert.equal(res.status, 403);
+        // The mailbox's display name and its page's user line are the mailbox's content.
+        assert.doesNotMatch(body, /Bob Example|id="user"/);
+        assertServer(res.headers, 2007);
+      });
+    }
   });
 
   // -------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { activeSync } from './store/activesync.ts';
 import type { StoreContext } from './store/common.ts';
-import { ClientGone, refuse, send } from './store/common.ts';
+import { accessDenied, ClientGone, refuse, send } from './store/common.ts';
 import { ews } from './store/ews.ts';
 import { mapiHttp } from './store/mapi.ts';
 import { offlineAddressBook } from './store/oab.ts';
@@ -47,6 +47,8 @@ export class MailboxStore {
     res.setHeader('X-BEServer', ctx.serverName);
     res.setHeader('X-DiagInfo', ctx.serverName);
     try {
+      // EWS says "access denied" per item, in its own envelope (store/ews.ts); every other protocol with 403.
+      if (ctx.access === 'denied' && ctx.protocol !== 'ews') return await accessDenied(req, res, ctx);
       switch (ctx.protocol) {
         case 'activesync':
           return await activeSync(req, res, ctx, this.pings);

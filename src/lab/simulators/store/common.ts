@@ -18,13 +18,20 @@ export interface StoreMailbox {
   readonly displayName: string;
 }
 
-/** Who answers and for whom: the mailbox server's name and version, the protocol, the mailbox. */
+/**
+ * Who answers and for whom: the mailbox server's name and version, the protocol, the mailbox, who is
+ * asking and what the directory grants them on it (the data plane's MailboxResponder contract).
+ */
 export interface StoreContext {
   /** The mailbox server, e.g. `MBX2007-NY`; it appears in `X-BEServer`, `X-DiagInfo` and the bodies. */
   readonly serverName: string;
   readonly version: ProductVersion;
   readonly protocol: Protocol;
   readonly mailbox: StoreMailbox;
+  /** The caller the mailbox server authenticated. */
+  readonly caller: StoreMailbox;
+  /** `denied`: answer the protocol's access-denied answer and nothing of the mailbox (docs/security.md "Mailbox access"). */
+  readonly access: 'owner' | 'full-access' | 'delegate' | 'denied';
 }
 
 /** 1 KiB, in bytes. */
@@ -91,3 +98,23 @@ export async function refuse(
 
 /** Text made safe for HTML (the same escapes as XML). */
 export const escapeHtml = escapeXml;
+
+/**
+ * The caller may not open this mailbox (docs/security.md "Mailbox access"): 403 in the protocol's manner,
+ * nothing of the mailbox. ActiveSync's is empty (docs/protocols.md §4.1: 403, the user may not use it), OWA
+ * and ECP get a page saying so; Outlook Anywhere and MAPI an empty 403, as IIS answers a request it refuses.
+ */
+export async function accessDenied(
+  req: IncomingMessage,
+  res: ServerResponse,
+  ctx: StoreContext,
+): Promise<void> {
+  if (ctx.protocol !== 'owa' && ctx.protocol !== 'ecp')
+    return refuse(req, res, 403, `${ctx.caller.address} may not open this mailbox`);
+  await drain(req);
+  const html =
+    '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Access denied</title></head><body>\n' +
+    `<h1>Access denied</h1>\n<p id="reason">${escapeHtml(ctx.caller.address)} does not have permission to open this mailbox.</p>\n` +
+    '</body></html>\n';
+  send(res, 403, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' }, html);
+}

@@ -59,6 +59,17 @@ export async function ews(req: IncomingMessage, res: ServerResponse, ctx: StoreC
   }
   const operation = op.ns === messagesNs ? ewsOperations.get(op.local) : undefined;
   if (!operation) return failWith(invalidRequestFault(op.local));
+  const items = ctx.access === 'denied' ? mailboxItems.get(op.local)?.(op) : undefined;
+  if (items !== undefined) {
+    // Each item of the mailbox asked about is ErrorAccessDenied, a per-item error (docs/protocols.md §4.6).
+    const denied = errorMessage(
+      op.local,
+      'ErrorAccessDenied',
+      'Access is denied. Check credentials and try again.',
+    );
+    const answer = responseMessages(op.local, new Array<string>(Math.max(1, items)).fill(denied));
+    if ('body' in answer) return send(res, 200, xmlType, soapEnvelope(profile, answer.body));
+  }
   const answer = operation(op, ctx);
   if ('schemaError' in answer) return failWith(schemaFault(answer.schemaError));
   send(res, 200, xmlType, soapEnvelope(profile, answer.body));
@@ -122,6 +133,16 @@ const ewsOperations = new Map<string, (op: XmlElement, ctx: StoreContext) => Ews
   ['ResolveNames', (op, ctx) => resolveNames(op, ctx)],
   ['ConvertId', (op, ctx) => convertId(op, ctx)],
   ['GetUserAvailabilityRequest', (op) => getUserAvailability(op)],
+]);
+
+/**
+ * The operations that open the mailbox's contents, with how many items a request names: a caller who may
+ * not open the mailbox gets ErrorAccessDenied for each. ResolveNames and GetUserAvailability answer from
+ * the directory and free/busy, which Exchange gives every signed-in user (docs/security.md "Mailbox access").
+ */
+const mailboxItems = new Map<string, (op: XmlElement) => number>([
+  ['GetFolder', (op) => xmlChild(op, 'FolderIds', messagesNs)?.children.length ?? 0],
+  ['ConvertId', (op) => xmlChild(op, 'SourceIds', messagesNs)?.children.length ?? 0],
 ]);
 
 /** A per-item error: HTTP 200, ResponseClass="Error" (docs/protocols.md §4.6 [35h]). */

@@ -1,0 +1,211 @@
+/**
+ * Limits and timeouts at the edge (docs/security.md "Limits and timeouts at the edge"): how long a client
+ * may take to finish its TLS handshake, send a request head or keep a request body flowing, how large a
+ * head may be, and how many connections it may hold, in total and per source address. The listener
+ * applies them (listener.ts); this module holds the defaults, the per-source accounting and the one
+ * rate-limited report of what was refused or cut.
+ */
+import { isIP } from 'node:net';
+import type { Socket } from 'node:net';
+import type { Logger } from '../observability/log.ts';
+import type { EdgeEvent, EdgeObserver } from '../observability/metrics.ts';
+
+export type { EdgeEvent, EdgeObserver } from '../observability/metrics.ts';
+
+/** The edge's limits; the estate file's `limits` section (docs/config.md) sets any of them. */
+export interface EdgeLimits {
+  /** From accept to the end of the TLS handshake, absolute (a trickled ClientHello does not extend it). */
+  readonly tlsHandshakeTimeoutMs: number;
+  /** To receive a request head (first line and headers, the RPC first-line sniffer included), absolute. */
+  readonly headTimeoutMs: number;
+  /** Longest silence while a declared request body is still arriving (not Outlook Anywhere channels). */
+  readonly bodyIdleTimeoutMs: number;
+  /** Idle time of a kept-alive connection between two requests. */
+  readonly keepAliveTimeoutMs: number;
+  /** Largest request head (request line and headers), bytes; over it: 431. */
+  readonly maxHeaderBytes: number;
+  /** Most header fields in a request; over it: 431. */
+  readonly maxHeaderCount: number;
+  /** Open client connections of this server, all listeners together; 0: no cap. */
+  readonly maxConnections: number;
+  /** Open client connections from one source (an IPv4 address, an IPv6 /64); 0: no cap. */
+  readonly maxConnectionsPerSource: number;
+  /** At most one warning line per kind of event this often, with the count since the last one. */
+  readonly logIntervalMs: number;
+}
+
+/**
+ * The defaults, chosen against what nginx and HAProxy apply and what Exchange's clients need
+ * (docs/security.md "Limits and timeouts at the edge" says why each).
+ */
+export const defaultEdgeLimits: EdgeLimits = {
+  tlsHandshakeTimeoutMs: 10_000,
+  headTimeoutMs: 20_000,
+  bodyIdleTimeoutMs: 60_000,
+  keepAliveTimeoutMs: 5_000,
+  maxHeaderBytes: 16 * 1024,
+  maxHeaderCount: 100,
+  maxConnections: 10_000,
+  maxConnectionsPerSource: 1_000,
+  logIntervalMs: 10_000,
+};
+
+/** The defaults with `partial`'s values over them. */
+export function edgeLimits(partial: Partial<EdgeLimits> = {}): EdgeLimits {
+  const out: Record<string, number> = { ...defaultEdgeLimits };
+  for (const [k, v] of Object.entries(partial)) if (typeof v === 'number') out[k] = v;
+  return out as unknown as EdgeLimits;
+}
+
+/**
+ * The source a per-source cap counts against: the IPv4 address (an IPv4-mapped IPv6 address is the IPv4
+ * one), or the IPv6 /64, since anyone given a /64 holds all of its addresses.
+ */
+export function sourceKey(address: string | undefined): string {
+  if (address === undefined) return '';
+  const lower = address.toLowerCase();
+  if (lower.startsWith('::ffff:') && isIP(lower.slice(7)) === 4) return lower.slice(7);
+  if (isIP(lower) !== 6) return lower;
+  const [head = '', tail] = lower.split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups =
+    tail === undefined
+      ? left
+      : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
+}
+
+/** What an event's warning line says, and its catalogue code. */
+const eventText: Readonly<Record<EdgeEvent, { code: string; msg: string }>> = {
+  refused_total: { code: 'CX_HTTP_CONNECTION_LIMIT', msg: 'connections refused: the server is at its cap' },
+  refused_per_source: {
+    code: 'CX_HTTP_CONNECTION_LIMIT',
+    msg: 'connections refused: a source is at its per-source cap',
+  },
+  tls_handshake_timeout: { code: 'CX_HTTP_TLS_TIMEOUT', msg: 'connections cut: TLS handshake too slow' },
+  head_timeout: { code: 'CX_HTTP_REQUEST_TIMEOUT', msg: 'connections cut: request head too slow' },
+  body_idle_timeout: { code: 'CX_HTTP_REQUEST_TIMEOUT', msg: 'connections cut: request body stalled' },
+  headers_too_large: { code: 'CX_HTTP_HEADERS_TOO_LARGE', msg: 'requests refused: head too large' },
+};
+
+export interface EdgeGateOptions {
+  readonly logger: Logger;
+  readonly serverName: string;
+  readonly observer?: EdgeObserver;
+  /** Sources no per-source cap applies to (the estate's servers, a load balancer in front); still counted in the total. */
+  readonly exempt?: (address: string) => boolean;
+}
+
+/** One kind of event's share of the rate-limited log. */
+interface Pending {
+  count: number;
+  lastAt: number;
+  source: string;
+  listener: string;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/**
+ * One server's admission of connections (all its listeners share it) and its report of the edge's events:
+ * each is counted in the metrics at once, and logged at `warn` at most once per `logIntervalMs` per kind,
+ * with how many there were since the last line, so a flood cannot flood the log too.
+ */
+export class EdgeGate {
+  private total = 0;
+  private readonly bySource = new Map<string, number>();
+  private readonly pending = new Map<EdgeEvent, Pending>();
+
+  constructor(
+    readonly limits: EdgeLimits,
+    private readonly o: EdgeGateOptions,
+  ) {}
+
+  /** Open connections now. */
+  get open(): number {
+    return this.total;
+  }
+
+  /**
+   * Admit a just-accepted connection, or say no (the caller closes it before any TLS or HTTP work). An
+   * admitted connection is counted until it closes.
+   */
+  admit(socket: Socket, listener: string): boolean {
+    const address = socket.remoteAddress ?? '';
+    const { maxConnections, maxConnectionsPerSource } = this.limits;
+    if (maxConnections > 0 && this.total >= maxConnections) {
+      this.report('refused_total', address, listener);
+      return false;
+    }
+    const capped = maxConnectionsPerSource > 0 && this.o.exempt?.(address) !== true;
+    const key = capped ? sourceKey(address) : undefined;
+    const held = key === undefined ? 0 : (this.bySource.get(key) ?? 0);
+    if (key !== undefined && held >= maxConnectionsPerSource) {
+      this.report('refused_per_source', address, listener);
+      return false;
+    }
+    this.total++;
+    if (key !== undefined) this.bySource.set(key, held + 1);
+    this.o.observer?.opened();
+    socket.once('close', () => {
+      this.total--;
+      this.o.observer?.closed();
+      if (key === undefined) return;
+      const left = (this.bySource.get(key) ?? 1) - 1;
+      if (left === 0) this.bySource.delete(key);
+      else this.bySource.set(key, left);
+    });
+    return true;
+  }
+
+  /** Count an event now; log it now or with the next line of its kind. */
+  report(event: EdgeEvent, source: string, listener: string): void {
+    this.o.observer?.event(event);
+    let p = this.pending.get(event);
+    if (!p) {
+      p = { count: 0, lastAt: -Infinity, source, listener, timer: undefined };
+      this.pending.set(event, p);
+    }
+    p.count++;
+    p.source = source;
+    p.listener = listener;
+    if (p.timer !== undefined) return;
+    const wait = p.lastAt + this.limits.logIntervalMs - Date.now();
+    if (wait <= 0) this.flush(event, p);
+    else {
+      p.timer = setTimeout(() => this.flush(event, p), wait);
+      p.timer.unref();
+    }
+  }
+
+  private flush(event: EdgeEvent, p: Pending): void {
+    p.timer = undefined;
+    if (p.count === 0) return;
+    const { code, msg } = eventText[event];
+    this.o.logger.warn(
+      {
+        server: this.o.serverName,
+        listener: p.listener,
+        edge: event,
+        code,
+        count: p.count,
+        lastSource: p.source,
+        open: this.total,
+      },
+      msg,
+    );
+    p.count = 0;
+    p.lastAt = Date.now();
+  }
+
+  /** Write what is still pending and stop the timers (the server is stopping). */
+  close(): void {
+    for (const [event, p] of this.pending) {
+      if (p.timer !== undefined) clearTimeout(p.timer);
+      this.flush(event, p);
+    }
+  }
+}

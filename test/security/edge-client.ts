@@ -1,0 +1,137 @@
+/**
+ * What the edge attacks share (slowloris, stalls, floods): a lab with short edge limits, raw TCP and TLS
+ * connections from a chosen loopback source, an ActiveSync FolderSync as the normal request that must
+ * still work, and the edge's counters and log lines. Waits are on socket events or on an observable
+ * condition with a deadline that only bounds a failure.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import type { Socket } from 'node:net';
+import { connect as netConnect } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { connect as tlsConnect } from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { parseEstate } from '../../src/config/index.ts';
+import type { EdgeEvent, EdgeLimits } from '../../src/dataplane/index.ts';
+import type { Lab } from '../../src/lab/index.ts';
+import { labAddresses, startLab } from '../../src/lab/index.ts';
+import { createLogger } from '../../src/observability/log.ts';
+import type { LabClient } from '../support/lab-client.ts';
+import { LineSink } from '../support/lab-client.ts';
+
+export const host = 'mail.o365info.com';
+export const front = 'CAS2013-NY';
+const estateFile = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
+
+/** A lab whose servers all run with `limits`, and its log. */
+export async function edgeLab(limits: Partial<EdgeLimits>): Promise<{ lab: Lab; sink: LineSink }> {
+  const { index } = parseEstate(await readFile(estateFile, 'utf8'), estateFile);
+  const sink = new LineSink();
+  const lab = await startLab({ index, logger: createLogger({ level: 'info', destination: sink }), limits });
+  return { lab, sink };
+}
+
+/** Where the primary namespace's front end listens. */
+export function frontDoor(lab: Lab): { address: string; port: number } {
+  const to = lab.resolve(host, 443);
+  assert.ok(to, 'the lab resolves the primary namespace');
+  return to;
+}
+
+/** A TCP connection to the front door from `from` (an external client by default), once connected. */
+export async function tcp(lab: Lab, from: string = labAddresses.externalClient): Promise<Socket> {
+  const to = frontDoor(lab);
+  const socket = netConnect({ host: to.address, port: to.port, localAddress: from });
+  socket.on('error', () => undefined); // a refusal may come as a reset
+  await once(socket, 'connect');
+  return socket;
+}
+
+/** A TLS connection to the front door from `from`, once its handshake is done. */
+export async function tls(lab: Lab, from: string = labAddresses.externalClient): Promise<TLSSocket> {
+  const raw = await tcp(lab, from);
+  const socket = tlsConnect({ socket: raw, servername: host, ca: lab.ca.certPem });
+  socket.on('error', () => undefined);
+  await once(socket, 'secureConnect');
+  return socket;
+}
+
+/** What a socket received until it closed, and how long after `since` it closed. */
+export async function untilClosed(
+  socket: Socket,
+  since: number,
+): Promise<{ received: string; afterMs: number }> {
+  let received = '';
+  socket.on('data', (b: Buffer) => (received += b.toString('latin1')));
+  if (!socket.closed) await once(socket, 'close');
+  return { received, afterMs: performance.now() - since };
+}
+
+/** `untilClosed`, failing when the socket is still open after `deadlineMs`. */
+export async function closedWithin(
+  socket: Socket,
+  deadlineMs: number,
+): Promise<{ received: string; afterMs: number }> {
+  const since = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still open after ${deadlineMs} ms`)), deadlineMs);
+  });
+  try {
+    return await Promise.race([untilClosed(socket, since), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Wait until `condition` holds; `deadlineMs` only bounds a failure. */
+export async function waitFor(
+  what: string,
+  condition: () => boolean | Promise<boolean>,
+  deadlineMs = 20_000,
+): Promise<void> {
+  const end = performance.now() + deadlineMs;
+  while (!(await condition())) {
+    assert.ok(performance.now() < end, `timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** How many edge events of `kind` a server counted. */
+export function edgeCount(lab: Lab, kind: EdgeEvent, server = front): Promise<number> {
+  const metrics = lab.metrics.get(server);
+  assert.ok(metrics, `the lab has metrics for ${server}`);
+  return metrics.edgeCount(kind);
+}
+
+/** The client connections a server holds open now. */
+export async function openConnections(lab: Lab, server = front): Promise<number> {
+  const text = (await lab.metrics.get(server)?.text()) ?? '';
+  const m = /^coexist_client_connections\{[^}]*\} (\d+)$/m.exec(text);
+  return Number(m?.[1] ?? NaN);
+}
+
+/** The edge's warning lines of `kind`. */
+export function edgeLines(sink: LineSink, kind: EdgeEvent): Record<string, unknown>[] {
+  return sink.records().filter((l) => l['edge'] === kind);
+}
+
+export const easHeaders = {
+  'ms-asprotocolversion': '12.1',
+  'content-type': 'application/vnd.ms-sync.wbxml',
+};
+/** A FolderSync with SyncKey 0 (MS-ASCMD 2.2.1.5), WBXML. */
+export const folderSync = Uint8Array.from([
+  0x03, 0x01, 0x6a, 0x00, 0x00, 0x07, 0x56, 0x52, 0x03, 0x30, 0x00, 0x01, 0x01,
+]);
+
+/** The normal request that must still work: bob's FolderSync through the front door, 200 on his path. */
+export async function assertFolderSyncWorks(client: LabClient): Promise<void> {
+  const r = await client.fetch(
+    `https://${host}/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=bob&DeviceId=EDGE1&DeviceType=TestDevice`,
+    { headers: easHeaders, body: folderSync, user: 'bob@o365info.com' },
+  );
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.path, ['CAS2013-NY', 'MBX2013-NY', 'CAS2007-NY', 'MBX2007-NY']);
+}
