@@ -6,7 +6,8 @@ import { describe, test } from 'node:test';
 import { limitsSchema } from '../config/estate-schema.ts';
 import { createLogger } from '../observability/log.ts';
 import type { EdgeEvent } from './edge-limits.ts';
-import { defaultEdgeLimits, EdgeGate, edgeLimits, sourceKey } from './edge-limits.ts';
+import { sourceKey } from '../net/source.ts';
+import { defaultEdgeLimits, EdgeGate, edgeLimits } from './edge-limits.ts';
 
 /** A stand-in for an accepted socket: an address and a close event. */
 function socket(remoteAddress: string): Socket & { close(): void } {

@@ -5,8 +5,8 @@
  * applies them (listener.ts); this module holds the defaults, the per-source accounting and the one
  * rate-limited report of what was refused or cut.
  */
-import { isIP } from 'node:net';
 import type { Socket } from 'node:net';
+import { sourceKey } from '../net/source.ts';
 import type { Logger } from '../observability/log.ts';
 import type { EdgeEvent, EdgeObserver } from '../observability/metrics.ts';
 
@@ -55,28 +55,6 @@ export function edgeLimits(partial: Partial<EdgeLimits> = {}): EdgeLimits {
   const out: Record<string, number> = { ...defaultEdgeLimits };
   for (const [k, v] of Object.entries(partial)) if (typeof v === 'number') out[k] = v;
   return out as unknown as EdgeLimits;
-}
-
-/**
- * The source a per-source cap counts against: the IPv4 address (an IPv4-mapped IPv6 address is the IPv4
- * one), or the IPv6 /64, since anyone given a /64 holds all of its addresses.
- */
-export function sourceKey(address: string | undefined): string {
-  if (address === undefined) return '';
-  const lower = address.toLowerCase();
-  if (lower.startsWith('::ffff:') && isIP(lower.slice(7)) === 4) return lower.slice(7);
-  if (isIP(lower) !== 6) return lower;
-  const [head = '', tail] = lower.split('::');
-  const left = head === '' ? [] : head.split(':');
-  const right = tail === undefined || tail === '' ? [] : tail.split(':');
-  const groups =
-    tail === undefined
-      ? left
-      : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
-  return `${groups
-    .slice(0, 4)
-    .map((g) => g.replace(/^0+(?=.)/, ''))
-    .join(':')}::/64`;
 }
 
 /** What an event's warning line says, and its catalogue code. */

@@ -18,7 +18,8 @@ export type { UpstreamsOptions } from './upstreams.ts';
 export { Upstreams } from './upstreams.ts';
 export type { CertificateEntry, Listening, ListenOptions } from './listener.ts';
 export type { EdgeEvent, EdgeLimits } from './edge-limits.ts';
-export { defaultEdgeLimits, EdgeGate, edgeLimits, sourceKey } from './edge-limits.ts';
+export { defaultEdgeLimits, EdgeGate, edgeLimits } from './edge-limits.ts';
+export { sourceKey } from '../net/source.ts';
 export { listen, sniContexts } from './listener.ts';
 export type {
   HopObserver,

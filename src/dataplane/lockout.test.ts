@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { LockoutEvent, LockoutOptions } from './lockout.ts';
-import { Lockout, MemoryLockoutStore, accountKey, sourceKey } from './lockout.ts';
+import { sourceKey } from '../net/source.ts';
+import { Lockout, MemoryLockoutStore, accountKey } from './lockout.ts';
 
 /** A lockout on a clock the test moves, whose delays are recorded instead of waited. */
 function rig(o: LockoutOptions = {}) {

@@ -11,6 +11,7 @@
  * here it is held in memory. The clock and the sleep are injected, so tests are deterministic.
  */
 import { setTimeout as sleepFor } from 'node:timers/promises';
+import { sourceKey } from '../net/source.ts';
 import type { LockoutObserver } from '../observability/metrics.ts';
 
 type Awaitable<T> = T | Promise<T>;
@@ -240,27 +241,6 @@ export class Lockout {
  */
 export function accountKey(login: string): string {
   return login.trim().toLowerCase().slice(0, maxAccountLength);
-}
-
-/**
- * The counter's name for a source address: IPv4 as is (an IPv4-mapped IPv6 address unmapped), IPv6 by
- * its /64, since one host commonly holds a whole /64 and would otherwise get a new counter per address.
- */
-export function sourceKey(address: string): string {
-  const a = address.toLowerCase();
-  if (a.startsWith('::ffff:') && a.includes('.')) return a.slice(7);
-  if (!a.includes(':')) return a;
-  const [head = '', tail] = a.split('::');
-  const left = head === '' ? [] : head.split(':');
-  const right = tail === undefined || tail === '' ? [] : tail.split(':');
-  const groups =
-    tail === undefined
-      ? left
-      : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
-  return `${groups
-    .slice(0, 4)
-    .map((g) => g.replace(/^0+(?=.)/, ''))
-    .join(':')}::/64`;
 }
 
 /** Counters in memory, with their expiry; the least recently written go first past `maxKeys`. */

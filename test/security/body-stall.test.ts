@@ -11,15 +11,8 @@ import { after, before, describe, test } from 'node:test';
 import type { Lab } from '../../src/lab/index.ts';
 import type { LabClient, LineSink } from '../support/lab-client.ts';
 import { basic, labClient } from '../support/lab-client.ts';
-import {
-  assertFolderSyncWorks,
-  edgeCount,
-  edgeLab,
-  edgeLines,
-  host,
-  tls,
-  untilClosed,
-} from './edge-client.ts';
+import { loggedLab } from '../support/logged-lab.ts';
+import { assertFolderSyncWorks, edgeCount, edgeLines, host, tls, untilClosed } from './edge-client.ts';
 
 const bodyIdleTimeoutMs = 800;
 
@@ -29,7 +22,7 @@ describe('attack: a request body that stops arriving', () => {
   let client: LabClient;
 
   before(async () => {
-    ({ lab, sink } = await edgeLab({ bodyIdleTimeoutMs, logIntervalMs: 60_000 }));
+    ({ lab, sink } = await loggedLab({ limits: { bodyIdleTimeoutMs, logIntervalMs: 60_000 } }));
     client = labClient(lab);
   });
   after(async () => {

@@ -8,18 +8,15 @@
  * client from its own loopback address; the lab's clock and the delay are the test's, so nothing waits.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import type { Dispatcher } from 'undici';
 import { Agent, buildConnector, request } from 'undici';
-import { parseEstate } from '../../src/config/index.ts';
 import type { Lab } from '../../src/lab/index.ts';
-import { labAddresses, startLab } from '../../src/lab/index.ts';
-import { createLogger } from '../../src/observability/log.ts';
-import { basic, demoPassword, LineSink } from '../support/lab-client.ts';
+import { labAddresses } from '../../src/lab/index.ts';
+import type { LineSink } from '../support/lab-client.ts';
+import { basic, demoPassword } from '../support/lab-client.ts';
+import { accessLines, loggedLab } from '../support/logged-lab.ts';
 
-const estateFile = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
 const primary = 'https://mail.o365info.com';
 const eas = `${primary}/Microsoft-Server-ActiveSync`;
 /** The front end the primary namespace resolves to (examples/o365info.yaml). */
@@ -46,11 +43,7 @@ describe('attack: password guessing and spraying', () => {
   const agents = new Map<string, Agent>();
 
   before(async () => {
-    const { index } = parseEstate(await readFile(estateFile, 'utf8'), estateFile);
-    sink = new LineSink();
-    lab = await startLab({
-      index,
-      logger: createLogger({ level: 'info', destination: sink }),
+    ({ lab, sink } = await loggedLab({
       lockout: {
         windowSeconds,
         sourceThreshold,
@@ -60,7 +53,7 @@ describe('attack: password guessing and spraying', () => {
           return Promise.resolve();
         },
       },
-    });
+    }));
   });
   after(async () => {
     await Promise.all([...agents.values()].map((a) => a.close()));
@@ -101,7 +94,7 @@ describe('attack: password guessing and spraying', () => {
 
   /** The front end's access line of a request. */
   function accessLine(requestId: string): Record<string, unknown> {
-    const line = sink.records().find((l) => l['reqId'] === requestId && l['msg'] === 'access');
+    const line = accessLines(sink, requestId)[0];
     assert.ok(line, `an access line for ${requestId}`);
     return line;
   }

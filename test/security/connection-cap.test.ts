@@ -10,18 +10,17 @@ import assert from 'node:assert/strict';
 import type { TLSSocket } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import type { Lab } from '../../src/lab/index.ts';
-import type { LabClient, LineSink } from '../support/lab-client.ts';
-import { labClient } from '../support/lab-client.ts';
+import type { LineSink } from '../support/lab-client.ts';
+import { loggedLab } from '../support/logged-lab.ts';
 import {
-  assertFolderSyncWorks,
+  assertServedAfterFlood,
   closedWithin,
   edgeCount,
-  edgeLab,
   edgeLines,
+  onlyTheCapLimits,
   openConnections,
   tcp,
   tls,
-  waitFor,
 } from './edge-client.ts';
 
 const cap = 150;
@@ -33,11 +32,11 @@ describe("attack: a flood from many sources against the server's total", () => {
   let sink: LineSink;
 
   before(async () => {
-    ({ lab, sink } = await edgeLab({
-      maxConnections: cap,
-      headTimeoutMs: 120_000,
-      tlsHandshakeTimeoutMs: 120_000,
-      logIntervalMs: 60_000,
+    ({ lab, sink } = await loggedLab({
+      limits: {
+        maxConnections: cap,
+        ...onlyTheCapLimits,
+      },
     }));
   });
   after(() => lab.close());
@@ -45,7 +44,6 @@ describe("attack: a flood from many sources against the server's total", () => {
   test(`at ${cap} connections a new one is closed at accept; served again once they close`, async () => {
     const baseline = await openConnections(lab);
     const flood: TLSSocket[] = [];
-    let client: LabClient | undefined;
     try {
       const each = Math.ceil((cap - baseline) / sources.length);
       for (const from of sources) {
@@ -62,12 +60,6 @@ describe("attack: a flood from many sources against the server's total", () => {
     } finally {
       for (const s of flood) s.destroy();
     }
-    await waitFor('the server to see the flood close', async () => (await openConnections(lab)) <= baseline);
-    try {
-      client = labClient(lab);
-      await assertFolderSyncWorks(client);
-    } finally {
-      await client?.close();
-    }
+    await assertServedAfterFlood(lab, baseline);
   });
 });

@@ -1,36 +1,30 @@
 /**
- * What the edge attacks share (slowloris, stalls, floods): a lab with short edge limits, raw TCP and TLS
- * connections from a chosen loopback source, an ActiveSync FolderSync as the normal request that must
+ * What the edge attacks share (slowloris, stalls, floods) besides `loggedLab` (test/support/logged-lab.ts):
+ * raw TCP and TLS connections from a chosen loopback source, an ActiveSync FolderSync as the normal request that must
  * still work, and the edge's counters and log lines. Waits are on socket events or on an observable
  * condition with a deadline that only bounds a failure.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { readFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { connect as netConnect } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { connect as tlsConnect } from 'node:tls';
-import { fileURLToPath } from 'node:url';
-import { parseEstate } from '../../src/config/index.ts';
-import type { EdgeEvent, EdgeLimits } from '../../src/dataplane/index.ts';
+import type { EdgeEvent } from '../../src/dataplane/index.ts';
 import type { Lab } from '../../src/lab/index.ts';
-import { labAddresses, startLab } from '../../src/lab/index.ts';
-import { createLogger } from '../../src/observability/log.ts';
-import type { LabClient } from '../support/lab-client.ts';
-import { LineSink } from '../support/lab-client.ts';
+import { labAddresses } from '../../src/lab/index.ts';
+import type { LabClient, LineSink } from '../support/lab-client.ts';
+import { labClient } from '../support/lab-client.ts';
 
 export const host = 'mail.o365info.com';
 export const front = 'CAS2013-NY';
-const estateFile = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
 
-/** A lab whose servers all run with `limits`, and its log. */
-export async function edgeLab(limits: Partial<EdgeLimits>): Promise<{ lab: Lab; sink: LineSink }> {
-  const { index } = parseEstate(await readFile(estateFile, 'utf8'), estateFile);
-  const sink = new LineSink();
-  const lab = await startLab({ index, logger: createLogger({ level: 'info', destination: sink }), limits });
-  return { lab, sink };
-}
+/** Flood tests' limits besides the cap: long head and handshake deadlines, so that only the cap refuses. */
+export const onlyTheCapLimits = {
+  headTimeoutMs: 120_000,
+  tlsHandshakeTimeoutMs: 120_000,
+  logIntervalMs: 60_000,
+} as const;
 
 /** Where the primary namespace's front end listens. */
 export function frontDoor(lab: Lab): { address: string; port: number } {
@@ -134,4 +128,15 @@ export async function assertFolderSyncWorks(client: LabClient): Promise<void> {
   );
   assert.equal(r.status, 200);
   assert.deepEqual(r.path, ['CAS2013-NY', 'MBX2013-NY', 'CAS2007-NY', 'MBX2007-NY']);
+}
+
+/** Once a flood has let go (the server holds `baseline` connections again), the FolderSync works again. */
+export async function assertServedAfterFlood(lab: Lab, baseline: number): Promise<void> {
+  await waitFor('the server to see the flood close', async () => (await openConnections(lab)) <= baseline);
+  const client = labClient(lab);
+  try {
+    await assertFolderSyncWorks(client);
+  } finally {
+    await client.close();
+  }
 }

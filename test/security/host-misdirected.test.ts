@@ -5,17 +5,13 @@
  * (SNI and Host must agree). Two Host headers are 400 (RFC 9112 §3.2). Nothing reaches a back end.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { parseEstate } from '../../src/config/index.ts';
 import type { Lab } from '../../src/lab/index.ts';
-import { startLab } from '../../src/lab/index.ts';
-import { createLogger } from '../../src/observability/log.ts';
-import { basic, labClient, LineSink } from '../support/lab-client.ts';
-import { rawRequest, requestIds, statuses } from '../support/raw-tls.ts';
+import type { LineSink } from '../support/lab-client.ts';
+import { basic } from '../support/lab-client.ts';
+import { answerId, assertEasOptionsWorks, loggedLab, refusedAccessLine } from '../support/logged-lab.ts';
+import { rawRequest, statuses } from '../support/raw-tls.ts';
 
-const estateFile = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
 const primary = 'mail.o365info.com';
 const ews = (host: string, extra = ''): string =>
   `GET /EWS/Exchange.asmx HTTP/1.1\r\nHost: ${host}\r\n${extra}` +
@@ -26,18 +22,13 @@ describe('attack: a Host this server does not answer for', () => {
   let sink: LineSink;
 
   before(async () => {
-    const { index } = parseEstate(await readFile(estateFile, 'utf8'), estateFile);
-    sink = new LineSink();
-    lab = await startLab({ index, logger: createLogger({ level: 'info', destination: sink }) });
+    ({ lab, sink } = await loggedLab());
   });
   after(() => lab.close());
 
   /** The one answer's status and access line; asserts that no server of the estate acted on it. */
   function refused(answer: string): { status: number; line: Record<string, unknown> | undefined } {
-    const [id] = requestIds(answer);
-    assert.ok(id, `the answer carries a request id:\n${answer.slice(0, 400)}`);
-    assert.deepEqual(lab.recorder.records(id), [], 'refused at the front door: nothing was routed');
-    const line = sink.records().find((l) => l['msg'] === 'access' && l['reqId'] === id);
+    const line = refusedAccessLine(lab, sink, answerId(answer));
     return { status: statuses(answer)[0] ?? 0, line };
   }
 
@@ -79,15 +70,6 @@ describe('attack: a Host this server does not answer for', () => {
   });
 
   test('a normal request still works afterwards', async () => {
-    const client = labClient(lab);
-    try {
-      const r = await client.fetch(
-        `https://${primary}/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=alice&DeviceId=abc123&DeviceType=iPhone`,
-        { method: 'OPTIONS', user: 'alice@o365info.com' },
-      );
-      assert.equal(r.status, 200);
-    } finally {
-      await client.close();
-    }
+    await assertEasOptionsWorks(lab);
   });
 });

@@ -13,16 +13,17 @@ import type { Lab } from '../../src/lab/index.ts';
 import { labAddresses } from '../../src/lab/index.ts';
 import type { LabClient, LineSink } from '../support/lab-client.ts';
 import { labClient } from '../support/lab-client.ts';
+import { loggedLab } from '../support/logged-lab.ts';
 import {
   assertFolderSyncWorks,
+  assertServedAfterFlood,
   closedWithin,
   edgeCount,
-  edgeLab,
   edgeLines,
+  onlyTheCapLimits,
   openConnections,
   tcp,
   tls,
-  waitFor,
 } from './edge-client.ts';
 
 const cap = 200;
@@ -34,11 +35,11 @@ describe('attack: an idle-connection flood from one source', () => {
 
   before(async () => {
     // Heads and handshakes get long deadlines here, so that only the cap decides what is refused.
-    ({ lab, sink } = await edgeLab({
-      maxConnectionsPerSource: cap,
-      headTimeoutMs: 120_000,
-      tlsHandshakeTimeoutMs: 120_000,
-      logIntervalMs: 60_000,
+    ({ lab, sink } = await loggedLab({
+      limits: {
+        maxConnectionsPerSource: cap,
+        ...onlyTheCapLimits,
+      },
     }));
   });
   after(() => lab.close());
@@ -47,7 +48,6 @@ describe('attack: an idle-connection flood from one source', () => {
     const baseline = await openConnections(lab);
     const flood: TLSSocket[] = [];
     let internal: LabClient | undefined;
-    let external: LabClient | undefined;
     try {
       for (let i = 0; i < cap; i += 50) {
         flood.push(...(await Promise.all(Array.from({ length: 50 }, () => tls(lab)))));
@@ -81,12 +81,6 @@ describe('attack: an idle-connection flood from one source', () => {
       await internal?.close();
     }
     // (c) Once the flood has let go, its own source is served again.
-    await waitFor('the server to see the flood close', async () => (await openConnections(lab)) <= baseline);
-    try {
-      external = labClient(lab);
-      await assertFolderSyncWorks(external);
-    } finally {
-      await external?.close();
-    }
+    await assertServedAfterFlood(lab, baseline);
   });
 });

@@ -6,17 +6,13 @@
  * too, not "answered 200" for an answer nobody received.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { parseEstate } from '../../src/config/index.ts';
 import type { Lab } from '../../src/lab/index.ts';
-import { startLab } from '../../src/lab/index.ts';
-import { createLogger } from '../../src/observability/log.ts';
-import { basic, labClient, LineSink } from '../support/lab-client.ts';
-import { openTls, rawRequest, requestIds, statuses, until } from '../support/raw-tls.ts';
+import type { LineSink } from '../support/lab-client.ts';
+import { basic } from '../support/lab-client.ts';
+import { accessLines, answerId, assertEasOptionsWorks, loggedLab } from '../support/logged-lab.ts';
+import { openTls, rawRequest, statuses, until } from '../support/raw-tls.ts';
 
-const estateFile = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
 const primary = 'mail.o365info.com';
 /** Long, but inside any header limit the edge applies: the point is the log, not the parser. */
 const long = 3000;
@@ -28,19 +24,15 @@ describe('attack: log flooding and a log that disagrees with the client', () => 
   let sink: LineSink;
 
   before(async () => {
-    const { index } = parseEstate(await readFile(estateFile, 'utf8'), estateFile);
-    sink = new LineSink();
-    lab = await startLab({ index, logger: createLogger({ level: 'info', destination: sink }) });
+    ({ lab, sink } = await loggedLab());
   });
   after(() => lab.close());
 
-  const linesOf = (id: string): Record<string, unknown>[] =>
-    sink.records().filter((l) => l['msg'] === 'access' && l['reqId'] === id);
+  const linesOf = (id: string): Record<string, unknown>[] => accessLines(sink, id);
 
   /** The one access line of a raw answer; asserts that no line of it is longer than a few capped fields. */
   function line(answer: string): Record<string, unknown> {
-    const [id] = requestIds(answer);
-    assert.ok(id, `the answer carries a request id:\n${answer.slice(0, 400)}`);
+    const id = answerId(answer);
     const raw = sink.lines.filter((l) => l.includes(id));
     assert.ok(raw.length >= 1, 'an access line');
     for (const l of raw) assert.ok(l.length < 2_000, `an access line of ${l.length} characters`);
@@ -142,15 +134,6 @@ describe('attack: log flooding and a log that disagrees with the client', () => 
   });
 
   test('a normal request still works afterwards', async () => {
-    const client = labClient(lab);
-    try {
-      const r = await client.fetch(
-        `https://${primary}/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=alice&DeviceId=abc123&DeviceType=iPhone`,
-        { method: 'OPTIONS', user: 'alice@o365info.com' },
-      );
-      assert.equal(r.status, 200);
-    } finally {
-      await client.close();
-    }
+    await assertEasOptionsWorks(lab);
   });
 });

@@ -6,17 +6,12 @@
  * included), is 403 CX_HTTP_CROSS_SITE, before any password is checked (docs/security.md "Trust per request").
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { parseEstate } from '../../src/config/index.ts';
 import type { Lab } from '../../src/lab/index.ts';
-import { startLab } from '../../src/lab/index.ts';
-import { createLogger } from '../../src/observability/log.ts';
-import type { LabClient, Reply } from '../support/lab-client.ts';
-import { demoPassword, labClient, LineSink } from '../support/lab-client.ts';
+import type { LabClient, LineSink, Reply } from '../support/lab-client.ts';
+import { demoPassword, labClient } from '../support/lab-client.ts';
+import { loggedLab, refusedAccessLine } from '../support/logged-lab.ts';
 
-const estateFile = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
 const origin = 'https://mail.o365info.com';
 const form =
   `destination=${encodeURIComponent(origin + '/owa/')}&flags=4&forcedownlevel=0` +
@@ -29,9 +24,7 @@ describe('attack: login CSRF and cross-site OWA posts', () => {
   let client: LabClient;
 
   before(async () => {
-    const { index } = parseEstate(await readFile(estateFile, 'utf8'), estateFile);
-    sink = new LineSink();
-    lab = await startLab({ index, logger: createLogger({ level: 'info', destination: sink }) });
+    ({ lab, sink } = await loggedLab());
     client = labClient(lab);
   });
   after(async () => {
@@ -46,11 +39,10 @@ describe('attack: login CSRF and cross-site OWA posts', () => {
     assert.equal(r.status, 403, r.body.toString('utf8'));
     assert.equal(r.headers['set-cookie'], undefined, 'no session');
     assert.equal(r.headers['location'], undefined);
-    const line = sink.records().find((l) => l['msg'] === 'access' && l['reqId'] === r.requestId);
+    const line = refusedAccessLine(lab, sink, r.requestId);
     assert.equal(line?.['code'], 'CX_HTTP_CROSS_SITE');
     assert.equal(line?.['status'], 403);
     assert.equal(line?.['user'], undefined, 'the password was never checked');
-    assert.deepEqual(lab.recorder.records(r.requestId), [], 'nothing was routed');
   }
 
   test('a logon POST from another site (Origin and Sec-Fetch-Site: cross-site): 403', async () => {

@@ -9,17 +9,12 @@
  * caller's own mailbox answers, as if there were no anchor.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { parseEstate } from '../../src/config/index.ts';
 import type { Lab } from '../../src/lab/index.ts';
-import { startLab } from '../../src/lab/index.ts';
-import { createLogger } from '../../src/observability/log.ts';
-import type { LabClient, Reply } from '../support/lab-client.ts';
-import { labClient, LineSink } from '../support/lab-client.ts';
+import type { LabClient, LineSink, Reply } from '../support/lab-client.ts';
+import { labClient } from '../support/lab-client.ts';
+import { accessLines as linesOf, loggedLab } from '../support/logged-lab.ts';
 
-const estateFile = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
 const ewsUrl = 'https://mail.o365info.com/EWS/Exchange.asmx';
 const getInbox =
   '<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" ' +
@@ -35,9 +30,7 @@ describe('attack: another user’s mailbox through X-AnchorMailbox', () => {
   let client: LabClient;
 
   before(async () => {
-    const { index } = parseEstate(await readFile(estateFile, 'utf8'), estateFile);
-    sink = new LineSink();
-    lab = await startLab({ index, logger: createLogger({ level: 'info', destination: sink }) });
+    ({ lab, sink } = await loggedLab());
     client = labClient(lab);
   });
   after(async () => {
@@ -66,8 +59,7 @@ describe('attack: another user’s mailbox through X-AnchorMailbox', () => {
 
   /** The access lines of one request, one per server it went through, by server. */
   function accessLines(reply: Reply): Map<string, Record<string, unknown>> {
-    const lines = sink.records().filter((l) => l['msg'] === 'access' && l['reqId'] === reply.requestId);
-    return new Map(lines.map((l) => [String(l['server']), l]));
+    return new Map(linesOf(sink, reply.requestId).map((l) => [String(l['server']), l]));
   }
 
   function assertDenied(reply: Reply, caller: string, anchor: string, mailboxServer: string): void {

@@ -7,20 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { readFile } from 'node:fs/promises';
-import { connect as netConnect } from 'node:net';
-import type { TLSSocket } from 'node:tls';
-import { connect } from 'node:tls';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import { parseEstate } from '../../src/config/index.ts';
 import type { Lab } from '../../src/lab/index.ts';
-import { labAddresses, startLab } from '../../src/lab/index.ts';
-import { createLogger } from '../../src/observability/log.ts';
-import { basic, LineSink } from '../support/lab-client.ts';
+import type { LineSink } from '../support/lab-client.ts';
+import { basic } from '../support/lab-client.ts';
+import { answerId, loggedLab, refusedAccessLine } from '../support/logged-lab.ts';
+import { host, tls } from './edge-client.ts';
 
-const estateFile = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
-const host = 'mail.o365info.com';
 /** The most the attacking client sends before the test calls the server's reading unbounded. */
 const clientLimit = 64 * 1024 * 1024;
 
@@ -29,28 +22,17 @@ describe('attack: a request body past the cap', () => {
   let sink: LineSink;
 
   before(async () => {
-    const { index } = parseEstate(await readFile(estateFile, 'utf8'), estateFile);
-    sink = new LineSink();
-    lab = await startLab({ index, logger: createLogger({ level: 'info', destination: sink }) });
+    ({ lab, sink } = await loggedLab());
   });
   after(() => lab.close());
-
-  async function open(): Promise<TLSSocket> {
-    const to = lab.resolve(host, 443);
-    assert.ok(to, 'the lab resolves the primary namespace');
-    // From the external client address, as a phone on the internet would come.
-    const tcp = netConnect({ host: to.address, port: to.port, localAddress: labAddresses.externalClient });
-    const socket = connect({ socket: tcp, servername: host, ca: lab.ca.certPem });
-    await once(socket, 'secureConnect');
-    return socket;
-  }
 
   /** Everything the server sent until it closed the connection, and how many body bytes went out. */
   async function attack(
     head: string,
     body: 'endless-chunks' | 'none',
   ): Promise<{ answer: string; sent: number }> {
-    const socket = await open();
+    // From the external client address, as a phone on the internet would come.
+    const socket = await tls(lab);
     let answer = '';
     socket.setEncoding('latin1');
     socket.on('data', (s: string) => (answer += s));
@@ -72,16 +54,8 @@ describe('attack: a request body past the cap', () => {
     return { answer, sent };
   }
 
-  function accessLine(answer: string): Record<string, unknown> | undefined {
-    const id = /\r\nrequest-id: ([^\r]+)\r\n/i.exec(answer)?.[1];
-    assert.ok(id, `the answer carries a request id:\n${answer.slice(0, 400)}`);
-    assert.deepEqual(
-      lab.recorder.records(id),
-      [],
-      'refused at the front door: no server of the estate acted on it',
-    );
-    return sink.records().find((l) => l['reqId'] === id && l['msg'] === 'access');
-  }
+  const accessLine = (answer: string): Record<string, unknown> | undefined =>
+    refusedAccessLine(lab, sink, answerId(answer));
 
   test('a chunked Autodiscover body that never ends: 413 and Connection: close, then the server hangs up', async () => {
     const { answer, sent } = await attack(

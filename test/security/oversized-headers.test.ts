@@ -10,7 +10,8 @@ import { after, before, describe, test } from 'node:test';
 import type { Lab } from '../../src/lab/index.ts';
 import type { LabClient, LineSink } from '../support/lab-client.ts';
 import { basic, labClient } from '../support/lab-client.ts';
-import { assertFolderSyncWorks, edgeCount, edgeLab, host, tls, untilClosed } from './edge-client.ts';
+import { loggedLab } from '../support/logged-lab.ts';
+import { assertFolderSyncWorks, edgeCount, host, tls, untilClosed } from './edge-client.ts';
 
 describe('attack: request heads too large', () => {
   let lab: Lab;
@@ -18,7 +19,7 @@ describe('attack: request heads too large', () => {
   let client: LabClient;
 
   before(async () => {
-    ({ lab, sink } = await edgeLab({}));
+    ({ lab, sink } = await loggedLab());
     client = labClient(lab);
   });
   after(async () => {

@@ -6,17 +6,13 @@
  * with a session cookie. With the host checks, such a request is refused as misdirected before it is read.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { parseEstate } from '../../src/config/index.ts';
 import type { Lab } from '../../src/lab/index.ts';
-import { startLab } from '../../src/lab/index.ts';
-import { createLogger } from '../../src/observability/log.ts';
-import { demoPassword, labClient, LineSink } from '../support/lab-client.ts';
-import { rawRequest, requestIds, statuses } from '../support/raw-tls.ts';
+import type { LineSink } from '../support/lab-client.ts';
+import { demoPassword, labClient } from '../support/lab-client.ts';
+import { accessLines, answerId, loggedLab } from '../support/logged-lab.ts';
+import { rawRequest, statuses } from '../support/raw-tls.ts';
 
-const estateFile = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
 const primary = 'mail.o365info.com';
 const form = (destination: string, user = 'alice@o365info.com'): string =>
   `destination=${encodeURIComponent(destination)}&flags=4&forcedownlevel=0` +
@@ -30,17 +26,12 @@ describe('attack: OWA logon redirect to the Host the request names', () => {
   let sink: LineSink;
 
   before(async () => {
-    const { index } = parseEstate(await readFile(estateFile, 'utf8'), estateFile);
-    sink = new LineSink();
-    lab = await startLab({ index, logger: createLogger({ level: 'info', destination: sink }) });
+    ({ lab, sink } = await loggedLab());
   });
   after(() => lab.close());
 
-  const accessLine = (answer: string): Record<string, unknown> | undefined => {
-    const [id] = requestIds(answer);
-    assert.ok(id, `the answer carries a request id:\n${answer.slice(0, 400)}`);
-    return sink.records().find((l) => l['msg'] === 'access' && l['reqId'] === id);
-  };
+  const accessLine = (answer: string): Record<string, unknown> | undefined =>
+    accessLines(sink, answerId(answer))[0];
 
   for (const [name, servername] of [
     ['with the SNI of the primary namespace', primary],

@@ -7,17 +7,13 @@
  * goes nowhere.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { parseEstate } from '../../src/config/index.ts';
 import type { Lab } from '../../src/lab/index.ts';
-import { startLab } from '../../src/lab/index.ts';
-import { createLogger } from '../../src/observability/log.ts';
-import { basic, labClient, LineSink } from '../support/lab-client.ts';
+import type { LineSink } from '../support/lab-client.ts';
+import { basic } from '../support/lab-client.ts';
+import { accessLines as linesOf, assertEasOptionsWorks, loggedLab } from '../support/logged-lab.ts';
 import { rawRequest, requestIds, statuses } from '../support/raw-tls.ts';
 
-const estateFile = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
 const host = 'mail.o365info.com';
 
 describe('attack: the RPC method marker on a later request of the connection', () => {
@@ -25,14 +21,11 @@ describe('attack: the RPC method marker on a later request of the connection', (
   let sink: LineSink;
 
   before(async () => {
-    const { index } = parseEstate(await readFile(estateFile, 'utf8'), estateFile);
-    sink = new LineSink();
-    lab = await startLab({ index, logger: createLogger({ level: 'info', destination: sink }) });
+    ({ lab, sink } = await loggedLab());
   });
   after(() => lab.close());
 
-  const accessLines = (id: string): Record<string, unknown>[] =>
-    sink.records().filter((l) => l['msg'] === 'access' && l['reqId'] === id);
+  const accessLines = (id: string): Record<string, unknown>[] => linesOf(sink, id);
 
   test('a POST after a rewritten RPC_IN_DATA stays a POST, everywhere', async () => {
     const answer = await rawRequest(
@@ -62,18 +55,6 @@ describe('attack: the RPC method marker on a later request of the connection', (
   });
 
   test('a normal request still works afterwards', async () => {
-    const client = labClient(lab);
-    try {
-      const r = await client.fetch(
-        `https://${host}/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=alice&DeviceId=abc123&DeviceType=iPhone`,
-        {
-          method: 'OPTIONS',
-          user: 'alice@o365info.com',
-        },
-      );
-      assert.equal(r.status, 200);
-    } finally {
-      await client.close();
-    }
+    await assertEasOptionsWorks(lab);
   });
 });

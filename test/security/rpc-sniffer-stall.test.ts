@@ -11,15 +11,8 @@ import { after, before, describe, test } from 'node:test';
 import type { Lab } from '../../src/lab/index.ts';
 import type { LabClient, LineSink } from '../support/lab-client.ts';
 import { labClient } from '../support/lab-client.ts';
-import {
-  assertFolderSyncWorks,
-  edgeCount,
-  edgeLab,
-  edgeLines,
-  host,
-  tls,
-  untilClosed,
-} from './edge-client.ts';
+import { loggedLab } from '../support/logged-lab.ts';
+import { assertFolderSyncWorks, edgeCount, edgeLines, host, tls, untilClosed } from './edge-client.ts';
 
 const headTimeoutMs = 800;
 
@@ -29,7 +22,7 @@ describe('attack: a connection that stalls in the RPC first-line sniffer', () =>
   let client: LabClient;
 
   before(async () => {
-    ({ lab, sink } = await edgeLab({ headTimeoutMs, logIntervalMs: 60_000 }));
+    ({ lab, sink } = await loggedLab({ limits: { headTimeoutMs, logIntervalMs: 60_000 } }));
     client = labClient(lab);
   });
   after(async () => {

@@ -11,7 +11,8 @@ import { after, before, describe, test } from 'node:test';
 import type { Lab } from '../../src/lab/index.ts';
 import type { LabClient, LineSink } from '../support/lab-client.ts';
 import { labClient } from '../support/lab-client.ts';
-import { assertFolderSyncWorks, edgeCount, edgeLab, edgeLines, tcp, untilClosed } from './edge-client.ts';
+import { loggedLab } from '../support/logged-lab.ts';
+import { assertFolderSyncWorks, edgeCount, edgeLines, tcp, untilClosed } from './edge-client.ts';
 
 const tlsHandshakeTimeoutMs = 800;
 
@@ -21,7 +22,7 @@ describe('attack: TLS handshakes that never finish', () => {
   let client: LabClient;
 
   before(async () => {
-    ({ lab, sink } = await edgeLab({ tlsHandshakeTimeoutMs, logIntervalMs: 60_000 }));
+    ({ lab, sink } = await loggedLab({ limits: { tlsHandshakeTimeoutMs, logIntervalMs: 60_000 } }));
     client = labClient(lab);
   });
   after(async () => {
