@@ -35,6 +35,10 @@ export const requirements = [
   { package: 'postgresql', postgres: ['initdb', 'postgres', 'pg_isready', 'psql'] },
   // xml2wbxml/wbxml2xml decode ActiveSync traffic (test/support/libwbxml.ts).
   { package: 'libwbxml2-utils', programs: ['xml2wbxml', 'wbxml2xml'] },
+  // OWA in a real browser (test/browser/owa.browser.test.ts): Debian's Chromium, driven by playwright-core,
+  // and certutil to trust the lab CA in a throwaway NSS database.
+  { package: 'chromium', files: ['/usr/bin/chromium'] },
+  { package: 'libnss3-tools', programs: ['certutil'] },
 ];
 
 /**

@@ -505,6 +505,18 @@ export function checkEstate(file: LooseEstateFile, options: CheckOptions = {}): 
           );
       });
     }
+    // An ApplicationImpersonation scope names the users whose mailboxes the service account may act as.
+    const scope = user?.applicationImpersonation;
+    if (Array.isArray(scope)) {
+      scope.forEach((target, k) => {
+        if (identities.get(lc(target)) === undefined)
+          add(
+            'CX_CONFIG_REFERENCE',
+            ['users', i, 'applicationImpersonation', k],
+            `${q(target)} is no user of this estate: scope impersonation to users by address, alias, UPN or DOMAIN\\user`,
+          );
+      });
+    }
   }
 
   return problems;

@@ -193,6 +193,12 @@ export const userSchema = z
       .describe(
         "This mailbox's delegates (in AD publicDelegates), by address, alias, UPN or DOMAIN\\user: they may open it over EWS (delegate access). None by default.",
       ),
+    applicationImpersonation: z
+      .union([z.literal('all'), z.array(z.string().min(1)).min(1)])
+      .optional()
+      .describe(
+        "The ApplicationImpersonation role for this user, a service account (Exchange's New-ManagementRoleAssignment -Role ApplicationImpersonation; in LDAP, membership of the role group): all, over every mailbox, or a list of the users whose mailboxes it may impersonate (a scope), by address, alias, UPN or DOMAIN\\user. It may then act as those mailboxes' owners over EWS with the ExchangeImpersonation SOAP header. None by default.",
+      ),
   })
   .strict();
 
@@ -344,6 +350,15 @@ export const limitsSchema = z
       .optional()
       .describe(
         'Most client connections one source (an IPv4 address, an IPv6 /64) holds open; past it a new one is closed at accept. Trusted proxies are exempt. 0: no cap. Default 1000; raise it for many clients behind one NAT address.',
+      ),
+    reservedPercent: z
+      .number()
+      .int()
+      .min(0)
+      .max(50)
+      .optional()
+      .describe(
+        'The last places of maxConnections, in percent, kept for known sources (where someone signed in successfully on this server in the last 7 days): a flood from unknown sources stops short of them, so regular clients still connect. 0: no reserve. Default 10.',
       ),
     logIntervalMs: milliseconds
       .optional()

@@ -27,8 +27,8 @@ export function toEstate(file: EstateFile): Estate {
       };
     }),
   }));
-  // Grants name users by any of their identities; the Estate carries primary addresses (checkEstate made
-  // sure each names a user).
+  // Grants (and impersonation scopes) name users by any of their identities; the Estate carries primary
+  // addresses (checkEstate made sure each names a user).
   const primary = new Map<string, string>();
   for (const u of file.users) {
     for (const id of [u.address, ...(u.aliases ?? []), u.login, u.upn])
@@ -52,6 +52,9 @@ export function toEstate(file: EstateFile): Estate {
       ...(u.password !== undefined && { passwordHash: u.password }),
       ...(u.fullAccess !== undefined && { fullAccess: trustees(u.fullAccess) }),
       ...(u.delegates !== undefined && { delegates: trustees(u.delegates) }),
+      ...(u.applicationImpersonation !== undefined && {
+        impersonation: u.applicationImpersonation === 'all' ? 'all' : trustees(u.applicationImpersonation),
+      }),
     };
   });
   return {

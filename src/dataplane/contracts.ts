@@ -11,10 +11,11 @@ import type { Protocol } from '../core/protocols/protocol.ts';
 import type { Decision } from '../core/routing/decision.ts';
 import type { Role } from '../core/routing/decide.ts';
 import type { Directory } from '../directory/directory.ts';
-import type { AccessRecord, Logger } from '../observability/log.ts';
+import type { AccessRecord, ImpersonationResult, Logger } from '../observability/log.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import type { TrustedProxies } from './headers.ts';
+import type { TrustedProxies } from './peer-trust.ts';
 import type { Lockout } from './lockout.ts';
+import type { KnownSources } from './edge-limits.ts';
 import type { OwaSessions } from './owa-session.ts';
 import type { Upstreams } from './upstreams.ts';
 
@@ -43,6 +44,23 @@ export interface HopObserver {
 }
 
 /**
+ * Whom an EWS `ExchangeImpersonation` header names: its `ConnectingSID`'s one child, as sent (MS-OXWSCDATA
+ * ConnectingSIDType; docs/security.md "Mailbox access").
+ */
+export interface ConnectingSid {
+  readonly kind: 'PrincipalName' | 'SID' | 'PrimarySmtpAddress' | 'SmtpAddress';
+  readonly value: string;
+}
+
+/** The mailbox server's decision on an `ExchangeImpersonation` header: the mailbox to serve as its owner, or why not. */
+export type ImpersonationVerdict =
+  | {
+      readonly kind: 'allowed';
+      readonly mailbox: { readonly address: string; readonly displayName: string };
+    }
+  | { readonly kind: Exclude<ImpersonationResult, 'allowed'> };
+
+/**
  * What a mailbox server answers with when a request ends at it (the lab's mailbox simulators). It is told
  * whose mailbox the request is for, who is asking (the caller this server authenticated) and what the
  * directory grants the caller on that mailbox; with `access: 'denied'` it must answer the protocol's own
@@ -60,6 +78,12 @@ export interface MailboxResponder {
       readonly caller: { readonly address: string; readonly displayName: string };
       /** The caller's own mailbox, one granted (full access, delegate over EWS), or denied. */
       readonly access: 'owner' | 'full-access' | 'delegate' | 'denied';
+      /**
+       * EWS: decide an `ExchangeImpersonation` header the store found in the request (and record it on the
+       * access line). Only on `allowed` may the store answer, as that mailbox's owner; otherwise it answers
+       * Exchange's error and nothing of any mailbox, whatever `access` says (docs/security.md "Mailbox access").
+       */
+      readonly impersonate?: (target: ConnectingSid) => Promise<ImpersonationVerdict>;
     },
   ): Promise<void>;
 }
@@ -77,8 +101,17 @@ export interface ServerContext {
   readonly sessions: OwaSessions;
   readonly observer?: HopObserver;
   readonly responder?: MailboxResponder;
-  /** Peers whose `X-Forwarded-*`, `X-Coexist-Hops` and request id are believed (other servers of the estate). */
+  /**
+   * Load balancers in front, by address, whose `X-Forwarded-*` are believed (`coexist serve --trusted-proxy`);
+   * never the estate's servers, which prove themselves by certificate (`estateServers`).
+   */
   readonly trustedProxies?: TrustedProxies;
+  /**
+   * The estate's servers by FQDN (lower case; peer-trust.ts `estateServers`), when the listeners ask for client
+   * certificates against the internal CA: a peer whose verified certificate names one with clientAuth is that
+   * server, and its `X-Forwarded-*`, `X-Coexist-Hops` and request id are believed. Absent: no peer is a server.
+   */
+  readonly estateServers?: ReadonlyMap<string, string>;
   /** Source networks of internal clients (docs/protocols.md §2.4); everyone else is external. */
   readonly internalNetworks?: BlockList;
   /** `coexist`, or a simulator's name (`simulator: Exchange 2007 CAS`). */
@@ -91,6 +124,8 @@ export interface ServerContext {
   readonly storeEndpoints?: StoreEndpoints;
   /** The extranet smart lockout in front of every password check (docs/security.md); absent: none. */
   readonly lockout?: Lockout;
+  /** Where someone signed in lately: the edge keeps its reserved places for them (edge-limits.ts). */
+  readonly knownSources?: KnownSources;
 }
 
 /**

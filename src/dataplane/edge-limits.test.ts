@@ -7,7 +7,7 @@ import { limitsSchema } from '../config/estate-schema.ts';
 import { createLogger } from '../observability/log.ts';
 import type { EdgeEvent } from './edge-limits.ts';
 import { sourceKey } from '../net/source.ts';
-import { defaultEdgeLimits, EdgeGate, edgeLimits } from './edge-limits.ts';
+import { defaultEdgeLimits, EdgeGate, edgeLimits, KnownSources } from './edge-limits.ts';
 
 /** A stand-in for an accepted socket: an address and a close event. */
 function socket(remoteAddress: string): Socket & { close(): void } {
@@ -17,7 +17,11 @@ function socket(remoteAddress: string): Socket & { close(): void } {
   return s as unknown as Socket & { close(): void };
 }
 
-function gate(limits: Parameters<typeof edgeLimits>[0], exempt?: (a: string) => boolean) {
+function gate(
+  limits: Parameters<typeof edgeLimits>[0],
+  exempt?: (a: string) => boolean,
+  known?: (a: string) => boolean,
+) {
   const lines: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _e, cb) {
@@ -33,6 +37,7 @@ function gate(limits: Parameters<typeof edgeLimits>[0], exempt?: (a: string) => 
     serverName: 'CAS2013-NY',
     observer: { event: (e) => events.push(e), opened: () => open++, closed: () => open-- },
     ...(exempt ? { exempt } : {}),
+    ...(known ? { known } : {}),
   });
   return { g, lines, events, open: () => open };
 }
@@ -67,6 +72,44 @@ describe('edge limits', () => {
     assert.equal(g.admit(socket('10.0.0.9'), 'front'), true);
     assert.equal(g.admit(socket('10.0.0.10'), 'front'), false);
     assert.deepEqual(events, ['refused_total']);
+  });
+
+  test('the reserved places are kept for known and exempt sources; the total still caps them', () => {
+    const known = new KnownSources();
+    known.add('192.0.2.50');
+    const { g, events } = gate(
+      { maxConnections: 10, reservedPercent: 30, maxConnectionsPerSource: 0 },
+      (a) => a === '10.0.0.2',
+      (a) => known.has(a),
+    );
+    const flood = Array.from({ length: 7 }, (_, i) => socket(`198.51.100.${i}`));
+    for (const s of flood) assert.equal(g.admit(s, 'front'), true);
+    assert.equal(g.admit(socket('198.51.100.99'), 'front'), false, 'an unknown source stops at 7 of 10');
+    assert.deepEqual(events, ['refused_reserved']);
+    assert.equal(g.admit(socket('192.0.2.50'), 'front'), true, 'a known source takes a reserved place');
+    assert.equal(g.admit(socket('::ffff:192.0.2.50'), 'front'), true, 'the same source, IPv4-mapped');
+    assert.equal(g.admit(socket('10.0.0.2'), 'mailbox'), true, 'an exempt source too');
+    assert.equal(g.admit(socket('192.0.2.50'), 'front'), false, 'but not past the total');
+    assert.deepEqual(events, ['refused_reserved', 'refused_total']);
+    flood[0]?.close();
+    assert.equal(g.admit(socket('198.51.100.98'), 'front'), false, 'still 9 open: above the 7 open to all');
+  });
+
+  test('known sources: bounded, expiring, one entry per source', () => {
+    let now = 0;
+    const known = new KnownSources({ maxEntries: 2, ttlMs: 1_000, now: () => now });
+    known.add('192.0.2.1');
+    known.add('2001:db8:0:1::5');
+    assert.equal(known.has('2001:db8:0:1::99'), true, 'an IPv6 source is its /64');
+    known.add('192.0.2.3');
+    assert.equal(known.size, 2);
+    assert.equal(known.has('192.0.2.1'), false, 'the least recently seen went first');
+    now = 999;
+    assert.equal(known.has('192.0.2.3'), true);
+    now = 1_000;
+    assert.equal(known.has('192.0.2.3'), false, 'gone after ttlMs');
+    known.add(undefined);
+    assert.equal(known.size, 1);
   });
 
   test('0 turns a cap off', () => {

@@ -30,6 +30,11 @@ export interface EdgeLimits {
   readonly maxConnections: number;
   /** Open client connections from one source (an IPv4 address, an IPv6 /64); 0: no cap. */
   readonly maxConnectionsPerSource: number;
+  /**
+   * The last places of `maxConnections`, in percent, kept for known sources (where someone signed in on
+   * this server before, `KnownSources`): a flood from unknown sources stops short of them. 0: no reserve.
+   */
+  readonly reservedPercent: number;
   /** At most one warning line per kind of event this often, with the count since the last one. */
   readonly logIntervalMs: number;
 }
@@ -47,6 +52,7 @@ export const defaultEdgeLimits: EdgeLimits = {
   maxHeaderCount: 100,
   maxConnections: 10_000,
   maxConnectionsPerSource: 1_000,
+  reservedPercent: 10,
   logIntervalMs: 10_000,
 };
 
@@ -60,6 +66,10 @@ export function edgeLimits(partial: Partial<EdgeLimits> = {}): EdgeLimits {
 /** What an event's warning line says, and its catalogue code. */
 const eventText: Readonly<Record<EdgeEvent, { code: string; msg: string }>> = {
   refused_total: { code: 'CX_HTTP_CONNECTION_LIMIT', msg: 'connections refused: the server is at its cap' },
+  refused_reserved: {
+    code: 'CX_HTTP_CONNECTION_LIMIT',
+    msg: 'connections refused: only places kept for known sources are left',
+  },
   refused_per_source: {
     code: 'CX_HTTP_CONNECTION_LIMIT',
     msg: 'connections refused: a source is at its per-source cap',
@@ -76,6 +86,8 @@ export interface EdgeGateOptions {
   readonly observer?: EdgeObserver;
   /** Sources no per-source cap applies to (the estate's servers, a load balancer in front); still counted in the total. */
   readonly exempt?: (address: string) => boolean;
+  /** Sources the reserved places are kept for (`KnownSources.has`); absent: none, the reserve stays empty. */
+  readonly known?: (address: string) => boolean;
 }
 
 /** One kind of event's share of the rate-limited log. */
@@ -97,10 +109,17 @@ export class EdgeGate {
   private readonly bySource = new Map<string, number>();
   private readonly pending = new Map<EdgeEvent, Pending>();
 
+  /** Open connections past which only known (and exempt) sources are admitted. */
+  readonly #openToAll: number;
+
   constructor(
     readonly limits: EdgeLimits,
     private readonly o: EdgeGateOptions,
-  ) {}
+  ) {
+    const { maxConnections, reservedPercent } = limits;
+    const reserved = Math.floor((maxConnections * Math.min(Math.max(reservedPercent, 0), 100)) / 100);
+    this.#openToAll = maxConnections > 0 && reserved > 0 ? maxConnections - reserved : Infinity;
+  }
 
   /** Open connections now. */
   get open(): number {
@@ -116,6 +135,14 @@ export class EdgeGate {
     const { maxConnections, maxConnectionsPerSource } = this.limits;
     if (maxConnections > 0 && this.total >= maxConnections) {
       this.report('refused_total', address, listener);
+      return false;
+    }
+    if (
+      this.total >= this.#openToAll &&
+      this.o.exempt?.(address) !== true &&
+      this.o.known?.(address) !== true
+    ) {
+      this.report('refused_reserved', address, listener);
       return false;
     }
     const capped = maxConnectionsPerSource > 0 && this.o.exempt?.(address) !== true;
@@ -185,5 +212,57 @@ export class EdgeGate {
       if (p.timer !== undefined) clearTimeout(p.timer);
       this.flush(event, p);
     }
+  }
+}
+
+/**
+ * The sources where someone signed in successfully on this server lately (the pipeline adds the TCP peer of
+ * each good sign-in, sign-in.ts): the edge keeps its reserved places for them (docs/security.md "Limits and
+ * timeouts at the edge"). Bounded: the least recently seen go first past `maxEntries`; an entry lasts
+ * `ttlMs` from its last sign-in. Per process, in memory: a reserve for this front end's own regulars.
+ */
+export class KnownSources {
+  readonly #seen = new Map<string, number>();
+  readonly #max: number;
+  readonly #ttlMs: number;
+  readonly #now: () => number;
+
+  constructor(
+    o: { readonly maxEntries?: number; readonly ttlMs?: number; readonly now?: () => number } = {},
+  ) {
+    this.#max = o.maxEntries ?? 100_000;
+    this.#ttlMs = o.ttlMs ?? 7 * 86_400_000;
+    this.#now = o.now ?? Date.now;
+  }
+
+  get size(): number {
+    return this.#seen.size;
+  }
+
+  /** Someone signed in from `address` just now. */
+  add(address: string | undefined): void {
+    if (address === undefined) return;
+    const key = sourceKey(address);
+    const now = this.#now();
+    const at = this.#seen.get(key);
+    // Seen within the last minute: nothing to refresh (keeps a busy source from rewriting the map per request).
+    if (at !== undefined && now - at < 60_000) return;
+    this.#seen.delete(key);
+    while (this.#seen.size >= this.#max) {
+      const oldest = this.#seen.keys().next();
+      if (oldest.done) break;
+      this.#seen.delete(oldest.value);
+    }
+    this.#seen.set(key, now);
+  }
+
+  /** Whether someone signed in from `address` within the last `ttlMs`. */
+  has(address: string): boolean {
+    const key = sourceKey(address);
+    const at = this.#seen.get(key);
+    if (at === undefined) return false;
+    if (this.#now() - at < this.#ttlMs) return true;
+    this.#seen.delete(key);
+    return false;
   }
 }

@@ -8,9 +8,9 @@ import { EventEmitter } from 'node:events';
 import type { Client, Dispatcher } from 'undici';
 import { errors } from 'undici';
 import type { Protocol } from '../core/protocols/protocol.ts';
-import type { TrustedProxies } from './headers.ts';
 import type { OutgoingHeaders } from './headers.ts';
 import { forwardRequestHeaders, responseHeaders } from './headers.ts';
+import type { PeerTrust } from './peer-trust.ts';
 import type { UpstreamFailure, UpstreamOutcome } from './upstream-errors.ts';
 import { classifyUpstreamError, failureResponse, retryable } from './upstream-errors.ts';
 import type { Upstreams } from './upstreams.ts';
@@ -60,7 +60,8 @@ export interface ForwardOptions {
   readonly scheme: 'http' | 'https';
   /** The port of the listener that accepted the request. */
   readonly listenerPort: number;
-  readonly trustedProxies?: TrustedProxies;
+  /** Who the peer proved to be (peer-trust.ts): which of its forwarding headers are believed; absent, a client. */
+  readonly peer?: PeerTrust;
   /** Per-protocol replacements for `idleTimeoutMs` (tests, config). */
   readonly idleTimeoutsMs?: Readonly<Partial<Record<Protocol, number>>>;
   /** `Retry-After` of a 503 to ActiveSync devices; default 30 s. */
@@ -126,7 +127,7 @@ export async function forward(
     const pool = channel ?? options.upstreams.pool(url.origin);
     const headers = forwardRequestHeaders(req.headers, {
       peerAddress: req.socket.remoteAddress,
-      ...(options.trustedProxies === undefined ? {} : { trustedProxies: options.trustedProxies }),
+      ...(options.peer === undefined ? {} : { peer: options.peer }),
       scheme: options.scheme,
       listenerPort: options.listenerPort,
       upstreamHost: url.host,
@@ -166,13 +167,16 @@ export async function forward(
       ...(target.keepAlive === false ? { reset: true } : {}),
     };
     const answer = (status: number, upstreamHeaders: IncomingHttpHeaders): OutgoingHeaders =>
-      responseHeaders(upstreamHeaders, {
-        requestId: options.requestId,
-        serverName: target.serverName,
-        ...(target.backendTarget === undefined ? {} : { backendTarget: target.backendTarget }),
-        ...(target.nextServer === undefined ? {} : { nextServer: target.nextServer }),
-        upstreamStatus: status,
-      });
+      noStoreOwa(
+        target.protocol,
+        responseHeaders(upstreamHeaders, {
+          requestId: options.requestId,
+          serverName: target.serverName,
+          ...(target.backendTarget === undefined ? {} : { backendTarget: target.backendTarget }),
+          ...(target.nextServer === undefined ? {} : { nextServer: target.nextServer }),
+          upstreamStatus: status,
+        }),
+      );
     const progress: RelayProgress = { bytesOut: 0 };
     try {
       try {
@@ -236,7 +240,7 @@ export async function forward(
   } finally {
     res.off('close', onClose);
     // A channel's connection ends with it (Upstreams.channel).
-    if (channel) void channel.destroy().catch(() => undefined);
+    if (channel) options.upstreams.endChannel(channel);
   }
 }
 
@@ -319,4 +323,18 @@ function relay(
 /** Node's mark on a request whose client closed the connection before the body ended. */
 function isClientAbort(e: (Error & { code?: unknown }) | null): boolean {
   return e !== null && e.code === 'ECONNRESET' && e.message === 'aborted';
+}
+
+/**
+ * OWA and ECP answers passed through are a user's mail and settings: `Cache-Control: no-store`, so a browser
+ * keeps no copy for Back to show after logoff, whatever the next hop said (Exchange sends `private`). Only
+ * an answer the next hop marks `public` (a static resource, the same for everyone) keeps its own
+ * (docs/security.md "OWA in the browser").
+ */
+function noStoreOwa(protocol: Protocol, headers: OutgoingHeaders): OutgoingHeaders {
+  if (protocol !== 'owa' && protocol !== 'ecp') return headers;
+  const given = headers['cache-control'];
+  const text = Array.isArray(given) ? given.join(',') : (given ?? '');
+  if (!/(?:^|,)\s*public\s*(?:,|$)/i.test(text)) headers['cache-control'] = 'no-store';
+  return headers;
 }

@@ -17,14 +17,20 @@ const client = '203.0.113.7';
 const balancer = '10.0.0.5';
 const ctx: ForwardContext = {
   peerAddress: client,
-  trustedProxies: new Set([balancer, '::1']),
   scheme: 'https',
   listenerPort: 443,
   upstreamHost: 'mbx2013-ny.o365info.local:444',
   serverName: 'cas2013-ny',
   requestId: 'req-1',
 };
-const fromBalancer: ForwardContext = { ...ctx, peerAddress: balancer };
+/** A load balancer listed by address (peer-trust.ts decides; these rules only read the verdict). */
+const fromBalancer: ForwardContext = { ...ctx, peerAddress: balancer, peer: { kind: 'proxy' } };
+/** Another server of the estate, proven by its client certificate. */
+const fromServer: ForwardContext = {
+  ...ctx,
+  peerAddress: '10.0.0.20',
+  peer: { kind: 'server', server: 'CAS2013-NY' },
+};
 const base = { host: 'mail.o365info.com', authorization: 'Basic ZGllZ286cHc=' };
 const fwd = (headers: HeaderRecord, c: ForwardContext = ctx) => forwardRequestHeaders(headers, c);
 
@@ -179,16 +185,22 @@ describe('forwardRequestHeaders: X-Forwarded-* and Host', () => {
     ['trusted balancer without XFF: the peer', {}, fromBalancer, balancer],
     ['trusted balancer, empty XFF: the peer', { 'x-forwarded-for': '' }, fromBalancer, balancer],
     [
-      'IPv4-mapped peer matches a trusted IPv4 entry and is written as IPv4',
+      'IPv4-mapped trusted peer is written as IPv4',
       { 'x-forwarded-for': client },
-      { ...ctx, peerAddress: `::ffff:${balancer}` },
+      { ...fromBalancer, peerAddress: `::ffff:${balancer}` },
       `${client}, ${balancer}`,
     ],
-    ['trusted IPv6 peer', { 'x-forwarded-for': client }, { ...ctx, peerAddress: '::1' }, `${client}, ::1`],
     [
-      'no trusted list at all',
+      'trusted IPv6 peer',
+      { 'x-forwarded-for': client },
+      { ...fromBalancer, peerAddress: '::1' },
+      `${client}, ::1`,
+    ],
+    ['a proven server: appended', { 'x-forwarded-for': client }, fromServer, `${client}, 10.0.0.20`],
+    [
+      'the address of a trusted balancer, but the peer proved nothing: a client',
       { 'x-forwarded-for': '1.2.3.4' },
-      { ...fromBalancer, trustedProxies: undefined },
+      { ...fromBalancer, peer: { kind: 'client' } },
       balancer,
     ],
     [
@@ -255,18 +267,25 @@ describe('forwardRequestHeaders: hop record and request id', () => {
     ['first hop', {}, ctx, 'cas2013-ny'],
     ['spoofed by a client: replaced', { 'x-coexist-hops': 'cas2007-ny' }, ctx, 'cas2013-ny'],
     [
-      'from a trusted coexist server: appended',
+      'from a proven coexist server: appended',
       { 'x-coexist-hops': 'cas2013-ny' },
-      { ...fromBalancer, serverName: 'mbx2013-ny' },
+      { ...fromServer, serverName: 'mbx2013-ny' },
       'cas2013-ny, mbx2013-ny',
     ],
     [
-      'repeated header from a trusted server: joined then appended',
+      'repeated header from a proven server: joined then appended',
       { 'x-coexist-hops': ['cas2013-ny', 'mbx2013-ny'] },
-      { ...fromBalancer, serverName: 'cas2007-ny' },
+      { ...fromServer, serverName: 'cas2007-ny' },
       'cas2013-ny, mbx2013-ny, cas2007-ny',
     ],
-    ['empty from a trusted server', { 'x-coexist-hops': '' }, fromBalancer, 'cas2013-ny'],
+    ['empty from a proven server', { 'x-coexist-hops': '' }, fromServer, 'cas2013-ny'],
+    // A load balancer passes on whatever its client wrote: hops are believed from proven servers only.
+    [
+      'from a trusted load balancer: replaced',
+      { 'x-coexist-hops': 'cas2007-ny' },
+      fromBalancer,
+      'cas2013-ny',
+    ],
   ];
   for (const [title, headers, c, expected] of hops) {
     test(`X-Coexist-Hops, ${title}`, () => {
@@ -276,10 +295,7 @@ describe('forwardRequestHeaders: hop record and request id', () => {
 
   test('the request id is ours, even from a trusted peer', () => {
     assert.equal(fwd({ ...base, 'x-coexist-request-id': 'spoofed' })['x-coexist-request-id'], 'req-1');
-    assert.equal(
-      fwd({ ...base, 'x-coexist-request-id': 'up' }, fromBalancer)['x-coexist-request-id'],
-      'req-1',
-    );
+    assert.equal(fwd({ ...base, 'x-coexist-request-id': 'up' }, fromServer)['x-coexist-request-id'], 'req-1');
   });
 
   const parsed: readonly [string | string[] | undefined, string[]][] = [
@@ -519,7 +535,7 @@ describe('over real sockets', () => {
       const headers = forwardRequestHeaders(req.headers, {
         ...ctx,
         peerAddress: req.socket.remoteAddress,
-        trustedProxies: new Set<string>(),
+        peer: { kind: 'client' },
         upstreamHost: `127.0.0.1:${backendPort}`,
       });
       const up = request({

@@ -3,6 +3,8 @@
  * `IncomingMessage.headers` and undici's response headers give them): what goes to the next hop, and what
  * goes back to the client. No I/O; one pass over the headers and one output object per call (hot path).
  */
+import type { PeerTrust } from './peer-trust.ts';
+import { unmapIPv4 } from './peer-trust.ts';
 
 /** Headers as received: lower-case names; repeated headers as arrays or joined, as Node gives them. */
 export type HeaderRecord = Readonly<Record<string, string | readonly string[] | undefined>>;
@@ -10,17 +12,15 @@ export type HeaderRecord = Readonly<Record<string, string | readonly string[] | 
 /** Headers to send: lower-case names, ready for undici's `headers` or `ServerResponse.writeHead`. */
 export type OutgoingHeaders = Record<string, string | string[]>;
 
-/** The addresses whose forwarding headers are believed; a `Set<string>` fits, so does a CIDR matcher. */
-export interface TrustedProxies {
-  has(address: string): boolean;
-}
-
 /** What `forwardRequestHeaders` needs to know about this hop. */
 export interface ForwardContext {
   /** The TCP peer (`socket.remoteAddress`); undefined when the socket is already gone. */
   readonly peerAddress: string | undefined;
-  /** Load balancers and coexist servers whose `X-Forwarded-*` and `X-Coexist-Hops` are believed. */
-  readonly trustedProxies?: TrustedProxies;
+  /**
+   * Who the peer proved to be (peer-trust.ts): `X-Forwarded-*` are believed from a server of the estate or a
+   * listed load balancer, `X-Coexist-Hops` from a server only; absent, a client.
+   */
+  readonly peer?: PeerTrust;
   /** The scheme the client used to reach this listener. */
   readonly scheme: 'http' | 'https';
   /** The port of the listener that accepted the request. */
@@ -118,7 +118,9 @@ const diagnostics: ReadonlySet<string> = new Set([
 export function forwardRequestHeaders(incoming: HeaderRecord, ctx: ForwardContext): OutgoingHeaders {
   const out: OutgoingHeaders = {};
   const peer = ctx.peerAddress;
-  const trusted = peer !== undefined && isTrusted(ctx.trustedProxies, peer);
+  const peerKind = ctx.peer?.kind ?? 'client';
+  const trusted = peerKind !== 'client';
+  const fromServer = peerKind === 'server';
   const named = connectionOptions(incoming['connection']);
   // RFC 9112 §6.3 (3): with Transfer-Encoding present, Content-Length is wrong or a smuggling attempt, and
   // an intermediary MUST remove it; the body is re-framed by the client library.
@@ -146,8 +148,9 @@ export function forwardRequestHeaders(incoming: HeaderRecord, ctx: ForwardContex
     if (name.startsWith('x-')) {
       if (name.startsWith('x-backend-diag-')) continue;
       if (name.startsWith('x-coexist-')) {
-        // Our own headers are believed only from our own servers (another coexist hop).
-        if (trusted && name === headerNames.hops) hops = joined(value);
+        // Our own headers are believed only from our own servers (another coexist hop, proven by its
+        // certificate), never from a load balancer, which passes on whatever its client wrote.
+        if (fromServer && name === headerNames.hops) hops = joined(value);
         continue;
       }
     }
@@ -223,20 +226,6 @@ export function parseHops(value: string | readonly string[] | undefined): string
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '');
-}
-
-function isTrusted(trusted: TrustedProxies | undefined, peer: string): boolean {
-  if (trusted === undefined) return false;
-  if (trusted.has(peer)) return true;
-  const unmapped = unmapIPv4(peer);
-  return unmapped !== peer && trusted.has(unmapped);
-}
-
-/** `::ffff:10.0.0.1` (an IPv4 peer on a dual-stack socket) as `10.0.0.1`. */
-function unmapIPv4(address: string): string {
-  return address.length > 7 && address.startsWith('::ffff:') && address.includes('.')
-    ? address.slice(7)
-    : address;
 }
 
 /** The lower-case field names a Connection header lists (RFC 9110 §7.6.1); undefined when absent. */

@@ -7,6 +7,7 @@ import type { Protocol } from '../core/protocols/protocol.ts';
 import type { RequestHead } from '../core/protocols/request-head.ts';
 import type { AccessRecord } from '../observability/log.ts';
 import type { ListenerInfo, ServerContext } from './contracts.ts';
+import type { PeerTrust } from './peer-trust.ts';
 
 /** Per-request state: the request, its answer, the access record being filled in, and what was learnt. */
 export interface InFlight {
@@ -15,7 +16,10 @@ export interface InFlight {
   readonly head: RequestHead;
   readonly record: Mutable<AccessRecord>;
   readonly started: number;
-  readonly trustedPeer: boolean;
+  /** Who the TCP peer proved to be, decided once for this request (peer-trust.ts). */
+  readonly peer: PeerTrust;
+  /** The client's address by the one rule (peer-trust.ts `clientAddress`): location and the lockout's source. */
+  readonly clientAddress: string | undefined;
   readonly listener: ListenerInfo;
   body?: Uint8Array;
   protocol?: Protocol;

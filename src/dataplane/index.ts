@@ -2,13 +2,9 @@
  * The data plane's public surface: header rules, upstream failure mapping, pools and the forwarder, the
  * contracts the lab implements, the bounded body reader the simulators share.
  */
-export type {
-  ForwardContext,
-  HeaderRecord,
-  OutgoingHeaders,
-  ResponseContext,
-  TrustedProxies,
-} from './headers.ts';
+export type { ForwardContext, HeaderRecord, OutgoingHeaders, ResponseContext } from './headers.ts';
+export type { ClientAddressInput, PeerTrust, TrustedProxies } from './peer-trust.ts';
+export { clientAddress, clientAuthOid, estateServers, peerTrust, serverNamed } from './peer-trust.ts';
 export { forwardRequestHeaders, headerNames, parseHops, responseHeaders } from './headers.ts';
 export type { FailureResponse, UpstreamCode, UpstreamFailure, UpstreamOutcome } from './upstream-errors.ts';
 export { classifyUpstreamError, failureResponse, retryable, upstreamOutcomes } from './upstream-errors.ts';

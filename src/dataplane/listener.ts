@@ -36,6 +36,12 @@ export interface ListenOptions {
   readonly limits?: Partial<EdgeLimits>;
   /** The server's admission of connections and report of refusals, shared by its listeners; default one of its own. */
   readonly gate?: EdgeGate;
+  /**
+   * The estate's internal CA (PEM): ask every TLS client for a certificate, verified against this CA only
+   * (never Node's bundle), without requiring one, so clients without a certificate still connect; the
+   * pipeline believes a peer is a server only when its certificate verified (peer-trust.ts). Absent: none asked.
+   */
+  readonly clientCa?: string | readonly string[];
 }
 
 /** A listening server. */
@@ -48,14 +54,20 @@ export interface Listening {
   close(graceMs?: number): Promise<void>;
 }
 
-/** The context for a server name: exact match, then `*.parent`, then undefined (the default certificate). */
+/**
+ * The context for a server name: exact match, then `*.parent`, then undefined (the default certificate). With
+ * `clientCa`, each context verifies client certificates against it (the context chosen by SNI is the one
+ * OpenSSL verifies with, so every context carries the same CA, and only it).
+ */
 export function sniContexts(
   entries: readonly CertificateEntry[],
+  clientCa?: string | readonly string[],
 ): (servername: string) => SecureContext | undefined {
   const exact = new Map<string, SecureContext>();
   const wildcard = new Map<string, SecureContext>();
+  const ca = clientCa === undefined ? {} : { ca: typeof clientCa === 'string' ? clientCa : [...clientCa] };
   for (const e of entries) {
-    const context = createSecureContext({ cert: e.certPem, key: e.keyPem });
+    const context = createSecureContext({ cert: e.certPem, key: e.keyPem, ...ca });
     for (const h of e.hosts) {
       const host = h.toLowerCase();
       if (host.startsWith('*.')) wildcard.set(host.slice(2), context);
@@ -209,11 +221,22 @@ export async function listen(
   const handshakes = new Map<string, NodeJS.Timeout>();
   if (tlsEntries && tlsEntries.length > 0) {
     const first = tlsEntries[0] as CertificateEntry;
-    const pick = sniContexts(tlsEntries);
+    const clientCa = options.clientCa;
+    const pick = sniContexts(tlsEntries, clientCa);
     tls = createTlsServer(
       {
         cert: first.certPem,
         key: first.keyPem,
+        // Servers of the estate present a client certificate from the internal CA (docs/security.md "How
+        // servers authenticate each other"); asked of everyone, required of no one: a client without one is
+        // served as a client.
+        ...(clientCa === undefined
+          ? {}
+          : {
+              requestCert: true,
+              rejectUnauthorized: false,
+              ca: typeof clientCa === 'string' ? clientCa : [...clientCa],
+            }),
         minVersion: 'TLSv1.2',
         ALPNProtocols: ['http/1.1'],
         SNICallback: (servername, cb) => cb(null, pick(servername)),
@@ -223,6 +246,9 @@ export async function listen(
         const key = `${socket.remoteAddress}|${socket.remotePort}`;
         clearTimeout(handshakes.get(key));
         handshakes.delete(key);
+        // The peer's certificate, once checked, stands for the connection (peer-trust.ts): no renegotiation
+        // may swap it (TLS 1.3 has none; this refuses TLS 1.2's).
+        socket.disableRenegotiation();
         ready(socket);
       },
     );

@@ -1,8 +1,10 @@
 /**
  * OWA's own forms logon at this server (docs/protocols.md §4.9): the logon page, the logon POST that starts a
  * session holding the credential, logoff, and a session cookie turned back into the user's credentials for
- * the next hop. The session store, cookies and the page itself are owa-session.ts's.
+ * the next hop. The session store, cookies and the page itself are owa-session.ts's; which hosts the page's
+ * CSP allows and which a logoff passes through are owa-targets.ts's (docs/security.md "OWA in the browser").
  */
+import { hostOfHeader } from '../core/host.ts';
 import type { Identity } from '../core/protocols/request-head.ts';
 import { logonPaths } from '../core/protocols/owa.ts';
 import { cookieValue } from '../core/protocols/request-head.ts';
@@ -12,16 +14,31 @@ import type { OwaSession } from './owa-session.ts';
 import {
   logonPage,
   logonPageHeaders,
+  logonPagePath,
+  logonReason,
+  logonReasons,
   logonUrl,
   owaLogon as logonWith,
   safeDestination,
 } from './owa-session.ts';
+import type { ClientLocation } from './owa-targets.ts';
+import { nextLogoffHop, owaRedirectTargets } from './owa-targets.ts';
 import { refuse, send } from './reply.ts';
 import { signIn } from './sign-in.ts';
 import { allowedOwaTargets } from './request-trust.ts';
 
-/** Answer the logon page, a logon POST or logoff; false when the request is none of them. */
-export async function answerOwaLogon(ctx: ServerContext, flight: InFlight): Promise<boolean> {
+/** The path of OWA's logoff, on every version (docs/protocols.md §4.9). */
+export const logoffPath = '/owa/auth/logoff.aspx';
+
+/**
+ * Answer the logon page, a logon POST or logoff; false when the request is none of them. `client` is where
+ * the browser is (the pipeline's clientLocation): a logoff goes only through hosts a browser there reaches.
+ */
+export async function answerOwaLogon(
+  ctx: ServerContext,
+  flight: InFlight,
+  client: ClientLocation,
+): Promise<boolean> {
   const { method } = flight.head;
   const path = flight.head.path.toLowerCase();
   if (method === 'GET' && path === '/owa/auth/logon.aspx') {
@@ -32,8 +49,8 @@ export async function answerOwaLogon(ctx: ServerContext, flight: InFlight): Prom
     await logon(ctx, flight);
     return true;
   }
-  if (method === 'GET' && path === '/owa/auth/logoff.aspx') {
-    logoff(ctx, flight);
+  if (method === 'GET' && path === logoffPath) {
+    logoff(ctx, flight, client);
     return true;
   }
   return false;
@@ -55,28 +72,60 @@ export function presentSession(
   return session;
 }
 
-/** 302 to the logon page, coming back to the URL asked for. */
+/**
+ * 302 to the logon page, coming back to the URL asked for. A URL another server of the estate redirected the
+ * browser to (`owaRedirectLocation`'s marker) leads to the logon page that says why it asks again.
+ */
 export function redirectToLogon(flight: InFlight): void {
   const { head } = flight;
-  const destination = `https://${head.host}${head.path}${head.query === '' ? '' : `?${head.query}`}`;
-  const location = logonUrl(destination);
+  let query = head.query;
+  let reason: number | undefined;
+  if (query !== '') {
+    const params = new URLSearchParams(query);
+    if (logonReason(params.get('reason')) === logonReasons.mailboxHere) {
+      reason = logonReasons.mailboxHere;
+      params.delete('reason');
+      query = params.toString();
+    }
+  }
+  const destination = `https://${head.host}${head.path}${query === '' ? '' : `?${query}`}`;
+  const location = logonUrl(destination, reason);
   send(flight, 302, { location, 'cache-control': 'no-store', 'content-length': '0' });
   flight.record.outcome = 'redirected';
+}
+
+/**
+ * Where an OWA redirect of the estate sends the browser: the decision's URL with the marker that makes the
+ * logon page there say why it asks again (`reason=` one of the fixed `logonReasons`; docs/security.md "OWA
+ * in the browser"). A server that ignores the parameter shows its usual page.
+ */
+export function owaRedirectLocation(location: string): string {
+  if (!URL.canParse(location)) return location;
+  const url = new URL(location);
+  url.searchParams.set('reason', String(logonReasons.mailboxHere));
+  return url.href;
 }
 
 function answerLogonPage(ctx: ServerContext, flight: InFlight): void {
   const params = new URLSearchParams(flight.head.query);
   // The pipeline has checked that the Host is one this server answers for (request-trust.ts); the page's
-  // own destination stays on it, so the CSP below (its own host) holds.
+  // own destination stays on it ('self' in the CSP below).
   const fallback = `https://${flight.head.host}/owa/`;
   const allowed = new Set([flight.head.host.toLowerCase()]);
   const destination = safeDestination(params.get('url') ?? undefined, allowed, fallback);
-  const reason = Number(params.get('reason') ?? '0');
   // Each version posts its form where its own OWA expects it (docs/protocols.md §4.9).
   const action = ctx.server.version === 2007 ? '/owa/auth/owaauth.dll' : '/owa/auth.owa';
-  const html = logonPage({ action, destination, reason: Number.isFinite(reason) ? reason : 0 });
+  const html = logonPage({
+    action,
+    destination,
+    // Only a reason of the fixed set shows a message; the host it names is one the estate gives this server.
+    reason: logonReason(params.get('reason')),
+    server: { host: hostOfHeader(flight.head.host), version: ctx.server.version },
+  });
   const body = Buffer.from(html);
-  send(flight, 200, { ...logonPageHeaders(allowed), 'content-length': String(body.length) }, body);
+  // form-action: this origin and exactly the hosts the estate can redirect a browser to from this server.
+  const targets = owaRedirectTargets(ctx.index, ctx.server);
+  send(flight, 200, { ...logonPageHeaders(targets), 'content-length': String(body.length) }, body);
   flight.record.outcome = 'answered';
 }
 
@@ -127,11 +176,30 @@ function runLogon(ctx: ServerContext, flight: InFlight): ReturnType<typeof logon
 const previous = (cookie: string | undefined): { previousCookie?: string } =>
   cookie === undefined ? {} : { previousCookie: cookie };
 
-/** Logoff ends the session here (the credential it held is dropped) and clears the cookie. */
-function logoff(ctx: ServerContext, flight: InFlight): void {
+/**
+ * Logoff ends the session here (the credential it held is dropped) and clears the cookie, then sends the
+ * browser on through the logoff of the next host of the estate it may hold a session on, and at the end
+ * back to the logon page where it began (owa-targets.ts `nextLogoffHop`; docs/security.md "OWA in the
+ * browser"). The `chain` parameter only says where the chain began, and is believed only when it names a
+ * host of the estate's group: no host of the request is ever a target.
+ */
+function logoff(ctx: ServerContext, flight: InFlight, client: ClientLocation): void {
   ctx.sessions.destroy(cookieValue(flight.head, ctx.sessions.cookieName));
+  // The Host was checked against the estate (request-trust.ts); URL.host keeps a port other than 443.
+  const asked = `https://${flight.head.host}`;
+  const here = URL.canParse(asked) ? new URL(asked).host : hostOfHeader(flight.head.host);
+  const started = new URLSearchParams(flight.head.query).get('chain') ?? undefined;
+  const hop = nextLogoffHop(ctx.index, here, started, client);
+  const location =
+    'next' in hop
+      ? `https://${hop.next}${logoffPath}?chain=${encodeURIComponent(hop.started)}`
+      : logonUrl(
+          `https://${hop.done}/owa/`,
+          logonReasons.signedOut,
+          hop.done === here ? logonPagePath : `https://${hop.done}${logonPagePath}`,
+        );
   send(flight, 302, {
-    location: logonUrl(`https://${flight.head.host}/owa/`),
+    location,
     'set-cookie': ctx.sessions.clearCookie(),
     'cache-control': 'no-store',
     'content-length': '0',

@@ -16,6 +16,8 @@ import {
   basicAuthorization,
   logonPage,
   logonPageHeaders,
+  logonReason,
+  logonReasons,
   logonUrl,
   OwaSessions,
   owaLogon,
@@ -366,7 +368,55 @@ describe('logonPage and its headers', () => {
     const page = (reason?: number) => logonPage({ action: '/owa/auth.owa', destination: '/owa/', reason });
     assert.equal(badCredentialsReason, 2);
     assert.match(page(2), /role="alert">The user name or password you entered isn't correct/);
-    for (const reason of [undefined, 0, 3]) assert.doesNotMatch(page(reason), /role="alert"/);
+    for (const reason of [undefined, 0, 3, 19, 22, 999]) assert.doesNotMatch(page(reason), /logon-reason/);
+  });
+
+  test('reason 20: the mailbox is on this server, named from the estate; 21: signed out everywhere', () => {
+    const legacy = { host: 'legacy.mail.o365info.com', version: 2007 };
+    const page = (reason: number, server?: { host: string; version: number }) =>
+      logonPage({
+        action: '/owa/auth/owaauth.dll',
+        destination: '/owa/',
+        reason,
+        ...(server ? { server } : {}),
+      });
+    assert.match(
+      page(logonReasons.mailboxHere, legacy),
+      /id="logon-reason" class="notice" role="status">Your mailbox is on an older server, Exchange 2007, at legacy\.mail\.o365info\.com\. Please sign in here once more/,
+    );
+    assert.match(
+      page(20, { host: 'mail2.o365info.com', version: 2013 }),
+      /on another server, at mail2\.o365info\.com\./,
+    );
+    // Without the server, the page cannot say where: no message rather than a wrong one.
+    assert.doesNotMatch(page(20), /logon-reason/);
+    assert.match(
+      page(logonReasons.signedOut, legacy),
+      /role="status">You have signed out of Outlook Web App on every server/,
+    );
+    // The 2007 page is titled as 2007's own; a host with markup would be escaped, never rendered.
+    assert.match(page(21, legacy), /<title>Outlook Web Access<\/title>/);
+    assert.match(page(20, { host: '<b>x', version: 2007 }), /at &lt;b&gt;x\./);
+  });
+
+  test('logonReason: only the fixed set, written as plain digits', () => {
+    assert.deepEqual([2, 20, 21].map(String).map(logonReason), [2, 20, 21]);
+    for (const bad of [
+      null,
+      undefined,
+      '',
+      '0',
+      '3',
+      '020x',
+      '+2',
+      '2.0',
+      ' 2',
+      '1e1',
+      '<script>',
+      '9999',
+      '-2',
+    ])
+      assert.equal(logonReason(bad), undefined, String(bad));
   });
 
   test('headers: no caching, no framing, no script; the CSP names the page style by its hash', () => {
@@ -380,10 +430,11 @@ describe('logonPage and its headers', () => {
     assert.equal(
       headers['content-security-policy'],
       `default-src 'none'; style-src 'sha256-${hash}'; ` +
-        "form-action 'self' https://mail.o365info.com https://legacy.mail.o365info.com:8443; " +
+        "img-src data:; form-action 'self' https://mail.o365info.com https://legacy.mail.o365info.com:8443; " +
         "frame-ancestors 'none'; base-uri 'none'",
     );
-    assert.equal(headers['referrer-policy'], 'no-referrer');
+    // same-origin, not no-referrer: under no-referrer a browser posts the form with `Origin: null`.
+    assert.equal(headers['referrer-policy'], 'same-origin');
   });
 
   test('logonUrl: the Exchange 2010/2013 shape, destination encoded so it reads back whole', () => {

@@ -218,8 +218,28 @@ export function parseLogonForm(body: Uint8Array): LogonForm | undefined {
   return destination === undefined ? { username: user, password } : { username: user, password, destination };
 }
 
+/**
+ * Why a logon page asks (its `reason` parameter): a fixed set, each with a fixed message; any other value
+ * shows none, and no text of the request is ever shown (docs/security.md "OWA in the browser").
+ */
+export const logonReasons = {
+  /** OWA's own: the user name or password was wrong (docs/protocols.md §4.9). */
+  badCredentials: 2,
+  /** coexist's: another server of the estate sent the browser here, where the mailbox is: a second sign-in. */
+  mailboxHere: 20,
+  /** coexist's: the logoff went through every host of the estate the browser may hold a session on. */
+  signedOut: 21,
+} as const;
+
 /** The reason code OWA puts on the logon page after a wrong user name or password (docs/protocols.md §4.9). */
-export const badCredentialsReason = 2;
+export const badCredentialsReason = logonReasons.badCredentials;
+
+/** A `reason` parameter as one of `logonReasons`, or undefined (absent, malformed or not in the set). */
+export function logonReason(value: string | null | undefined): number | undefined {
+  if (value === null || value === undefined || !/^\d{1,3}$/.test(value)) return undefined;
+  const n = Number(value);
+  return (Object.values(logonReasons) as number[]).includes(n) ? n : undefined;
+}
 
 /** OWA's logon page path (2007 and 2010+, docs/protocols.md §4.9). */
 export const logonPagePath = '/owa/auth/logon.aspx';
@@ -245,33 +265,69 @@ const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => escapes[c
 const pageStyle =
   'body{font-family:system-ui,sans-serif;margin:0;display:grid;place-items:center;min-height:100vh}' +
   'form{display:grid;gap:.6rem;width:18rem}input{padding:.4rem}' +
-  '.error{color:#a4262c}';
+  '.error{color:#a4262c}.notice{color:#004e8c}';
 // The CSP names the style by hash, so the page runs no script and loads nothing.
 const styleHash = createHash('sha256').update(pageStyle).digest('base64');
 
+/** The server a logon page is shown by, from the estate (never from the request). */
+export interface LogonPageServer {
+  /** The host the page is at: one the estate gives this server (request-trust.ts checked the Host). */
+  readonly host: string;
+  /** Its Exchange version: 2007 pages say Outlook Web Access, later ones Outlook Web App. */
+  readonly version: number;
+}
+
+/** The message for one of `logonReasons`, chosen from fixed texts; '' for any other reason. */
+function reasonMessage(reason: number | undefined, server: LogonPageServer | undefined): string {
+  switch (reason) {
+    case logonReasons.badCredentials:
+      return '<p id="logon-reason" class="error" role="alert">The user name or password you entered isn\'t correct. Try again.</p>';
+    case logonReasons.mailboxHere: {
+      if (server === undefined) return '';
+      const where =
+        server.version < 2013
+          ? `an older server, Exchange ${Math.trunc(server.version)}, at ${escapeHtml(server.host)}`
+          : `another server, at ${escapeHtml(server.host)}`;
+      return (
+        `<p id="logon-reason" class="notice" role="status">Your mailbox is on ${where}. ` +
+        'Please sign in here once more to open it: your first sign-in worked.</p>'
+      );
+    }
+    case logonReasons.signedOut:
+      return '<p id="logon-reason" class="notice" role="status">You have signed out of Outlook Web App on every server.</p>';
+    default:
+      return '';
+  }
+}
+
 /**
  * The logon page (HTML, every value escaped), posting OWA's field set to `action`, with `destination`
- * hidden and a message for `reason` (2 = wrong user name or password).
+ * hidden and the message of `reason` when it is one of `logonReasons` (the one about the mailbox being here
+ * needs `server`).
  */
-export function logonPage(o: { action: string; destination: string; reason?: number }): string {
-  const message =
-    o.reason === badCredentialsReason
-      ? '<p class="error" role="alert">The user name or password you entered isn\'t correct. Try again.</p>'
-      : '';
+export function logonPage(o: {
+  action: string;
+  destination: string;
+  reason?: number | undefined;
+  server?: LogonPageServer;
+}): string {
+  const message = reasonMessage(o.reason, o.server);
+  const title = o.server !== undefined && o.server.version < 2010 ? 'Outlook Web Access' : 'Outlook Web App';
   // `flags`, `forcedownlevel` and `isUtf8` make the POST look like OWA's own (§4.9); only `username`,
-  // `password` and `destination` are read.
+  // `password` and `destination` are read. The empty icon keeps the browser from asking for /favicon.ico.
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex">
-<title>Outlook Web App</title>
+<title>${title}</title>
+<link rel="icon" href="data:,">
 <style>${pageStyle}</style>
 </head>
 <body>
 <form method="post" action="${escapeHtml(o.action)}" accept-charset="UTF-8">
-<h1>Outlook Web App</h1>
+<h1>${title}</h1>
 ${message}
 <input type="hidden" name="destination" value="${escapeHtml(o.destination)}">
 <input type="hidden" name="flags" value="4">
@@ -290,8 +346,8 @@ ${message}
 
 /**
  * Response headers for the logon page: never cached, never framed (a password form), no script, and a
- * `form-action` that allows the redirect after the POST to any of `allowedHosts` (browsers check it
- * across the redirect too).
+ * `form-action` that allows the redirects after the POST to exactly `allowedHosts` besides the page's own
+ * origin (browsers check it along the whole redirect chain; docs/security.md "OWA in the browser").
  */
 export function logonPageHeaders(allowedHosts: ReadonlySet<string> = new Set()): Record<string, string> {
   const hosts = [...allowedHosts]
@@ -303,14 +359,17 @@ export function logonPageHeaders(allowedHosts: ReadonlySet<string> = new Set()):
     'content-security-policy': [
       "default-src 'none'",
       `style-src 'sha256-${styleHash}'`,
+      // The page's empty icon (data:,) only.
+      'img-src data:',
       `form-action ${["'self'", ...hosts].join(' ')}`,
       "frame-ancestors 'none'",
       "base-uri 'none'",
     ].join('; '),
     'x-frame-options': 'DENY',
     'x-content-type-options': 'nosniff',
-    // The logon URL carries the destination; keep it from other sites.
-    'referrer-policy': 'no-referrer',
+    // The logon URL carries the destination: keep it from other sites. Not `no-referrer`: under it a browser
+    // sends `Origin: null` with the logon POST, which the cross-site check refuses (request-trust.ts).
+    'referrer-policy': 'same-origin',
   };
 }
 

@@ -27,15 +27,17 @@ import {
   respondAutodiscover,
 } from './autodiscover/service.ts';
 import { readBody } from './body.ts';
-import type { ListenerInfo, ServerContext } from './contracts.ts';
+import type { ConnectingSid, ImpersonationVerdict, ListenerInfo, ServerContext } from './contracts.ts';
 import { forward } from './forward.ts';
+import { decideImpersonation } from './impersonation.ts';
 import type { OutgoingHeaders } from './headers.ts';
-import { headerNames } from './headers.ts';
+import { headerNames, parseHops } from './headers.ts';
 import type { InFlight, Mutable } from './in-flight.ts';
 import { observe } from './in-flight.ts';
 import { restoreMethod } from './listener.ts';
 import { endpointUrl, nextHopUrl } from './next-hop-url.ts';
-import { answerOwaLogon, presentSession, redirectToLogon } from './owa-logon.ts';
+import { answerOwaLogon, owaRedirectLocation, presentSession, redirectToLogon } from './owa-logon.ts';
+import { clientAddress, peerTrust } from './peer-trust.ts';
 import { crossSiteRequest, hostRefusal } from './request-trust.ts';
 import { challenge, refuse, send } from './reply.ts';
 import { signIn } from './sign-in.ts';
@@ -60,12 +62,24 @@ async function handle(
   const started = performance.now();
   restoreMethod(req);
   const peer = req.socket.remoteAddress;
-  const trustedPeer = peer !== undefined && ctx.trustedProxies?.has(peer) === true;
+  // Who the peer is, proven per request (docs/security.md "How servers authenticate each other"): a server of
+  // the estate by its client certificate, a load balancer by its listed address, anyone else a client.
+  const peerIs = peerTrust(req.socket, ctx.estateServers, ctx.trustedProxies);
+  const fromServer = peerIs.kind === 'server';
   const inbound = req.headers[headerNames.forwardRequestId];
   const requestId =
-    trustedPeer && typeof inbound === 'string' && /^[A-Za-z0-9-]{1,64}$/.test(inbound)
+    fromServer && typeof inbound === 'string' && /^[A-Za-z0-9-]{1,64}$/.test(inbound)
       ? inbound
       : randomUUID();
+  // The servers the request came through before this one, as a proven server says (X-Coexist-Hops).
+  const via = fromServer ? parseHops(req.headers[headerNames.hops]) : [];
+  const client = clientAddress({
+    peer: peerIs,
+    peerAddress: peer,
+    forwardedFor: req.headers['x-forwarded-for'],
+    hops: via.length,
+    proxies: ctx.trustedProxies,
+  });
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const head: RequestHead = {
@@ -86,8 +100,12 @@ async function handle(
     outcome: 'refused',
     timings: { totalMs: 0 },
     ...(peer === undefined ? {} : { clientAddress: peer }),
+    ...(peerIs.kind === 'server' ? { peerServer: peerIs.server } : {}),
+    ...(via.length > 0 ? { via } : {}),
+    ...(peerIs.kind === 'proxy' ? { peerProxy: true } : {}),
+    ...(client !== peer && client !== undefined ? { forwardedClient: client } : {}),
   };
-  const flight: InFlight = { req, res, head, record, started, trustedPeer, listener };
+  const flight: InFlight = { req, res, head, record, started, peer: peerIs, clientAddress: client, listener };
   let done: (() => void) | undefined;
   try {
     // The host is checked before anything else: a request for a host this server does not answer for is
@@ -152,7 +170,7 @@ async function route(ctx: ServerContext, flight: InFlight, id: Identity): Promis
     refuse(flight, 'CX_HTTP_CROSS_SITE');
     return;
   }
-  if (isOwa && (await answerOwaLogon(ctx, flight))) return;
+  if (isOwa && (await answerOwaLogon(ctx, flight, clientLocation(ctx, flight, protocol)))) return;
 
   const caller = await authenticate(ctx, flight, id, isOwa);
   if (!caller) return;
@@ -180,9 +198,11 @@ async function route(ctx: ServerContext, flight: InFlight, id: Identity): Promis
   }
   record.timings.lookupMs = round(performance.now() - lookupStarted);
 
+  const location = clientLocation(ctx, flight, protocol);
+  record.location = location;
   const decision = decide(
     { server: ctx.server, role: flight.listener.role },
-    { protocol, mailbox, client: clientLocation(ctx, flight, protocol), host: hostOfHeader(head.host) },
+    { protocol, mailbox, client: location, host: hostOfHeader(head.host) },
     ctx.index,
     ctx.policies,
   );
@@ -312,7 +332,7 @@ async function proxy(ctx: ServerContext, flight: InFlight, d: ProxyDecision): Pr
       requestId: record.reqId,
       scheme: listener.scheme,
       listenerPort: listener.port,
-      ...(ctx.trustedProxies === undefined ? {} : { trustedProxies: ctx.trustedProxies }),
+      peer: flight.peer,
       ...(ctx.idleTimeoutsMs === undefined ? {} : { idleTimeoutsMs: ctx.idleTimeoutsMs }),
       ...(ctx.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: ctx.retryAfterSeconds }),
     },
@@ -331,9 +351,12 @@ async function proxy(ctx: ServerContext, flight: InFlight, d: ProxyDecision): Pr
 
 /** 302 Location, or the legacy ActiveSync 451 with X-MS-Location and no body (docs/protocols.md §4.1). */
 function redirect(ctx: ServerContext, flight: InFlight, d: RedirectDecision): void {
-  const headers: OutgoingHeaders = { 'cache-control': 'private', 'content-length': '0' };
+  // OWA/ECP: an authenticated answer no browser stores, and the logon page at the target says why it asks
+  // again (docs/security.md "OWA in the browser").
+  const owa = flight.protocol === 'owa' || flight.protocol === 'ecp';
+  const headers: OutgoingHeaders = { 'cache-control': owa ? 'no-store' : 'private', 'content-length': '0' };
   if (d.status === 451) headers['x-ms-location'] = d.location;
-  else headers['location'] = d.location;
+  else headers['location'] = flight.protocol === 'owa' ? owaRedirectLocation(d.location) : d.location;
   send(flight, d.status, headers);
   flight.record.outcome = 'redirected';
   observe(ctx, flight, { url: d.location });
@@ -373,6 +396,9 @@ async function respondFromMailbox(
     mailbox: { address: mailbox.address, displayName: mailbox.displayName },
     caller: { address: caller.address, displayName: caller.displayName },
     access,
+    ...(flight.protocol === 'ews' && {
+      impersonate: (target: ConnectingSid) => impersonate(ctx, flight, caller, mailbox, target),
+    }),
   });
   // The client (the previous hop) went away before the answer was written or while it was: record what it
   // saw, not the status the responder had set (docs/security.md "Trust per request", log hygiene).
@@ -382,6 +408,33 @@ async function respondFromMailbox(
     if (res.headersSent) record.status = res.statusCode;
   } else record.status = res.statusCode;
   observe(ctx, flight, {});
+}
+
+/**
+ * EWS impersonation (docs/security.md "Mailbox access"): the verdict on the `ExchangeImpersonation` header
+ * the store found, recorded on the access line (`impersonating`, `impersonation`). Allowed, the request is
+ * served as the mailbox's owner; refused, it is `CX_AUTH_ACCESS_DENIED`, whatever the caller's own access.
+ */
+async function impersonate(
+  ctx: ServerContext,
+  flight: InFlight,
+  caller: Mailbox,
+  routed: Mailbox,
+  target: ConnectingSid,
+): Promise<ImpersonationVerdict> {
+  const { record } = flight;
+  record.impersonating = target.value;
+  const verdict = await decideImpersonation(ctx.directory, caller, routed, target);
+  record.impersonation = verdict.kind;
+  if (verdict.kind === 'allowed') {
+    record.impersonating = verdict.mailbox.address;
+    record.outcome = 'answered';
+    delete record.code;
+  } else {
+    record.outcome = 'refused';
+    record.code = verdict.kind === 'unavailable' ? 'CX_DIRECTORY_UNAVAILABLE' : 'CX_AUTH_ACCESS_DENIED';
+  }
+  return verdict;
 }
 
 /**
@@ -404,10 +457,9 @@ async function directoryDown(ctx: ServerContext, flight: InFlight, err: unknown)
 /** Internal or external client (docs/protocols.md §2.4): ActiveSync is always external (docs/flows.md). */
 function clientLocation(ctx: ServerContext, flight: InFlight, protocol: Protocol): 'internal' | 'external' {
   if (alwaysExternal(protocol) || !ctx.internalNetworks) return 'external';
-  // Behind another server of the estate, the original client is the first X-Forwarded-For entry.
-  let client = flight.req.socket.remoteAddress;
-  const xff = flight.req.headers['x-forwarded-for'];
-  if (flight.trustedPeer && typeof xff === 'string') client = xff.split(',')[0]?.trim() ?? client;
+  // The one rule (peer-trust.ts `clientAddress`): behind a proven server or a listed load balancer, the
+  // right-most X-Forwarded-For entry no trusted peer added, never a left-most entry a client could write.
+  const client = flight.clientAddress;
   if (client === undefined) return 'external';
   const family = client.includes(':') ? 'ipv6' : 'ipv4';
   return ctx.internalNetworks.check(client, family) ? 'internal' : 'external';

@@ -16,9 +16,10 @@ import { FileDirectory } from '../directory/directory.ts';
 import type { Logger } from '../observability/log.ts';
 import { capField } from '../observability/log.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import type { TrustedProxies } from './headers.ts';
+import type { TrustedProxies } from './peer-trust.ts';
+import { estateServers, isTrustedAddress } from './peer-trust.ts';
 import type { EdgeLimits } from './edge-limits.ts';
-import { EdgeGate, edgeLimits } from './edge-limits.ts';
+import { EdgeGate, edgeLimits, KnownSources } from './edge-limits.ts';
 import type { CertificateEntry, Listening } from './listener.ts';
 import { listen } from './listener.ts';
 import type { LockoutOptions } from './lockout.ts';
@@ -52,7 +53,22 @@ export interface ServerNodeOptions {
   readonly upstreams?: UpstreamsOptions;
   readonly observer?: HopObserver;
   readonly responder?: MailboxResponder;
+  /**
+   * Load balancers in front, by address: their `X-Forwarded-*` are believed (docs/security.md "How servers
+   * authenticate each other"). Never the estate's servers: they prove themselves by certificate (`internalCa`).
+   */
   readonly trustedProxies?: TrustedProxies;
+  /**
+   * The estate's internal CA (PEM): every listener asks for a client certificate verified against it alone,
+   * and a peer whose certificate has clientAuth and names a server FQDN of the estate is that server. Absent:
+   * no peer is ever a server.
+   */
+  readonly internalCa?: string | readonly string[];
+  /**
+   * Addresses other servers of the estate connect from: exempt from the per-source connection cap, since each
+   * carries many clients' connections. Trusted for nothing else (a server proves itself by certificate).
+   */
+  readonly serverAddresses?: readonly string[];
   /** Source networks of internal clients (CIDR), besides the estate's own `internalNetworks`. */
   readonly internalNetworks?: readonly string[];
   readonly implementation?: string;
@@ -92,6 +108,7 @@ export function blockList(networks: readonly string[]): BlockList {
 export async function startServerNode(o: ServerNodeOptions): Promise<ServerNode> {
   const upstreams = new Upstreams(o.upstreams);
   const lockout = o.lockout?.enabled === false ? undefined : startLockout(o);
+  const knownSources = new KnownSources();
   // Unlocks are also noticed on the next attempt; the timer logs those of accounts nobody tries again.
   const lockoutSweep = lockout ? setInterval(() => lockout.sweep(), 60_000).unref() : undefined;
   const ctx: ServerContext = {
@@ -123,25 +140,31 @@ export async function startServerNode(o: ServerNodeOptions): Promise<ServerNode>
     ...(o.observer === undefined ? {} : { observer: o.observer }),
     ...(o.responder === undefined ? {} : { responder: o.responder }),
     ...(o.trustedProxies === undefined ? {} : { trustedProxies: o.trustedProxies }),
+    ...(o.internalCa === undefined ? {} : { estateServers: estateServers(o.index) }),
     internalNetworks: blockList([...o.index.estate.internalNetworks, ...(o.internalNetworks ?? [])]),
     ...(o.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: o.retryAfterSeconds }),
     ...(o.idleTimeoutsMs === undefined ? {} : { idleTimeoutsMs: o.idleTimeoutsMs }),
     ...(o.storeEndpoints === undefined ? {} : { storeEndpoints: o.storeEndpoints }),
     ...(lockout === undefined ? {} : { lockout }),
+    knownSources,
   };
   // One admission for all the node's listeners: the caps are the server's (docs/security.md "Limits and
-  // timeouts at the edge"). Trusted proxies (the estate's servers, a load balancer in front) carry many
-  // clients' connections each, so no per-source cap applies to them; they count in the total.
-  const trusted = o.trustedProxies;
+  // timeouts at the edge"). Load balancers and the addresses the estate's servers connect from carry many
+  // clients' connections each, so no per-source cap applies to them; they count in the total. This is decided
+  // at accept, before any certificate is seen, and exempts from the cap only: it is no trust.
+  const servers = o.serverAddresses === undefined ? undefined : new Set(o.serverAddresses);
+  const proxies = o.trustedProxies;
   const gate = new EdgeGate(edgeLimits(o.limits), {
     logger: o.logger,
     serverName: o.server.name,
     ...(o.metrics === undefined ? {} : { observer: o.metrics.edgeObserver() }),
-    ...(trusted === undefined
+    // The room kept for regular clients (docs/security.md "Room kept for known clients").
+    known: (address: string) => knownSources.has(address),
+    ...(proxies === undefined && servers === undefined
       ? {}
       : {
           exempt: (address: string) =>
-            trusted.has(address) || (address.startsWith('::ffff:') && trusted.has(address.slice(7))),
+            isTrustedAddress(proxies, address) || isTrustedAddress(servers, address),
         }),
   });
   const started: Listening[] = [];
@@ -156,6 +179,7 @@ export async function startServerNode(o: ServerNodeOptions): Promise<ServerNode>
           host: l.host,
           port: l.port,
           ...(l.certificates ? { certificates: l.certificates } : {}),
+          ...(o.internalCa === undefined ? {} : { clientCa: o.internalCa }),
           gate,
         },
         (req, res) => handler(req, res),

@@ -21,10 +21,7 @@ export async function signIn(
   const { record } = flight;
   // The account as the estate knows it when it does (a map lookup, no directory question), so the address,
   // UPN and DOMAIN\user of one user share a counter; else the login as typed, lower-cased (lockout.ts).
-  const attempt = await ctx.lockout?.check(
-    ctx.index.mailbox(login)?.address ?? login,
-    sourceAddress(ctx, flight),
-  );
+  const attempt = await ctx.lockout?.check(ctx.index.mailbox(login)?.address ?? login, sourceAddress(flight));
   if (attempt?.refused !== undefined) {
     record.auth = 'locked';
     return undefined;
@@ -42,24 +39,17 @@ export async function signIn(
     return undefined;
   }
   record.auth = 'ok';
+  // The TCP peer (not X-Forwarded-For): the edge admits connections by it (edge-limits.ts KnownSources).
+  ctx.knownSources?.add(flight.req.socket.remoteAddress);
   if (attempt) await ctx.lockout?.succeeded(attempt);
   return caller;
 }
 
 /**
- * The client's address as this server sees it: the TCP peer, or behind trusted peers (another server of
- * the estate, a load balancer) the right-most `X-Forwarded-For` entry that is not one of them, since every
- * entry left of the first untrusted one could have been written by the client.
+ * The lockout's source: the client's address by the one rule the client's location uses too (peer-trust.ts
+ * `clientAddress`): the TCP peer, or behind a proven server or a listed load balancer the right-most
+ * `X-Forwarded-For` entry that no trusted peer added about another; a client's own entries are never believed.
  */
-export function sourceAddress(ctx: ServerContext, flight: InFlight): string {
-  const peer = flight.req.socket.remoteAddress ?? 'unknown';
-  const xff = flight.req.headers['x-forwarded-for'];
-  if (!flight.trustedPeer || typeof xff !== 'string') return peer;
-  const entries = xff.split(',');
-  for (let i = entries.length - 1; i >= 0; i--) {
-    const entry = (entries[i] as string).trim();
-    if (entry === '') continue;
-    if (i === 0 || ctx.trustedProxies?.has(entry) !== true) return entry;
-  }
-  return peer;
+export function sourceAddress(flight: InFlight): string {
+  return flight.clientAddress ?? 'unknown';
 }

@@ -22,6 +22,12 @@ export interface UpstreamsOptions {
   readonly rejectUnauthorized?: boolean;
   /** Certificate authorities to trust instead of Node's bundle (the lab's own CA). */
   readonly ca?: string | readonly string[];
+  /**
+   * This server's client certificate (clientAuth, its FQDN) from the estate's internal CA, presented on every
+   * hop, pools and RPC channels alike: what makes the next hop believe it is a server of the estate
+   * (docs/security.md "How servers authenticate each other").
+   */
+  readonly clientCertificate?: { readonly certPem: string; readonly keyPem: string };
   /** The local address upstream connections come from (the lab's "internal network" address). */
   readonly localAddress?: string;
   /**
@@ -83,6 +89,16 @@ export class Upstreams {
 
   readonly #channels = new Set<Client>();
 
+  /**
+   * The channel is over: its connection goes with it. The client leaves the set here, not on `disconnect`
+   * alone, which a client that never connected (its next hop down) never emits; a destroyed client left in
+   * the set would make `close()` fail with ClientDestroyedError.
+   */
+  endChannel(client: Client): void {
+    this.#channels.delete(client);
+    void client.destroy().catch(() => undefined);
+  }
+
   #connectorMemo: buildConnector.connector | undefined;
 
   /** One connector for every pool (one TLS context for all: net/connector.ts), and the estate's DNS. */
@@ -94,6 +110,7 @@ export class Upstreams {
       connectTimeoutMs: o.connectTimeoutMs ?? 10_000,
       rejectUnauthorized: o.rejectUnauthorized,
       ca: o.ca,
+      clientCertificate: o.clientCertificate,
       route:
         resolve &&
         ((hostname, port) => {
@@ -122,7 +139,7 @@ export class Upstreams {
   /** Refuse new requests and hand over every pool and channel client. */
   #takeAll(): (Pool | Client)[] {
     this.#closed = true;
-    const all = [...this.#pools.values(), ...this.#channels];
+    const all = [...this.#pools.values(), ...[...this.#channels].filter((c) => !c.destroyed)];
     this.#pools.clear();
     this.#channels.clear();
     return all;

@@ -32,12 +32,29 @@ export function accessOf(caller: Mailbox, mailbox: Mailbox): MailboxAccess {
   return 'none';
 }
 
+/**
+ * Whether `caller` holds the ApplicationImpersonation role over `target`'s mailbox (docs/security.md
+ * "Mailbox access"): over every mailbox, or over a scope that lists it. Pure, as `accessOf`.
+ */
+export function mayImpersonate(caller: Mailbox, target: Mailbox): boolean {
+  const scope = caller.user.impersonation;
+  if (scope === undefined) return false;
+  if (scope === 'all') return true;
+  const whom = target.address.toLowerCase();
+  return scope.some((a) => a.toLowerCase() === whom);
+}
+
+/** Whether `caller` holds the ApplicationImpersonation role at all (over any mailbox). */
+export const holdsImpersonationRole = (caller: Mailbox): boolean =>
+  caller.user.impersonation === 'all' || (caller.user.impersonation?.length ?? 0) > 0;
+
 /** The directory as the data plane uses it. */
 export interface Directory {
   /**
    * The mailbox of an SMTP address (primary or secondary), UPN or `DOMAIN\user`; undefined when unknown.
    * Its `user.fullAccess` and `user.delegates` are the access grants on it, as the trustees' primary SMTP
-   * addresses (`accessOf` reads them).
+   * addresses (`accessOf` reads them); `user.impersonation` is the ApplicationImpersonation role its user
+   * holds (`mayImpersonate` reads it).
    */
   findMailbox(identity: string): Promise<Mailbox | undefined>;
   /**

@@ -12,6 +12,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Estate, Server, User } from '../core/estate/estate.ts';
+import type { ImpersonationAssignment } from './ldap-settings.ts';
 
 /** Exchange 2007+'s one administrative group (the name every 2007-2019 organization has). */
 const adminGroup = 'Exchange Administrative Group (FYDIBOHF23SPDLT)';
@@ -32,6 +33,13 @@ export interface EstateLdapLayout {
   databaseDn(database: string): string | undefined;
   /** A user's entry; undefined for an address not in the estate. */
   userDn(address: string): string | undefined;
+  /**
+   * The ApplicationImpersonation role assignments the directory holds (the `impersonation` setting of an
+   * `LdapDirectory` for this layout): the group `ApplicationImpersonation` under `usersDn` for the users
+   * holding the role over every mailbox, then per user holding it over a list, a group of that user and a
+   * scope group of the mailboxes (docs/security.md "Mailbox access").
+   */
+  readonly impersonation: readonly ImpersonationAssignment[];
 }
 
 /** Options of `estateLdapLayout`. */
@@ -137,9 +145,19 @@ function layoutOf(estate: Estate, options: EstateLdapLayoutOptions): Layout {
       ? `${rdn(db.name)},${storageGroupDn(db.server)}`
       : `${rdn(db.name)},${databasesDn}`;
   };
+  const impersonation: ImpersonationAssignment[] = [
+    { group: `${rdn('ApplicationImpersonation')},${usersDn}` },
+    ...estate.users
+      .filter((u) => Array.isArray(u.impersonation))
+      .map((u) => ({
+        group: `${rdn(`ApplicationImpersonation ${userCn(u)}`)},${usersDn}`,
+        scope: `${rdn(`Impersonation scope ${userCn(u)}`)},${usersDn}`,
+      })),
+  ];
   return {
     suffix,
     usersDn,
+    impersonation,
     serviceAccountDn: `${rdn(options.serviceAccount ?? 'coexist-svc')},${usersDn}`,
     configurationDn,
     organizationDn,
@@ -161,11 +179,11 @@ function layoutOf(estate: Estate, options: EstateLdapLayoutOptions): Layout {
 
 /** Where an estate's entries are in the directory `estateLdif` writes. */
 export function estateLdapLayout(estate: Estate, options: EstateLdapLayoutOptions = {}): EstateLdapLayout {
-  const { suffix, usersDn, serviceAccountDn, siteDn, serverDn, databaseDn, userDn } = layoutOf(
+  const { suffix, usersDn, serviceAccountDn, siteDn, serverDn, databaseDn, userDn, impersonation } = layoutOf(
     estate,
     options,
   );
-  return { suffix, usersDn, serviceAccountDn, siteDn, serverDn, databaseDn, userDn };
+  return { suffix, usersDn, serviceAccountDn, siteDn, serverDn, databaseDn, userDn, impersonation };
 }
 
 /**
@@ -317,6 +335,44 @@ export function estateLdif(estate: Estate, options: EstateLdifOptions): string {
       password(dn, options.password),
     );
   }
+
+  // The ApplicationImpersonation role, as `New-ManagementRoleAssignment -SecurityGroup` assigns it: the
+  // members of the first group hold it over every mailbox; a scoped holder has a group of its own and a
+  // scope group listing the mailboxes (layout.impersonation, docs/security.md "Mailbox access").
+  const holders = (all: boolean): User[] =>
+    estate.users.filter((u) => (all ? u.impersonation === 'all' : Array.isArray(u.impersonation)));
+  const group = (dn: string, cn: string, description: string, members: readonly string[]): void =>
+    add(
+      dn,
+      ['objectClass', 'group'],
+      ['cn', cn],
+      ['description', description],
+      ...members.map((m) => ['member', m] as const),
+    );
+  const [everyMailbox, ...scoped] = layout.impersonation;
+  if (everyMailbox && holders(true).length > 0)
+    group(
+      everyMailbox.group,
+      'ApplicationImpersonation',
+      'ApplicationImpersonation role over every mailbox',
+      holders(true).flatMap((u) => layout.userDn(u.address) ?? []),
+    );
+  holders(false).forEach((u, i) => {
+    const assignment = scoped[i] as ImpersonationAssignment;
+    const cn = layout.userCn(u);
+    group(
+      assignment.group,
+      `ApplicationImpersonation ${cn}`,
+      `ApplicationImpersonation role of ${u.address}, scoped`,
+      trustees([u.address]),
+    );
+    group(
+      assignment.scope as string,
+      `Impersonation scope ${cn}`,
+      `The mailboxes ${u.address} may impersonate`,
+      trustees(u.impersonation === 'all' ? [] : u.impersonation),
+    );
+  });
 
   const head = [
     ...(options.comment ?? [

@@ -24,8 +24,12 @@ import { familyOf } from '../core/estate/estate.ts';
 import { hostOfUrl } from '../core/host.ts';
 import type { Directory } from './directory.ts';
 import { DirectoryUnavailableError } from './directory.ts';
-import type { LdapDirectoryOptions, ResolvedLdapDirectoryOptions } from './ldap-settings.ts';
-import { ldapDirectorySchema } from './ldap-settings.ts';
+import type {
+  ImpersonationAssignment,
+  LdapDirectoryOptions,
+  ResolvedLdapDirectoryOptions,
+} from './ldap-settings.ts';
+import { defaultImpersonationGroup, ldapDirectorySchema } from './ldap-settings.ts';
 
 export { DirectoryUnavailableError };
 
@@ -356,6 +360,8 @@ export class LdapDirectory implements Directory {
   readonly #binds: Semaphore;
   readonly #attributes: string[];
   readonly #dummyDn: string;
+  /** The ApplicationImpersonation role assignments (ldap-settings.ts `impersonation`, defaults filled in). */
+  readonly #impersonation: readonly ImpersonationAssignment[];
   #closed = false;
 
   /**
@@ -399,6 +405,7 @@ export class LdapDirectory implements Directory {
       m.delegates,
     ];
     this.#dummyDn = `cn=coexist-no-such-user,${this.#o.baseDn}`;
+    this.#impersonation = this.#o.impersonation ?? [{ group: defaultImpersonationGroup(this.#o.baseDn) }];
   }
 
   /** The URL of the directory server (it carries no credentials). */
@@ -629,6 +636,7 @@ export class LdapDirectory implements Directory {
     const displayName = firstOf(entry, m.displayName) ?? firstOf(entry, 'cn') ?? primary;
     const fullAccess = await this.#trustees(entry, m.fullAccess, signal);
     const delegates = await this.#trustees(entry, m.delegates, signal);
+    const impersonation = await this.#impersonationOf(entry.dn, signal);
     const user: User = {
       address: primary,
       displayName,
@@ -639,6 +647,7 @@ export class LdapDirectory implements Directory {
       ...(database === undefined ? {} : { database }),
       ...(fullAccess.length === 0 ? {} : { fullAccess }),
       ...(delegates.length === 0 ? {} : { delegates }),
+      ...(impersonation === undefined ? {} : { impersonation }),
     };
     return { address: primary, displayName, server, site, family: familyOf(server.version), user };
   }
@@ -672,6 +681,34 @@ export class LdapDirectory implements Directory {
       }),
     );
     return found.filter((a): a is string => a !== undefined);
+  }
+
+  /**
+   * The ApplicationImpersonation role the user `dn` holds (docs/security.md "Mailbox access"): `all` when a
+   * group assigned it without a scope has the user as a member, else the primary addresses of the members
+   * of the scope groups of the assignments the user is in; undefined when the user is in none. One base
+   * search per assignment (is the user a member?), and the scope group's members only for a role holder.
+   */
+  async #impersonationOf(dn: string, signal: AbortSignal): Promise<'all' | string[] | undefined> {
+    let scoped: string[] | undefined;
+    for (const assignment of this.#impersonation) {
+      const [holder] = await this.#search(
+        assignment.group,
+        { scope: 'base', filter: `(member=${escapeFilterValue(dn)})`, attributes: ['cn'] },
+        signal,
+        true,
+      );
+      if (!holder) continue;
+      if (assignment.scope === undefined) return 'all';
+      const [scope] = await this.#search(
+        assignment.scope,
+        { scope: 'base', filter: '(objectClass=*)', attributes: ['member'] },
+        signal,
+        true,
+      );
+      scoped = [...(scoped ?? []), ...(scope ? await this.#trustees(scope, 'member', signal) : [])];
+    }
+    return scoped && [...new Set(scoped)];
   }
 
   /** A simple bind as `dn` on a connection of its own: true for the right password, false for a wrong one. */

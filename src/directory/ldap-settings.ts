@@ -176,6 +176,31 @@ const mappingSchema = z
   })
   .strict();
 
+const distinguishedName = z.string().regex(/^[A-Za-z][A-Za-z0-9-]*=[^,]/, {
+  message: 'must be a DN such as CN=ApplicationImpersonation,CN=Users,DC=contoso,DC=local',
+});
+
+/**
+ * One assignment of the ApplicationImpersonation role (docs/security.md "Mailbox access"), as Exchange's
+ * `New-ManagementRoleAssignment -Role ApplicationImpersonation -SecurityGroup <group>` makes it, optionally
+ * with a custom recipient write scope `{MemberOfGroup -eq <scope>}`.
+ */
+export const impersonationAssignmentSchema = z
+  .object({
+    group: distinguishedName.describe(
+      "The security group the role is assigned to: its members (the group's member attribute, DNs of users; nested groups are not followed) hold the role.",
+    ),
+    scope: distinguishedName
+      .optional()
+      .describe(
+        'A group whose members are the only mailboxes the role holders may impersonate (at most 100 are read); absent: every mailbox.',
+      ),
+  })
+  .strict();
+
+/** The ApplicationImpersonation group when none is configured: `CN=ApplicationImpersonation` right under `baseDn`. */
+export const defaultImpersonationGroup = (baseDn: string): string => `CN=ApplicationImpersonation,${baseDn}`;
+
 const tlsSchema = z
   .object({
     caFile: z
@@ -271,6 +296,13 @@ export const ldapDirectorySchema = z
         "The domain of DOMAIN\\user logins (case-insensitive); by default the one domain of the estate's users' logins.",
       ),
     mapping: mappingSchema.prefault({}).describe('Object class and attribute names; AD defaults.'),
+    impersonation: z
+      .array(impersonationAssignmentSchema)
+      .readonly()
+      .optional()
+      .describe(
+        'Who holds the ApplicationImpersonation role (EWS impersonation): the members of these security groups, each over every mailbox or over the members of its scope group. Default: the members of CN=ApplicationImpersonation,<baseDn>, over every mailbox; [] turns impersonation off.',
+      ),
     poolSize: z
       .number()
       .int()
@@ -328,6 +360,9 @@ export const ldapDirectorySchema = z
     }
   })
   .describe('The directory in LDAP: Active Directory, or OpenLDAP with coexist-exchange.schema.');
+
+/** One ApplicationImpersonation role assignment of the directory. */
+export type ImpersonationAssignment = z.output<typeof impersonationAssignmentSchema>;
 
 /** Options of `LdapDirectory`, as written (defaults may be left out). */
 export type LdapDirectoryOptions = z.input<typeof ldapDirectorySchema>;

@@ -135,7 +135,20 @@ describe('lab CA certificates', () => {
     assert.equal(ip.checkIP('127.0.0.1'), '127.0.0.1');
   });
 
+  test("a server's client certificate: clientAuth only, or both usages when asked", () => {
+    // Node's `keyUsage` is the extended key usage (RFC 5280 §4.2.1.12): clientAuth, serverAuth.
+    const client = new X509Certificate(
+      ca.issue(['mbx2013-ny.o365info.local'], { serverAuth: false, clientAuth: true }).certPem,
+    );
+    assert.deepEqual(client.keyUsage, ['1.3.6.1.5.5.7.3.2']);
+    assert.equal(client.subjectAltName, 'DNS:mbx2013-ny.o365info.local');
+    assert.ok(client.verify(caX509.publicKey));
+    const both = new X509Certificate(ca.issue(['cas2013-ny.o365info.local'], { clientAuth: true }).certPem);
+    assert.deepEqual([...(both.keyUsage ?? [])].sort(), ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2']);
+  });
+
   test('bad input is refused', () => {
+    assert.throws(() => ca.issue(['x.example'], { serverAuth: false }), /serverAuth or clientAuth/);
     assert.throws(() => ca.issue([]), /at least one host name/);
     assert.throws(() => ca.issue(['mail.o365info.com', 'not a host']), /not a DNS name/);
     assert.throws(() => createLabCa({ validDays: 0 }), /validDays/);

@@ -25,12 +25,24 @@ export interface LabCertificate {
   readonly keyPem: string;
 }
 
+/** What a leaf certificate may be used for (its extended key usages, RFC 5280 §4.2.1.12). */
+export interface LeafUsage {
+  /** A TLS server (id-kp-serverAuth); default true. */
+  readonly serverAuth?: boolean;
+  /** A TLS client (id-kp-clientAuth): a server of the estate proving itself on its hops; default false. */
+  readonly clientAuth?: boolean;
+}
+
 /** The lab's certificate authority. */
 export interface LabCa {
   /** The CA certificate (PEM): what lab clients trust. */
   readonly certPem: string;
-  /** A server certificate for `hosts` (DNS names or IP addresses; the first is also the subject CN). */
-  issue(hosts: readonly string[]): LabCertificate;
+  /**
+   * A certificate for `hosts` (DNS names or IP addresses; the first is also the subject CN): a server
+   * certificate by default, a client certificate with `{ clientAuth: true }` (docs/security.md "How servers
+   * authenticate each other").
+   */
+  issue(hosts: readonly string[], usage?: LeafUsage): LabCertificate;
   /** Write the CA certificate to `<dir>/ca.pem` (creating `dir`) and return that path. */
   writeCaFile(dir: string): Promise<string>;
 }
@@ -117,9 +129,12 @@ export function createLabCa(options: LabCaOptions = {}): LabCa {
 
   return {
     certPem,
-    issue(hosts) {
+    issue(hosts, usage = {}) {
       const first = hosts[0];
       if (first === undefined) throw new Error('lab CA: a certificate needs at least one host name');
+      const serverAuth = usage.serverAuth ?? true;
+      const clientAuth = usage.clientAuth ?? false;
+      if (!serverAuth && !clientAuth) throw new Error('lab CA: a certificate needs serverAuth or clientAuth');
       const altNames = hosts.map(altName);
       leafKeys ??= generateKeyPair();
       const leaf = pki.createCertificate();
@@ -132,7 +147,11 @@ export function createLabCa(options: LabCaOptions = {}): LabCa {
       leaf.setExtensions([
         { name: 'basicConstraints', cA: false, critical: true },
         { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-        { name: 'extKeyUsage', serverAuth: true },
+        {
+          name: 'extKeyUsage',
+          ...(serverAuth ? { serverAuth: true } : {}),
+          ...(clientAuth ? { clientAuth: true } : {}),
+        },
         { name: 'subjectAltName', altNames },
         { name: 'subjectKeyIdentifier' },
         // The CA's key id: `keyIdentifier: true` would make forge use the leaf's own key.

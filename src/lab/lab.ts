@@ -5,8 +5,12 @@
  * and every mailbox server answers from the lab's mailbox store simulator. Host names reach loopback
  * through the lab's own DNS (a port per server listener); clients outside the lab use `curl --connect-to`.
  *
- * Addresses: listeners on 127.0.0.1; servers call each other from 127.0.0.2 (the estate's internal network,
- * whose forwarding headers they trust); internal clients come from 127.0.0.3; anything else is external.
+ * Addresses: listeners on 127.0.0.1; servers call each other from 127.0.0.2; internal clients come from
+ * 127.0.0.3; anything else is external. No address is trusted: a server believes another's forwarding
+ * headers only when it presents its client certificate from the lab CA (clientAuth, its FQDN), which the lab
+ * issues each server (docs/security.md "How servers authenticate each other"); anyone else, 127.0.0.2
+ * included, is a client. 127.0.0.2 is only exempt from the per-source connection cap (servers carry many
+ * clients' connections).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -54,6 +58,8 @@ export interface LabOptions {
   readonly caDir?: string;
   /** Longest an ActiveSync Ping is held by the mailbox simulators (tests use a short one). */
   readonly maxPingHoldMs?: number;
+  /** How many requests the hop recorder keeps, the last ones (10 000 by default; the soak reads none). */
+  readonly recordedRequests?: number;
   readonly retryAfterSeconds?: number;
   readonly idleTimeoutsMs?: Readonly<Partial<Record<Protocol, number>>>;
   /** Every server's edge limits, as the estate file's `limits` section gives them (tests use short ones). */
@@ -100,6 +106,10 @@ export interface Lab {
    * with the estate file's directory the demo password, for a user whose hash is of it.
    */
   knownPassword(address: string): Promise<string | undefined>;
+  /** How many ActiveSync Pings the mailbox simulators hold right now. */
+  heldPings(): number;
+  /** Answer every held Ping now (heartbeat expired), as at the end of its hold; how many were answered. */
+  releasePings(): number;
   /** Stop one server (to test failures) and start it again on the same ports. */
   stopServer(name: string): Promise<void>;
   startServer(name: string): Promise<void>;
@@ -157,6 +167,8 @@ async function startLabLdap(
     tls: { ca: ca.certPem },
     baseDn: layout.usersDn,
     bindDn: layout.serviceAccountDn,
+    // The groups estate-ldif.ts wrote for the estate's ApplicationImpersonation role holders.
+    impersonation: layout.impersonation,
     // Only a name: the password itself is handed over below, never written anywhere.
     bindPasswordEnv: 'COEXIST_LAB_LDAP_PASSWORD',
   };
@@ -260,7 +272,7 @@ export async function startLab(o: LabOptions): Promise<Lab> {
   const ca = createLabCa({ commonName: `coexist lab CA (${o.index.estate.name})` });
   const caDir = o.caDir ?? (await mkdtemp(join(tmpdir(), 'coexist-lab-')));
   const caPath = await ca.writeCaFile(caDir);
-  const recorder = new HopRecorder();
+  const recorder = new HopRecorder(o.recordedRequests);
   const ldap =
     o.directory === 'ldap' ? await startLabLdap(o.index, ca, o.ldapUserPassword ?? demoPassword) : undefined;
   const store = new MailboxStore(o.maxPingHoldMs === undefined ? {} : { maxPingHoldMs: o.maxPingHoldMs });
@@ -280,9 +292,9 @@ export async function startLab(o: LabOptions): Promise<Lab> {
   const hosts = hostsByServer(o.index);
   const servers = o.index.estate.sites.flatMap((s) => s.servers);
 
-  const trusted = new Set<string>([labAddresses.servers, `::ffff:${labAddresses.servers}`]);
-  // The servers' own address and the internal clients' (127.0.0.2 and .3), besides the estate's networks.
-  const internal = [`${labAddresses.servers}/31`];
+  // The internal clients' address (127.0.0.3), besides the estate's networks. Not the servers' (127.0.0.2): a
+  // server is known by its certificate, and whoever else sends from there is a client like any other.
+  const internal = [`${labAddresses.internalClient}/32`];
 
   // Ports are fixed per listener at first start so a restarted server comes back where it was.
   const ports = new Map<string, number>();
@@ -320,12 +332,19 @@ export async function startLab(o: LabOptions): Promise<Lab> {
       server,
       listeners,
       logger: o.logger,
-      upstreams: { ca: ca.certPem, localAddress: labAddresses.servers, resolve },
+      upstreams: {
+        ca: ca.certPem,
+        localAddress: labAddresses.servers,
+        resolve,
+        // The server's proof on its hops: clientAuth, its FQDN, from the lab CA.
+        clientCertificate: ca.issue([server.fqdn], { serverAuth: false, clientAuth: true }),
+      },
+      internalCa: ca.certPem,
+      serverAddresses: [labAddresses.servers],
       observer: recorder,
       responder: store,
       ...(ldap ? { directory: ldap.directory } : {}),
       ...(metrics.get(server.name) ? { metrics: metrics.get(server.name) as Metrics } : {}),
-      trustedProxies: trusted,
       internalNetworks: internal,
       implementation: labImplementation(server),
       ...(o.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: o.retryAfterSeconds }),
@@ -390,6 +409,8 @@ export async function startLab(o: LabOptions): Promise<Lab> {
     resolve,
     implementationOf: (name) => labImplementation(byName(name)),
     knownPassword,
+    heldPings: () => store.pendingPings,
+    releasePings: () => store.releasePings(),
     async stopServer(name) {
       const node = nodes.get(byName(name).name);
       nodes.delete(byName(name).name);

@@ -21,6 +21,12 @@ export interface ConnectorOptions {
   readonly ca?: string | readonly string[] | undefined;
   /** Verify TLS certificates (default true). */
   readonly rejectUnauthorized?: boolean | undefined;
+  /**
+   * A client certificate and its key (PEM) presented on every connection when the server asks for one: how a
+   * coexist server proves to the next hop that it is a server of the estate (docs/security.md "How servers
+   * authenticate each other").
+   */
+  readonly clientCertificate?: { readonly certPem: string; readonly keyPem: string } | undefined;
   /** Give up connecting after this long (undici `connect.timeout`); default undici's, 10 s. */
   readonly connectTimeoutMs?: number | undefined;
 }
@@ -30,9 +36,13 @@ export function routedConnector(o: ConnectorOptions = {}): buildConnector.connec
   // One TLS context for every connection. Without it, tls.connect builds a context (and parses the CA
   // bundle into a certificate store of its own) per connection: about 22 KB of memory per open upstream
   // socket, which every held long poll keeps (measured with 2 000 sockets), and CPU per handshake.
-  const secureContext = createSecureContext(
-    o.ca === undefined ? {} : { ca: typeof o.ca === 'string' ? o.ca : [...o.ca] },
-  );
+  // The client certificate goes into the same one context: every connection presents it, none builds its own.
+  const secureContext = createSecureContext({
+    ...(o.ca === undefined ? {} : { ca: typeof o.ca === 'string' ? o.ca : [...o.ca] }),
+    ...(o.clientCertificate === undefined
+      ? {}
+      : { cert: o.clientCertificate.certPem, key: o.clientCertificate.keyPem }),
+  });
   const base = buildConnector({
     ...(o.connectTimeoutMs === undefined ? {} : { timeout: o.connectTimeoutMs }),
     ...(o.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: o.rejectUnauthorized }),

@@ -217,6 +217,15 @@ export type AccessOutcome = (typeof accessOutcomes)[number];
  */
 export type AuthResult = 'ok' | 'bad_credentials' | 'locked' | 'error';
 
+/**
+ * What a mailbox server decided about an EWS `ExchangeImpersonation` header (docs/security.md "Mailbox
+ * access"): `allowed`, or why not: the caller holds no ApplicationImpersonation role (`no-role`), the header
+ * names no mailbox (`unknown`), one outside the caller's scope (`out-of-scope`), or another mailbox than the
+ * one the request was routed to (`not-anchor`); `unavailable`: the directory could not be asked.
+ */
+export type ImpersonationResult =
+  'allowed' | 'no-role' | 'unknown' | 'out-of-scope' | 'not-anchor' | 'unavailable';
+
 /** Milliseconds spent per step; mutable because the pipeline fills them in as each step ends. */
 export interface AccessTimings {
   totalMs: number;
@@ -242,6 +251,12 @@ export interface AccessRecord {
   readonly user?: string;
   /** The mailbox the request names (EWS X-AnchorMailbox, Autodiscover's address), when it names one. */
   readonly anchor?: string;
+  /**
+   * EWS impersonation: the mailbox the `ExchangeImpersonation` header named (its primary address once found,
+   * else as sent), and what was decided (docs/security.md "Mailbox access"); absent without the header.
+   */
+  readonly impersonating?: string;
+  readonly impersonation?: ImpersonationResult;
   readonly auth?: AuthResult;
   readonly decision?: Decision['kind'];
   /** Servers the request went through, this one first. */
@@ -255,7 +270,18 @@ export interface AccessRecord {
   readonly bytesIn?: number;
   readonly bytesOut?: number;
   readonly timings: AccessTimings;
+  /** The TCP peer's address. */
   readonly clientAddress?: string;
+  /** The estate server the peer proved it is by its client certificate (docs/security.md); absent: not a server. */
+  readonly peerServer?: string;
+  /** The servers the request came through before this one (`X-Coexist-Hops`, believed from a proven server). */
+  readonly via?: readonly string[];
+  /** The peer is a load balancer listed by address (`--trusted-proxy`). */
+  readonly peerProxy?: boolean;
+  /** Behind a trusted peer, the client's address read from `X-Forwarded-For`, when it is not the TCP peer. */
+  readonly forwardedClient?: string;
+  /** Where the client is, as the engine was told (docs/protocols.md §2.4). */
+  readonly location?: 'internal' | 'external';
 }
 
 /**

@@ -65,6 +65,7 @@ export interface LockoutObserver {
 /** What the edge refuses or cuts (docs/security.md "Limits and timeouts at the edge"). */
 export type EdgeEvent =
   | 'refused_total'
+  | 'refused_reserved'
   | 'refused_per_source'
   | 'tls_handshake_timeout'
   | 'head_timeout'
@@ -73,6 +74,7 @@ export type EdgeEvent =
 
 const edgeEvents: readonly EdgeEvent[] = [
   'refused_total',
+  'refused_reserved',
   'refused_per_source',
   'tls_handshake_timeout',
   'head_timeout',

@@ -30,11 +30,15 @@ describe('coexist serve --as CAS2013-NY', () => {
     const dir = await mkdtemp(join(tmpdir(), 'coexist-serve-'));
     const mail = ca.issue(['mail.o365info.com']);
     const auto = ca.issue(['autodiscover.o365info.com']);
+    const self = ca.issue(['cas2013-ny.o365info.local'], { serverAuth: false, clientAuth: true });
     for (const [name, pem] of [
       ['mail.crt', mail.certPem],
       ['mail.key', mail.keyPem],
       ['auto.crt', auto.certPem],
       ['auto.key', auto.keyPem],
+      ['ca.pem', ca.certPem],
+      ['client.crt', self.certPem],
+      ['client.key', self.keyPem],
     ] as const)
       await writeFile(join(dir, name), pem);
     child = spawn(
@@ -54,6 +58,10 @@ describe('coexist serve --as CAS2013-NY', () => {
         `mail.o365info.com=${join(dir, 'mail.crt')},${join(dir, 'mail.key')}`,
         '--cert',
         `autodiscover.o365info.com=${join(dir, 'auto.crt')},${join(dir, 'auto.key')}`,
+        '--internal-ca',
+        join(dir, 'ca.pem'),
+        '--client-cert',
+        `${join(dir, 'client.crt')},${join(dir, 'client.key')}`,
       ],
       { stdio: 'pipe' },
     );
@@ -117,6 +125,49 @@ describe('coexist serve --as CAS2013-NY', () => {
     assert.match(await ews.body.text(), /CX_UPSTREAM_DNS/);
   });
 
+  test('--internal-ca: a peer with a server certificate from it is that server; without one, a client', async () => {
+    // MBX2013-NY's client certificate, as the estate's CA issues it, and a peer that has none.
+    const server = ca.issue(['mbx2013-ny.o365info.local'], { serverAuth: false, clientAuth: true });
+    const asServer = buildConnector({ ca: ca.certPem, cert: server.certPem, key: server.keyPem });
+    const fromServer = new Agent({
+      connect: (opts, cb) =>
+        asServer({ ...opts, hostname: '127.0.0.1', port: String(port), servername: opts.hostname }, cb),
+    });
+    try {
+      for (const [dispatcher, id] of [
+        [fromServer, 'serve-peer-server'],
+        [agent, 'serve-peer-client'],
+      ] as const) {
+        const r = await request('https://mail.o365info.com/Microsoft-Server-ActiveSync', {
+          dispatcher,
+          method: 'OPTIONS',
+          headers: { 'x-coexist-request-id': id, 'x-forwarded-for': '10.1.2.3' },
+        });
+        await r.body.dump();
+        assert.equal(r.statusCode, 401);
+      }
+    } finally {
+      await fromServer.close();
+    }
+    const lines = (): Record<string, unknown>[] =>
+      out
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((l) => l['msg'] === 'access');
+    const end = Date.now() + 10_000;
+    while (!lines().some((l) => l['reqId'] === 'serve-peer-server')) {
+      assert.ok(Date.now() < end, `no access line for the server's request:\n${out}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const line = lines().find((l) => l['reqId'] === 'serve-peer-server');
+    assert.equal(line?.['peerServer'], 'MBX2013-NY');
+    assert.equal(line?.['forwardedClient'], '10.1.2.3');
+    // The client's request id and X-Forwarded-For were not believed: no line has its id.
+    assert.ok(!lines().some((l) => l['reqId'] === 'serve-peer-client'));
+    assert.ok(lines().every((l) => l['reqId'] === 'serve-peer-server' || l['peerServer'] === undefined));
+  });
+
   test('metrics on the admin listener count what happened', async () => {
     const r = await request(`http://127.0.0.1:${adminPort}/metrics`);
     const text = await r.body.text();
@@ -151,5 +202,115 @@ describe('coexist serve: bad options', () => {
     const noTls = await runCli(['serve', '--as', 'CAS2013-NY', '--listen', '127.0.0.1:0']);
     assert.equal(noTls.code, 2);
     assert.match(noTls.stderr, /--cert/);
+  });
+});
+
+describe('coexist serve: bad internal CA and client certificate files', () => {
+  const ca = createLabCa();
+  const other = createLabCa({ commonName: 'another CA' });
+  let dir = '';
+  const file = (name: string): string => join(dir, name);
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'coexist-serve-pki-'));
+    const good = ca.issue(['cas2013-ny.o365info.local'], { serverAuth: false, clientAuth: true });
+    const files: [string, string][] = [
+      ['ca.pem', ca.certPem],
+      ['leaf-as-ca.pem', ca.issue(['mail.o365info.com']).certPem],
+      ['junk.pem', 'not a certificate'],
+      ['client.crt', good.certPem],
+      ['client.key', good.keyPem],
+      ['no-client-auth.crt', ca.issue(['cas2013-ny.o365info.local']).certPem],
+      [
+        'other-server.crt',
+        ca.issue(['mbx2013-ny.o365info.local'], { serverAuth: false, clientAuth: true }).certPem,
+      ],
+      [
+        'other-ca.crt',
+        other.issue(['cas2013-ny.o365info.local'], { serverAuth: false, clientAuth: true }).certPem,
+      ],
+      ['other-ca.key', other.issue(['x.example']).keyPem],
+    ];
+    for (const [name, text] of files) await writeFile(file(name), text);
+  });
+
+  const serve = (...extra: string[]) =>
+    runCli(['serve', '--as', 'CAS2013-NY', '--listen', '127.0.0.1:0', '--allow-http', ...extra]);
+
+  const cases: readonly [string, () => string[], RegExp][] = [
+    ['a missing CA file', () => ['--internal-ca', file('none.pem')], /--internal-ca .*none\.pem: ENOENT/],
+    [
+      'a CA file without a certificate',
+      () => ['--internal-ca', file('junk.pem')],
+      /junk\.pem: no PEM certificate/,
+    ],
+    [
+      'a leaf certificate as the CA',
+      () => ['--internal-ca', file('leaf-as-ca.pem')],
+      /leaf-as-ca\.pem: certificate 1 .* is not a CA certificate/,
+    ],
+    [
+      'a client certificate without the CA',
+      () => ['--client-cert', `${file('client.crt')},${file('client.key')}`],
+      /--client-cert needs --internal-ca/,
+    ],
+    [
+      'a client certificate without clientAuth',
+      () => [
+        '--internal-ca',
+        file('ca.pem'),
+        '--client-cert',
+        `${file('no-client-auth.crt')},${file('client.key')}`,
+      ],
+      /no-client-auth\.crt: the certificate has no clientAuth extended key usage/,
+    ],
+    [
+      "a client certificate naming another server's FQDN",
+      () => [
+        '--internal-ca',
+        file('ca.pem'),
+        '--client-cert',
+        `${file('other-server.crt')},${file('client.key')}`,
+      ],
+      /other-server\.crt: the certificate does not name this server's FQDN cas2013-ny\.o365info\.local/,
+    ],
+    [
+      'a client certificate from another CA',
+      () => [
+        '--internal-ca',
+        file('ca.pem'),
+        '--client-cert',
+        `${file('other-ca.crt')},${file('other-ca.key')}`,
+      ],
+      /other-ca\.crt: the certificate is not issued by the --internal-ca/,
+    ],
+    [
+      'a key that is not the certificate’s',
+      () => [
+        '--internal-ca',
+        file('ca.pem'),
+        '--client-cert',
+        `${file('client.crt')},${file('other-ca.key')}`,
+      ],
+      /other-ca\.key: the key does not belong to the certificate/,
+    ],
+    [
+      'a key file that is no key',
+      () => ['--internal-ca', file('ca.pem'), '--client-cert', `${file('client.crt')},${file('junk.pem')}`],
+      /junk\.pem: not a PEM private key/,
+    ],
+  ];
+  for (const [title, args, message] of cases) {
+    test(`${title}: a usage error naming the file (exit 2)`, async () => {
+      const r = await serve(...args());
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, message);
+    });
+  }
+
+  test('a trusted proxy that is not an address: a usage error', async () => {
+    const r = await serve('--trusted-proxy', 'lb.example');
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /lb\.example: expected an IP address/);
   });
 });

@@ -46,11 +46,18 @@ describe('coexist trace', () => {
     const r = await runCli(['trace', '--all', '--format', 'json']);
     assert.equal(r.code, 0);
     const flows = JSON.parse(r.stdout) as { user: string; protocol: string }[];
-    // 4 users x (7 protocols x 2 client locations + ActiveSync external only)
-    assert.equal(flows.length, 4 * 15);
+    // 6 users (4 people, 2 service accounts) x (7 protocols x 2 client locations + ActiveSync external only)
+    assert.equal(flows.length, 6 * 15);
     assert.deepEqual(
       new Set(flows.map((f) => f.user)),
-      new Set(['alice@o365info.com', 'bob@o365info.com', 'carol@o365info.com', 'diego@o365info.com']),
+      new Set([
+        'alice@o365info.com',
+        'bob@o365info.com',
+        'carol@o365info.com',
+        'diego@o365info.com',
+        'svc-archive@o365info.com',
+        'svc-crm@o365info.com',
+      ]),
     );
   });
 
@@ -58,7 +65,7 @@ describe('coexist trace', () => {
     const r = await runCli(['trace', '--all', '--format', 'summary']);
     assert.equal(r.code, 0);
     const lines = r.stdout.trimEnd().split('\n');
-    assert.equal(lines.length, 2 + 60);
+    assert.equal(lines.length, 2 + 90);
     assert.match(lines[0] ?? '', /^user +protocol +client +steps +outcome +path$/);
     const carolEas = lines.find((l) => l.startsWith('carol@o365info.com') && l.includes('ActiveSync'));
     assert.match(

@@ -102,7 +102,9 @@ test('the fast path (js-yaml) and the reference (yaml) read the examples alike',
 
 test('the examples become the estates the engine expects', async () => {
   const { estate } = await loadEstate(join(root, 'examples/o365info.yaml'));
-  assert.equal(estate.users.length, 4);
+  // alice, bob, carol, diego and two service accounts with the ApplicationImpersonation role.
+  assert.equal(estate.users.length, 6);
+  assert.equal(estate.users.find((u) => u.address === 'svc-archive@o365info.com')?.impersonation, 'all');
   const bob = estate.users.find((u) => u.address === 'bob@o365info.com');
   assert.equal(bob?.mailboxServer, 'MBX2007-NY');
   assert.equal(bob?.database, 'DB2007-NY');

@@ -55,6 +55,7 @@ function options(url: string, extra: Partial<LdapDirectoryOptions> = {}): LdapDi
     baseDn: layout.usersDn,
     bindDn: layout.serviceAccountDn,
     bindPasswordEnv: 'COEXIST_TEST_LDAP_PASSWORD',
+    impersonation: layout.impersonation,
     tls: { ca: ca.certPem },
     timeoutMs: 3000,
     ...extra,

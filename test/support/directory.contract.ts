@@ -11,7 +11,7 @@ import { parseEstate } from '../../src/config/index.ts';
 import type { EstateIndex, Mailbox } from '../../src/core/estate/estate-index.ts';
 import type { User } from '../../src/core/estate/estate.ts';
 import type { Directory } from '../../src/directory/directory.ts';
-import { accessOf } from '../../src/directory/directory.ts';
+import { accessOf, holdsImpersonationRole, mayImpersonate } from '../../src/directory/directory.ts';
 
 /** The estate the contract is written against. */
 export const contractEstateFile = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
@@ -55,6 +55,10 @@ function assertMailboxOf(actual: Mailbox | undefined, user: User, index: EstateI
     sortedLower(user.delegates ?? []),
     `delegates of ${asked}`,
   );
+  // The ApplicationImpersonation role its user holds: every mailbox, a scope (primary addresses), or none.
+  const role = (r: User['impersonation']): string | string[] | undefined =>
+    r === 'all' || r === undefined ? r : sortedLower(r);
+  assert.deepEqual(role(actual.user.impersonation), role(user.impersonation), `impersonation of ${asked}`);
 }
 
 /** Register the contract's cases for one directory, made once by `make` and closed after them. */
@@ -112,6 +116,26 @@ export function directoryContract(
           if (!(u.fullAccess ?? []).includes(owner.address))
             assert.equal(accessOf(ownerCaller, theirs), 'none', `${owner.address} on ${u.address}`);
         }
+      }
+    });
+
+    test('ApplicationImpersonation: over every mailbox, over a scope, and no one else', async () => {
+      const all = users.filter((u) => u.impersonation === 'all');
+      const scoped = users.filter((u) => Array.isArray(u.impersonation));
+      assert.ok(all.length > 0 && scoped.length > 0, 'the contract estate has both kinds of role holders');
+      const mailboxes = await Promise.all(users.map((u) => directory().findMailbox(u.address)));
+      for (const u of users) {
+        const caller = await directory().authenticate(u.login ?? u.address, demoPassword);
+        assert.ok(caller, u.address);
+        assert.equal(holdsImpersonationRole(caller), u.impersonation !== undefined, u.address);
+        users.forEach((target, i) => {
+          const mailbox = mailboxes[i];
+          assert.ok(mailbox, target.address);
+          const expected =
+            u.impersonation === 'all' ||
+            (Array.isArray(u.impersonation) && u.impersonation.includes(target.address));
+          assert.equal(mayImpersonate(caller, mailbox), expected, `${u.address} as ${target.address}`);
+        });
       }
     });
 

@@ -1,6 +1,7 @@
 /** `coexist serve`: run one server of the estate (the front end, `--as CAS2013-NY`) on real sockets. */
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
+import { rootCertificates } from 'node:tls';
 import type { Command } from 'commander';
 import { loadEstate } from '../../config/index.ts';
 import { openLdapDirectory } from '../../directory/ldap-directory.ts';
@@ -10,6 +11,7 @@ import { createLogger } from '../../observability/log.ts';
 import { Metrics, startAdminServer } from '../../observability/metrics.ts';
 import type { Io } from '../common.ts';
 import { collect, defaultEstatePath, untilSignal, usage } from '../common.ts';
+import { loadInternalPki } from '../internal-pki.ts';
 
 interface ServeOptions {
   estate: string;
@@ -21,6 +23,9 @@ interface ServeOptions {
   admin: string;
   internalNetwork: string[];
   trustedProxy: string[];
+  internalCa?: string;
+  clientCert?: string;
+  serverAddress: string[];
   logLevel: string;
 }
 
@@ -49,8 +54,26 @@ export function registerServe(program: Command, io: Io): void {
     )
     .option('--internal-network <cidr>', 'source network of internal clients; repeatable', collect, [])
     .option(
+      '--internal-ca <ca.pem>',
+      "the estate's internal CA (e.g. AD CS): a peer is a server of the estate only with a client certificate " +
+        "it issued, with clientAuth and a server's FQDN; also trusted for the next hops' certificates",
+    )
+    .option(
+      '--client-cert <cert.pem,key.pem>',
+      "this server's client certificate from the internal CA (clientAuth, its FQDN as a DNS SAN), presented " +
+        'on every hop so the next server believes its X-Forwarded-For and X-Coexist-Hops',
+    )
+    .option(
       '--trusted-proxy <address>',
-      'a peer whose X-Forwarded-* headers are believed; repeatable',
+      'a load balancer in front whose X-Forwarded-* headers are believed, by address (anything that can send ' +
+        'from it is believed: list only a balancer on a network clients cannot reach); repeatable',
+      collect,
+      [],
+    )
+    .option(
+      '--server-address <address>',
+      'an address other servers of the estate connect from: exempt from the per-source connection cap, ' +
+        'trusted for nothing else; repeatable',
       collect,
       [],
     )
@@ -74,6 +97,9 @@ export function registerServe(program: Command, io: Io): void {
       const logger = createLogger({ level: o.logLevel });
       const metrics = new Metrics({ server: server.name, defaultMetrics: true });
       for (const cidr of o.internalNetwork) checkCidr(cidr);
+      for (const a of [...o.trustedProxy, ...o.serverAddress]) checkAddress(a);
+      // How servers authenticate each other (docs/security.md): checked now, each bad file named.
+      const pki = await loadInternalPki({ caFile: o.internalCa, clientCert: o.clientCert }, server);
       // The estate file's directory.ldap section, when there is one; else its embedded users.
       const ldapOptions = settings.directory?.ldap;
       const ldap = ldapOptions ? await openLdapDirectory(index, ldapOptions) : undefined;
@@ -86,6 +112,18 @@ export function registerServe(program: Command, io: Io): void {
         ...(ldap ? { directory: ldap } : {}),
         internalNetworks: o.internalNetwork,
         ...(o.trustedProxy.length > 0 ? { trustedProxies: new Set(o.trustedProxy) } : {}),
+        ...(o.serverAddress.length > 0 ? { serverAddresses: o.serverAddress } : {}),
+        ...(pki === undefined
+          ? {}
+          : {
+              internalCa: pki.ca,
+              // Next hops' server certificates: Node's bundle and the internal CA (an internal URL's
+              // certificate is usually the internal CA's).
+              upstreams: {
+                ca: [...rootCertificates, ...pki.ca],
+                ...(pki.clientCertificate ? { clientCertificate: pki.clientCertificate } : {}),
+              },
+            }),
         // The estate file's lockout section; on with its defaults when absent (docs/security.md).
         ...(settings.lockout ? { lockout: settings.lockout } : {}),
         // The estate file's limits section; the defaults for what it leaves out (docs/security.md).
@@ -118,6 +156,11 @@ async function readCertificate(spec: string): Promise<CertificateEntry> {
     certPem: await readFile(cert, 'utf8'),
     keyPem: await readFile(key, 'utf8'),
   };
+}
+
+function checkAddress(address: string): void {
+  if (isIP(address) === 0)
+    throw usage(`${address}: expected an IP address (--trusted-proxy, --server-address)`);
 }
 
 function checkCidr(cidr: string): void {

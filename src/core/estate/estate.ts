@@ -76,6 +76,13 @@ export interface User {
   readonly fullAccess?: readonly string[];
   /** Primary SMTP addresses of this mailbox's delegates (AD's publicDelegates): they may open it over EWS. */
   readonly delegates?: readonly string[];
+  /**
+   * The ApplicationImpersonation role held by this user (a service account): over every mailbox (`all`) or
+   * over the mailboxes listed, by primary SMTP address. With it, the user may act as one of those mailboxes'
+   * owners over EWS (the `ExchangeImpersonation` SOAP header; docs/security.md "Mailbox access"). None when
+   * absent.
+   */
+  readonly impersonation?: 'all' | readonly string[];
 }
 
 /** ActiveSync for a mailbox in another internet-facing site: proxy (2013 behaviour, docs/flows.md EAS-3A) or answer 451 (EAS-legacy). */

@@ -22,6 +22,7 @@ import {
 } from '../../codec/wbxml.ts';
 import type { ProductVersion } from '../../core/estate/estate.ts';
 import type { Protocol } from '../../core/protocols/protocol.ts';
+import type { ConnectingSid, ImpersonationVerdict } from '../../dataplane/contracts.ts';
 import { MailboxStore, rpcOutBytesHeader, rpcOutDataByte } from './mailbox-store.ts';
 
 const MiB = 1024 * 1024;
@@ -96,6 +97,8 @@ describe('mailbox store simulator', () => {
   const store = new MailboxStore({ maxPingHoldMs: holdMs });
   /** A second store that holds Pings long, to watch disconnects and close(). */
   const longStore = new MailboxStore({ maxPingHoldMs: 60_000 });
+  /** Every ExchangeImpersonation target handed to the data plane's decision, in order. */
+  const impersonated: ConnectingSid[] = [];
   /** How each request tagged `x-test-id` ended on the server side. */
   const handled = new Map<string, { finished: boolean }>();
   let base = '';
@@ -117,6 +120,18 @@ describe('mailbox store simulator', () => {
       caller: bob,
       // `x-test-access: denied`: the pipeline found the caller may not open this mailbox.
       access: req.headers['x-test-access'] === 'denied' ? ('denied' as const) : ('owner' as const),
+      // `x-test-impersonate: <verdict kind>`: the data plane's decision on an ExchangeImpersonation header.
+      ...(typeof req.headers['x-test-impersonate'] === 'string' && {
+        impersonate: (target: ConnectingSid): Promise<ImpersonationVerdict> => {
+          impersonated.push(target);
+          const kind = req.headers['x-test-impersonate'] as ImpersonationVerdict['kind'];
+          return Promise.resolve(
+            kind === 'allowed'
+              ? { kind, mailbox: { address: 'carol@o365info.com', displayName: 'Carol' } }
+              : { kind },
+          );
+        },
+      }),
     };
     void s.handle(req, res, ctx).then(() => {
       if (typeof id === 'string') handled.set(id, { finished: res.writableFinished });
@@ -518,6 +533,86 @@ describe('mailbox store simulator', () => {
   });
 
   // -------------------------------------------------------------------------------------------------
+  describe('EWS impersonation: the header read, the data plane asked, its verdict obeyed', () => {
+    const getInbox = (header: string): string =>
+      '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" ' +
+      'xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types" ' +
+      'xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages">' +
+      `<soap:Header>${header}</soap:Header><soap:Body>` +
+      '<m:GetFolder><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:FolderIds>' +
+      '<t:DistinguishedFolderId Id="inbox"/></m:FolderIds></m:GetFolder></soap:Body></soap:Envelope>';
+    const sid = (inner: string): string =>
+      `<t:ExchangeImpersonation><t:ConnectingSID>${inner}</t:ConnectingSID></t:ExchangeImpersonation>`;
+    const post = async (
+      header: string,
+      headers: Record<string, string>,
+    ): Promise<{ status: number; xml: string }> => {
+      const res = await fetch(`${base}/EWS/Exchange.asmx`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/xml; charset=utf-8', ...headers },
+        body: getInbox(header),
+      });
+      return { status: res.status, xml: await res.text() };
+    };
+
+    test('allowed: served as the impersonated mailbox’s owner, even where the caller was denied', async () => {
+      const before = impersonated.length;
+      const { status, xml } = await post(sid('<t:SmtpAddress> carol.white@o365info.com </t:SmtpAddress>'), {
+        'x-test-impersonate': 'allowed',
+        'x-test-access': 'denied',
+      });
+      assert.equal(status, 200, xml);
+      assert.deepEqual(impersonated.slice(before), [
+        { kind: 'SmtpAddress', value: 'carol.white@o365info.com' },
+      ]);
+      const id = /<t:FolderId Id="([^"]+)"/.exec(xml)?.[1] ?? '';
+      assert.match(Buffer.from(id, 'base64').toString(), /:carol@o365info\.com:inbox$/);
+    });
+
+    for (const [kind, code] of [
+      ['no-role', 'ErrorImpersonationDenied'],
+      ['unknown', 'ErrorNonExistentMailbox'],
+      ['out-of-scope', 'ErrorImpersonateUserDenied'],
+      ['not-anchor', 'ErrorInvalidExchangeImpersonationHeaderData'],
+      ['unavailable', 'ErrorADUnavailable'],
+    ] as const) {
+      test(`${kind}: a ${code} fault, HTTP 500, nothing of any mailbox`, async () => {
+        const { status, xml } = await post(
+          sid('<t:PrimarySmtpAddress>carol@o365info.com</t:PrimarySmtpAddress>'),
+          {
+            'x-test-impersonate': kind,
+          },
+        );
+        assert.equal(status, 500);
+        assert.match(xml, new RegExp(`<faultcode xmlns:a="[^"]+">a:${code}</faultcode>`));
+        assert.doesNotMatch(xml, /NoError|FolderId/);
+      });
+    }
+
+    test('no decision offered (another protocol’s context): ErrorImpersonationDenied, never served', async () => {
+      const { status, xml } = await post(sid('<t:PrincipalName>carol@o365info.local</t:PrincipalName>'), {});
+      assert.equal(status, 500);
+      assert.match(xml, /a:ErrorImpersonationDenied/);
+    });
+
+    for (const [what, inner] of [
+      ['no ConnectingSID form', ''],
+      [
+        'two forms',
+        '<t:SID>S-1-5-21-1</t:SID><t:PrimarySmtpAddress>carol@o365info.com</t:PrimarySmtpAddress>',
+      ],
+      ['an unknown form', '<t:Login>carol</t:Login>'],
+    ] as const) {
+      test(`${what}: ErrorSchemaValidation, and the data plane is not asked`, async () => {
+        const before = impersonated.length;
+        const { status, xml } = await post(sid(inner), { 'x-test-impersonate': 'allowed' });
+        assert.equal(status, 500);
+        assert.match(xml, /a:ErrorSchemaValidation/);
+        assert.equal(impersonated.length, before);
+      });
+    }
+  });
+
   describe('EWS', () => {
     const envelope = (body: string, header = ''): string =>
       '<?xml version="1.0" encoding="utf-8"?>\n' +

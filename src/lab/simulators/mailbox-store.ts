@@ -74,6 +74,11 @@ export class MailboxStore {
     }
   }
 
+  /** Answer every held Ping now (heartbeat expired) and go on holding new ones; how many were answered. */
+  releasePings(): number {
+    return this.pings.releaseAll();
+  }
+
   /** Answer every held Ping now (heartbeat expired) and stop holding new ones. */
   close(): void {
     this.pings.close();

@@ -7,7 +7,9 @@ in environment variables so that nothing secret is on the command line:
                       connection it opens, goes through this map; a name or port not in it does not resolve.
   COEXIST_LAB_LISTEN  the address the lab listens on (127.0.0.1)
   COEXIST_LAB_SOURCE  optional source address to connect from (the lab's internal-client address)
-  COEXIST_LAB_JOB     JSON {"email", "password", "endpoint"?: EWS URL (autodiscover off), "resolve": [names]}
+  COEXIST_LAB_JOB     JSON {"email", "password", "endpoint"?: EWS URL (autodiscover off), "resolve": [names],
+                      "impersonate"?: the primary address of the mailbox to open with access_type=IMPERSONATION
+                      (the ExchangeImpersonation header; needs "endpoint")}
   REQUESTS_CA_BUNDLE  the lab CA (certificates are still checked against the real host names)
   TMPDIR              a temporary directory (exchangelib keeps its autodiscover cache there)
 
@@ -55,7 +57,7 @@ try:
     import exchangelib
     import requests.adapters
     import urllib3.util.connection
-    from exchangelib import BASIC, DELEGATE, Account, Configuration, Credentials
+    from exchangelib import BASIC, DELEGATE, IMPERSONATION, Account, Configuration, Credentials
     from exchangelib.autodiscover import clear_cache
     from exchangelib.autodiscover.discovery.base import BaseAutodiscovery
     from exchangelib.errors import TransportError
@@ -139,6 +141,10 @@ def describe_body(body):
             ids = [e.get("Id") for e in op.iter() if local(e.tag) == "DistinguishedFolderId"]
             if ids:
                 out["folders"] = ids
+        if header is not None:
+            sid = header.find(f"{TYPES}ExchangeImpersonation/{TYPES}ConnectingSID")
+            if sid is not None and len(sid):
+                out["impersonation"] = f"{local(sid[0].tag)}={sid[0].text}"
         return out
     if local(root.tag) == "Autodiscover":
         ns = root.tag[1 : root.tag.index("}")] if root.tag.startswith("{") else ""
@@ -169,6 +175,9 @@ def recording_send(self, request, *args, **kwargs):
         event["error"] = f"{type(e).__name__}: {e}"
         raise
     event["status"] = response.status_code
+    anchor = request.headers.get("X-AnchorMailbox")
+    if anchor is not None:
+        event["anchor"] = anchor
     for name, key in (
         ("request-id", "requestId"),
         ("X-Coexist-Path", "path"),
@@ -195,7 +204,10 @@ def run():
         if JOB.get("endpoint"):
             config = Configuration(service_endpoint=JOB["endpoint"], credentials=credentials, auth_type=BASIC)
             account = Account(
-                primary_smtp_address=JOB["email"], config=config, autodiscover=False, access_type=DELEGATE
+                primary_smtp_address=JOB.get("impersonate") or JOB["email"],
+                config=config,
+                autodiscover=False,
+                access_type=IMPERSONATION if JOB.get("impersonate") else DELEGATE,
             )
         else:
             config = Configuration(credentials=credentials, auth_type=BASIC)

@@ -41,6 +41,10 @@ export interface ClientEvent {
   readonly folders?: readonly string[];
   /** GetFolder's BaseShape (exchangelib: with its AdditionalProperties). */
   readonly shape?: string;
+  /** The ExchangeImpersonation header's ConnectingSID, `Form=value` (exchangelib). */
+  readonly impersonation?: string;
+  /** The X-AnchorMailbox header sent (exchangelib). */
+  readonly anchor?: string;
   readonly acceptableResponseSchema?: string;
   readonly soapEnabled?: string;
 }
@@ -147,6 +151,8 @@ export interface ExchangelibJob {
   readonly endpoint?: string;
   /** ResolveNames entries. */
   readonly resolve: readonly string[];
+  /** Open this mailbox with access_type=IMPERSONATION (the ExchangeImpersonation header); needs `endpoint`. */
+  readonly impersonate?: string;
 }
 
 /** python3-exchangelib through exchangelib-driver.py. */

@@ -7,6 +7,7 @@ import { escapeXml } from '../../../codec/xml-escape.ts';
 import type { ProductVersion } from '../../../core/estate/estate.ts';
 import type { Protocol } from '../../../core/protocols/protocol.ts';
 import type { RequestHead } from '../../../core/protocols/request-head.ts';
+import type { ConnectingSid, ImpersonationVerdict } from '../../../dataplane/contracts.ts';
 import { drain } from '../../../dataplane/index.ts';
 
 // The one bounded body reader (and the drain it is built on) is the data plane's.
@@ -32,6 +33,8 @@ export interface StoreContext {
   readonly caller: StoreMailbox;
   /** `denied`: answer the protocol's access-denied answer and nothing of the mailbox (docs/security.md "Mailbox access"). */
   readonly access: 'owner' | 'full-access' | 'delegate' | 'denied';
+  /** EWS: the data plane's decision on an `ExchangeImpersonation` header (the MailboxResponder contract). */
+  readonly impersonate?: (target: ConnectingSid) => Promise<ImpersonationVerdict>;
 }
 
 /** 1 KiB, in bytes. */

@@ -7,6 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { StoreContext } from './common.ts';
+import type { ConnectingSid, ImpersonationVerdict } from '../../../dataplane/contracts.ts';
 import { escapeXml } from '../../../codec/xml-escape.ts';
 import { soap11EnvelopeNs, xmlSchemaInstanceNs } from '../../../core/autodiscover/schemas.ts';
 import { MiB, readBody, refuse, requestHead, send, xmlType } from './common.ts';
@@ -59,6 +60,20 @@ export async function ews(req: IncomingMessage, res: ServerResponse, ctx: StoreC
   }
   const operation = op.ns === messagesNs ? ewsOperations.get(op.local) : undefined;
   if (!operation) return failWith(invalidRequestFault(op.local));
+  // EWS impersonation (docs/security.md "Mailbox access"): the data plane decides; only an allowed header is
+  // served, as the impersonated mailbox's owner. Every refusal is a request-level fault.
+  const impersonation = xmlChild(
+    xmlChild(envelope, 'Header', soap11EnvelopeNs),
+    'ExchangeImpersonation',
+    typesNs,
+  );
+  if (impersonation) {
+    const target = connectingSid(impersonation);
+    if ('schemaError' in target) return failWith(schemaFault(target.schemaError));
+    const verdict = ctx.impersonate ? await ctx.impersonate(target) : { kind: 'no-role' as const };
+    if (verdict.kind !== 'allowed') return failWith(impersonationFault(verdict.kind));
+    ctx = { ...ctx, mailbox: verdict.mailbox, caller: verdict.mailbox, access: 'owner' };
+  }
   const items = ctx.access === 'denied' ? mailboxItems.get(op.local)?.(op) : undefined;
   if (items !== undefined) {
     // Each item of the mailbox asked about is ErrorAccessDenied, a per-item error (docs/protocols.md §4.6).
@@ -123,6 +138,44 @@ function invalidRequestFault(operation: string): string {
 function invalidServerVersionFault(): string {
   const text = 'The specified server version is invalid.';
   return fault('ErrorInvalidServerVersion', text, `<e:Message xmlns:e="${errorsNs}">${text}</e:Message>`);
+}
+
+/** The forms of ConnectingSID (MS-OXWSCDATA ConnectingSIDType): exactly one of them names the account. */
+const connectingSidKinds = ['PrincipalName', 'SID', 'PrimarySmtpAddress', 'SmtpAddress'] as const;
+
+/** Whom an ExchangeImpersonation header names, or the schema violation when it names no one properly. */
+function connectingSid(header: XmlElement): ConnectingSid | { readonly schemaError: string } {
+  const sid = xmlChild(header, 'ConnectingSID', typesNs);
+  const forms = sid?.children ?? [];
+  const [form] = forms;
+  const kind = connectingSidKinds.find((k) => k === form?.local);
+  if (!sid || forms.length !== 1 || form?.ns !== typesNs || kind === undefined)
+    return {
+      schemaError: `ExchangeImpersonation needs a ConnectingSID with exactly one of ${connectingSidKinds.join(', ')}.`,
+    };
+  return { kind, value: text(form).trim() };
+}
+
+/** Why an impersonation was refused, as Exchange's response codes (request-level faults, HTTP 500). */
+const impersonationErrors: Readonly<
+  Record<Exclude<ImpersonationVerdict['kind'], 'allowed'>, readonly [code: string, text: string]>
+> = {
+  'no-role': ['ErrorImpersonationDenied', 'The account does not have the right to impersonate.'],
+  unknown: ['ErrorNonExistentMailbox', 'The SMTP address has no mailbox associated with it.'],
+  'out-of-scope': [
+    'ErrorImpersonateUserDenied',
+    'The account does not have permission to impersonate the requested user.',
+  ],
+  'not-anchor': [
+    'ErrorInvalidExchangeImpersonationHeaderData',
+    'The ExchangeImpersonation header names another mailbox than X-AnchorMailbox, which the request was routed on: send the impersonated mailbox in X-AnchorMailbox.',
+  ],
+  unavailable: ['ErrorADUnavailable', 'The directory is unavailable. Try your request again later.'],
+};
+
+function impersonationFault(kind: Exclude<ImpersonationVerdict['kind'], 'allowed'>): string {
+  const [code, message] = impersonationErrors[kind];
+  return fault(code, message, `<e:Message xmlns:e="${errorsNs}">${escapeXml(message)}</e:Message>`);
 }
 
 type EwsAnswer = { readonly body: string } | { readonly schemaError: string };

@@ -15,10 +15,15 @@ export async function owaPage(req: IncomingMessage, res: ServerResponse, ctx: St
   const { address, displayName } = ctx.mailbox;
   const html =
     '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">' +
-    `<title>${escapeHtml(title)}</title></head><body>\n` +
+    // The empty icon keeps the browser from asking for /favicon.ico (a 404 in its console).
+    `<title>${escapeHtml(title)}</title><link rel="icon" href="data:,"></head><body>\n` +
     `<h1>${escapeHtml(title)}</h1>\n` +
     `<p id="user">${escapeHtml(displayName)} &lt;${escapeHtml(address)}&gt;</p>\n` +
     `<p id="server">Mailbox server ${escapeHtml(ctx.serverName)}, ${escapeHtml(p.product)} (${buildText(p)})</p>\n` +
+    // OWA's own logoff, on the host the browser is at (the front door's chain takes it to the others).
+    '<p><a id="signout" href="/owa/auth/logoff.aspx">Sign out</a></p>\n' +
     '<p id="simulator">coexist lab: mailbox store simulator</p>\n</body></html>\n';
-  send(res, 200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'private' }, html);
+  // The user's mailbox: no browser keeps a copy that Back could show after logoff (docs/security.md
+  // "OWA in the browser").
+  send(res, 200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' }, html);
 }

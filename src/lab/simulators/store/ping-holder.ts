@@ -37,6 +37,13 @@ export class PingHolder {
     });
   }
 
+  /** Answer every held Ping now (heartbeat expired) and go on holding new ones; how many were answered. */
+  releaseAll(): number {
+    const all = [...this.held];
+    for (const release of all) release();
+    return all.length;
+  }
+
   /** Answer every held Ping now and hold no new ones. */
   close(): void {
     this.closed = true;
