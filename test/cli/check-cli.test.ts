@@ -51,7 +51,10 @@ describe('coexist check (the CLI, as a process)', () => {
       /^ {2}✔ OPTIONS 200 versions 2\.0\.\.12\.1.* via CAS2013-NY -> MBX2013-NY -> CAS2007-NY -> MBX2007-NY {3}expected: same ✔/m,
     );
     assert.match(r.stdout, /^ {5}EWS external: https:\/\/legacy\.mail\.o365info\.com\/EWS\/Exchange\.asmx$/m);
-    assert.match(r.stdout, /^ {2}✔ GET \/owa\/ 302 -> https:\/\/legacy\.mail\.o365info\.com\/owa\?reason=20 /m);
+    assert.match(
+      r.stdout,
+      /^ {2}✔ GET \/owa\/ 302 -> https:\/\/legacy\.mail\.o365info\.com\/owa\?reason=20 /m,
+    );
     assert.match(r.stdout, /^PASS: 4 protocols, \d+ steps in \d+ ms$/m);
     assert.ok(!r.stdout.includes('✘'));
     assert.equal(r.stderr, '', 'no progress display when stderr is not a terminal');
