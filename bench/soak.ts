@@ -1,8 +1,8 @@
 /**
  * `npm run soak`: the lab under held ActiveSync Pings, mixed traffic, faults and attacks for N minutes, every
  * answer judged against the routing engine (docs/security.md "Soak"). Prints one table and writes the figures
- * to bench/results/soak-latest.json. Exits 1 when a request was misrouted or lost, or file descriptors did
- * not come back to their baseline.
+ * to bench/results/soak-latest.json. Exits 1 when a request (warm-up cycle included) was misrouted or lost, or
+ * file descriptors did not come back to their baseline.
  *
  *   npm run soak -- [--minutes 10 | --seconds 60] [--pings 5000] [--directory ldap|file] [--seed 1]
  */

@@ -88,6 +88,9 @@ serve(async (q) => {
   if (q.cmd === 'start') {
     const s = q as unknown as Start;
     running = true;
+    // A new cycle (the warm-up's, then the load's): counted afresh.
+    Object.assign(slow, { opened: 0, cut408: 0, cutOther: 0, openAtStop: 0, otherCuts: {} });
+    Object.assign(brute, { attempts: 0, refused401: 0, busy503: 0, other: {} });
     for (let i = 0; i < s.slowloris.connections; i++) slowConnection(s);
     // One more byte of the head on every connection each half second: never the end of it.
     trickle = setInterval(() => {

@@ -41,6 +41,15 @@ export interface FaultWindow {
   readonly toMs: number;
   /** The server stopped; absent for the directory. */
   readonly server?: string;
+  /**
+   * A restarted server: from when a new connection to it completes its TLS handshake within the data plane's
+   * connect deadline again (run.ts `recoveryOf`). Between `toMs` and here it is still working through the
+   * connections of the clients the stop cut off, which all come back at once (in the lab, on the one thread
+   * every server shares): a hop that connects to it meanwhile may give up at its connect deadline and answer
+   * the protocol's temporary error (CX_UPSTREAM_CONNECT_TIMEOUT, docs/protocols.md §4.1). Only such answers,
+   * from the hop in front of it, are the fault's in that time.
+   */
+  readonly recoveredMs?: number;
 }
 
 export type Verdict = 'right' | 'temporary' | 'misrouted' | 'lost';
@@ -59,14 +68,31 @@ const isPrefix = (a: readonly string[], of: readonly string[]): boolean =>
 /** A redirect's target without its query: the engine decides where, the page adds hints (`?reason=`). */
 const withoutQuery = (url: string | undefined): string | undefined => url?.replace(/[?#].*$/, '');
 
-/** The faults that touched a request: active while it was in flight, and on its way. */
+/**
+ * Whether the answer came from the hop that connects to `server` on the expected path (the servers before it,
+ * or none when it is the entry server): an answer about a connection to it.
+ */
+const answeredInFrontOf = (o: Observation, expected: Expected, server: string): boolean => {
+  const at = expected.path.indexOf(server);
+  return at >= 0 && samePath(o.path, expected.path.slice(0, at));
+};
+
+/**
+ * The faults that touched a request: active while it was in flight, and on its way; a restarted server's
+ * recovery (`recoveredMs`) too, for an answer from the hop in front of it.
+ */
 export function faultsOn(o: Observation, expected: Expected, faults: readonly FaultWindow[]): FaultWindow[] {
-  return faults.filter(
-    (f) =>
-      o.startMs <= f.toMs &&
-      o.endMs >= f.fromMs &&
-      (f.server === undefined || expected.path.includes(f.server)),
-  );
+  return faults.filter((f) => {
+    if (f.server !== undefined && !expected.path.includes(f.server)) return false;
+    if (o.endMs < f.fromMs) return false;
+    if (o.startMs <= f.toMs) return true;
+    return (
+      f.server !== undefined &&
+      f.recoveredMs !== undefined &&
+      o.startMs <= f.recoveredMs &&
+      answeredInFrontOf(o, expected, f.server)
+    );
+  });
 }
 
 /** Judge one observation against the engine's answer and the faults of the run. */

@@ -105,6 +105,11 @@ async function run(s: Start, d: Device, random: () => number): Promise<void> {
 serve(async (q) => {
   if (q.cmd === 'start') {
     const s = q as unknown as Start;
+    // A new cycle (the warm-up's, then the load's): what the last one counted is gone.
+    draining = false;
+    sent = answered = 0;
+    rampDoneMs = undefined;
+    observations.length = 0;
     const random = seeded(s.seed);
     const perTick = Math.max(1, Math.round(s.ratePerSecond / 20));
     let i = 0;

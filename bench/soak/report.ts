@@ -56,7 +56,7 @@ export function soakTable(r: SoakResult): string {
     [
       '  of which outside V8 (malloc), start / end',
       `${mb(outsideV8(start))} / ${mb(outsideV8(end))}`,
-      `cold ${mb(outsideV8(cold))}; V8 heap reserved ${mb(start.heapTotalBytes)} / ${mb(end.heapTotalBytes)}`,
+      `cold ${mb(outsideV8(cold))}; V8 heap reserved ${mb(start.heapTotalBytes)} / ${mb(end.heapTotalBytes)}; lazily freed ${mb(start.lazyFreeBytes)} / ${mb(end.lazyFreeBytes)}`,
     ],
     [
       'V8 heap in use after GC, start / end',
@@ -94,12 +94,14 @@ export function soakTable(r: SoakResult): string {
     'requests (every kind for every user); "start" after the warm-up cycle (the load\'s shape once: every Ping held',
     'and answered, mixed traffic, slowloris, brute force; caches, pools and the allocator at their working size);',
     '"end" after the load. Growth is start to end; cold to start is the working set, not a leak. "Outside V8" is RSS',
-    "less V8's reserved heap and external memory: malloc's (OpenSSL, parsers), freed pages glibc keeps included.",
+    "less V8's reserved heap and external memory: malloc's (OpenSSL, parsers), freed pages glibc keeps, and pages",
+    'V8 no longer counts that are still resident; "lazily freed" is the part of RSS the kernel may take back (LazyFree).',
     `glibc malloc: MALLOC_ARENA_MAX ${r.mallocArenaMax ?? 'unset (8 arenas a core)'}.`,
     'p99 "no attack": right answers outside faults and the attack, after the Ping ramp; "under attack": inside the attack phase.',
     ...(r.labCloseError === undefined ? [] : [`WARNING: closing the lab failed: ${r.labCloseError}`]),
     ...(r.settled ? [] : ['WARNING: some server still reported client connections at the end.']),
     ...r.slowestUnderAttack.map((x) => `slowest under attack: ${x}`),
+    ...[...w.examples].slice(0, 10).map((e) => `! warm-up: ${e}`),
     ...[...t.examples].slice(0, 10).map((e) => `! ${e}`),
   ];
   return formatTable(

@@ -11,13 +11,15 @@
  * after the load; each once every connection has closed, after a full GC. Growth from start to end is what
  * leaks; cold to start is what the working set costs.
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { connect as netConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseEstate } from '../../src/config/index.ts';
 import type { EstateIndex } from '../../src/core/estate/estate-index.ts';
 import type { Lab } from '../../src/lab/index.ts';
-import { startLab } from '../../src/lab/index.ts';
+import { labAddresses, startLab } from '../../src/lab/index.ts';
 import { createLogger } from '../../src/observability/log.ts';
 import { collectGarbage } from '../table.ts';
 import type { FaultWindow, Judged, Observation, Verdict } from './classify.ts';
@@ -109,6 +111,11 @@ export interface Reading {
   readonly heapTotalBytes: number;
   /** Memory outside V8's heap that JavaScript objects hold (Buffers, TLS sockets' native parts...). */
   readonly externalBytes: number;
+  /**
+   * Pages freed with MADV_FREE that the kernel has not taken back yet: still in RSS (/proc/self/smaps_rollup
+   * LazyFree; 0 where it cannot be read).
+   */
+  readonly lazyFreeBytes: number;
   readonly fds: number;
 }
 
@@ -117,6 +124,16 @@ export interface SoakProbe {
   /** Warm-up cycles before the start reading (1 by default): 2 or more to compare identical cycles. */
   readonly warmUpCycles?: number;
   readonly reading?: (label: string) => void | Promise<void>;
+}
+
+/** LazyFree of /proc/self/smaps_rollup, bytes; 0 where there is none. */
+function lazyFree(): number {
+  try {
+    const kb = /^LazyFree:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'))?.[1];
+    return kb === undefined ? 0 : Number(kb) * 1024;
+  } catch {
+    return 0;
+  }
 }
 
 /** The lab process's open file descriptors. */
@@ -257,6 +274,7 @@ async function read(label: string, probe: SoakProbe): Promise<Reading> {
     heapUsedBytes: m.heapUsed,
     heapTotalBytes: m.heapTotal,
     externalBytes: m.external,
+    lazyFreeBytes: lazyFree(),
     fds: openFds(),
   };
   await probe.reading?.(label);
@@ -340,12 +358,18 @@ async function soak(lab: Lab, index: EstateIndex, plan: SoakPlan, c: Context): P
   let pingsHeld = 0;
   const cycles = c.probe.warmUpCycles ?? 1;
   for (let cycle = 1; cycle <= cycles; cycle++) {
-    const w = await warmUpCycle(lab, plan, c, { devices, endpoint, base, authorization, cycle });
+    const w = await warmUpCycle(lab, plan, c, {
+      devices,
+      endpoint,
+      base,
+      authorization,
+      cycle,
+      children: { pinger, traffic, attacker },
+    });
     pingsHeld += w.pingsHeld;
     const t = tally(w.observations.map((o) => ({ o, j: judge(o, expected(o), []) })));
     warmUp = warmUp ? addTally(warmUp, t) : t;
     await settled(lab, 30_000);
-    await until(() => openFds() <= cold.fds, 10_000);
     if (cycle < cycles) await read(`warm-up ${cycle}`, c.probe);
   }
   const start = await read(cycles > 1 ? `warm-up ${cycles}` : 'start', c.probe);
@@ -375,8 +399,11 @@ async function soak(lab: Lab, index: EstateIndex, plan: SoakPlan, c: Context): P
     await lab.stopServer(server);
     await at(t0 + plan.casFault.toMs);
     await lab.startServer(server);
-    faults.push({ name: `${server} stopped`, server, fromMs, toMs: Date.now() });
+    const toMs = Date.now();
     c.progress(`fault: ${server} started again`);
+    const recoveredMs = await recoveryOf(lab, index, server, toMs);
+    faults.push({ name: `${server} stopped`, server, fromMs, toMs, recoveredMs });
+    c.progress(`fault: ${server} recovered ${((recoveredMs - toMs) / 1000).toFixed(1)} s after its restart`);
   })();
   const ldapFault = (async () => {
     const slapd = lab.slapd;
@@ -483,6 +510,62 @@ async function soak(lab: Lab, index: EstateIndex, plan: SoakPlan, c: Context): P
   };
 }
 
+/**
+ * The data plane's connect deadline to a next hop (src/dataplane/upstreams.ts, `connectTimeoutMs`' default):
+ * past it, the hop in front answers the protocol's temporary error (CX_UPSTREAM_CONNECT_TIMEOUT).
+ */
+const upstreamConnectDeadlineMs = 10_000;
+/** How often, and for how long after a restart, `recoveryOf` opens a connection to the restarted server. */
+const recoveryProbeEveryMs = 250;
+const recoveryProbeForMs = 2 * upstreamConnectDeadlineMs;
+
+/**
+ * When a restarted server can take new connections in time again (classify.ts `FaultWindow.recoveredMs`).
+ * Right after its restart it shakes hands with every client the stop cut off, which all come back within
+ * their Retry-After, and opens a new connection to its own next hop for each: in the lab, full TLS
+ * handshakes on the one thread every server shares. A hop that connects to it meanwhile waits its turn and
+ * may give up at its connect deadline. So: a connection as a server of the estate opens (127.0.0.2, a
+ * client certificate, the lab CA) every `recoveryProbeEveryMs` for `recoveryProbeForMs`; the server has
+ * recovered from just after the last probe whose handshake did not finish within the deadline (its
+ * restart, when every one did).
+ */
+async function recoveryOf(lab: Lab, index: EstateIndex, name: string, restartedMs: number): Promise<number> {
+  const server = index.server(name);
+  const to = server && lab.resolve(server.fqdn, 443);
+  if (!server || !to) return restartedMs;
+  const cert = lab.ca.issue([server.fqdn], { serverAuth: false, clientAuth: true });
+  const probe = (): Promise<{ startMs: number; inTime: boolean }> =>
+    new Promise((resolve) => {
+      const startMs = Date.now();
+      // tls.connect takes no local address: the TCP connection is made first, from the servers' address.
+      const tcp = netConnect({ host: to.address, port: to.port, localAddress: labAddresses.servers });
+      const socket = tlsConnect({
+        socket: tcp,
+        servername: server.fqdn,
+        ca: lab.ca.certPem,
+        cert: cert.certPem,
+        key: cert.keyPem,
+      });
+      const done = (inTime: boolean): void => {
+        clearTimeout(timer);
+        socket.destroy();
+        tcp.destroy();
+        resolve({ startMs, inTime });
+      };
+      const timer = setTimeout(() => done(false), upstreamConnectDeadlineMs);
+      socket.once('secureConnect', () => done(true));
+      socket.once('error', () => done(false));
+      tcp.once('error', () => done(false));
+    });
+  const probes: Promise<{ startMs: number; inTime: boolean }>[] = [];
+  while (Date.now() < restartedMs + recoveryProbeForMs) {
+    probes.push(probe());
+    await new Promise((r) => setTimeout(r, recoveryProbeEveryMs));
+  }
+  const late = (await Promise.all(probes)).filter((p) => !p.inTime).map((p) => p.startMs);
+  return late.length === 0 ? restartedMs : Math.max(...late) + recoveryProbeEveryMs;
+}
+
 /** Slowloris connections held at a time: more for a longer run, 20 to 100. */
 const slowlorisCount = (durationMs: number): number =>
   Math.min(100, Math.max(20, Math.round(durationMs / 6_000)));
@@ -493,10 +576,12 @@ interface WarmUpInput {
   readonly base: Record<string, unknown>;
   readonly authorization: Record<string, string>;
   readonly cycle: number;
+  /** The load's children, each started afresh by the load's own `start`. */
+  readonly children: { readonly pinger: Child; readonly traffic: Child; readonly attacker: Child };
 }
 
 /**
- * One warm-up cycle, in children of its own: the mixed traffic runs throughout; every device sends a Ping
+ * One warm-up cycle, by the load's children: the mixed traffic runs throughout; every device sends a Ping
  * at the load's ramp rate; once the lab holds all of them, slowloris and brute force run for one and a half
  * head deadlines (each slowloris connection is cut once); then every held Ping is answered (Lab.releasePings)
  * and everything stops. No fault, so every answer must be right.
@@ -508,51 +593,44 @@ async function warmUpCycle(
   w: WarmUpInput,
 ): Promise<{ observations: Observation[]; pingsHeld: number }> {
   const { options } = plan;
-  const pinger = spawnChild('pinger');
-  const traffic = spawnChild('traffic');
-  const attacker = spawnChild('attacker');
-  const mine = [pinger, traffic, attacker];
-  c.children.push(...mine);
-  try {
-    c.progress(`warm-up cycle ${w.cycle}: ${w.devices.length} Pings at ${plan.pingRatePerSecond} a second`);
-    await traffic.ask('start', { ...w.base, seed: options.seed + w.cycle, pauseMs: 200 });
-    await pinger.ask('start', {
-      lab: w.endpoint,
-      devices: w.devices,
-      ratePerSecond: plan.pingRatePerSecond,
-      holdMs: plan.pingHoldMs,
-      loadEndMs: 0,
-      seed: options.seed + w.cycle,
-      authorization: w.authorization,
-      once: true,
-    });
-    // Every device's Ping held, or already answered at the end of its hold when the ramp takes longer than a
-    // hold (as in the load); a Ping refused on the way is sent again, so all of them get there.
-    const rampMs = (w.devices.length / plan.pingRatePerSecond) * 1000;
-    const allThere = async (): Promise<boolean> => {
-      const { answered } = await pinger.ask<{ answered: number }>('count');
-      return answered + lab.heldPings() >= w.devices.length;
-    };
-    if (!(await until(allThere, 3 * rampMs + 60_000)))
-      c.progress(`warm-up cycle ${w.cycle}: not every device's Ping got to its mailbox`);
-    await attacker.ask('start', {
-      lab: w.endpoint,
-      host: primaryHost,
-      slowloris: { connections: slowlorisCount(options.durationMs), source: '127.0.40.1' },
-      bruteForce: { user: c.bruteForceUser, source: '127.0.41.1', perSecond: 10 },
-    });
-    await new Promise((r) => setTimeout(r, Math.round(c.headTimeoutMs * 1.5)));
-    await attacker.ask('stop');
-    lab.releasePings();
-    await pinger.ask('drain');
-    await traffic.ask('stop');
-    const pings = await pinger.ask<{ observations: Observation[] }>('observations');
-    const mixed = await traffic.ask<{ observations: Observation[] }>('observations');
-    const pingsHeld = pings.observations.filter((o) => o.status === 200).length;
-    c.progress(`warm-up cycle ${w.cycle}: ${pingsHeld} Pings held and answered`);
-    return { observations: [...pings.observations, ...mixed.observations], pingsHeld };
-  } finally {
-    await Promise.all(mine.map((x) => x.stop()));
-    for (const x of mine) c.children.splice(c.children.indexOf(x), 1);
-  }
+  const { pinger, traffic, attacker } = w.children;
+  const began = performance.now();
+  c.progress(`warm-up cycle ${w.cycle}: ${w.devices.length} Pings at ${plan.pingRatePerSecond} a second`);
+  await traffic.ask('start', { ...w.base, seed: options.seed + w.cycle, pauseMs: 200 });
+  await pinger.ask('start', {
+    lab: w.endpoint,
+    devices: w.devices,
+    ratePerSecond: plan.pingRatePerSecond,
+    holdMs: plan.pingHoldMs,
+    loadEndMs: 0,
+    seed: options.seed + w.cycle,
+    authorization: w.authorization,
+    once: true,
+  });
+  // Every device's Ping held, or already answered at the end of its hold when the ramp takes longer than a
+  // hold (as in the load); a Ping refused on the way is sent again, so all of them get there.
+  const rampMs = (w.devices.length / plan.pingRatePerSecond) * 1000;
+  const allThere = async (): Promise<boolean> => {
+    const { answered } = await pinger.ask<{ answered: number }>('count');
+    return answered + lab.heldPings() >= w.devices.length;
+  };
+  if (!(await until(allThere, 3 * rampMs + 60_000)))
+    c.progress(`warm-up cycle ${w.cycle}: not every device's Ping got to its mailbox`);
+  await attacker.ask('start', {
+    lab: w.endpoint,
+    host: primaryHost,
+    slowloris: { connections: slowlorisCount(options.durationMs), source: '127.0.40.1' },
+    bruteForce: { user: c.bruteForceUser, source: '127.0.41.1', perSecond: 10 },
+  });
+  await new Promise((r) => setTimeout(r, Math.round(c.headTimeoutMs * 1.5)));
+  await attacker.ask('stop');
+  lab.releasePings();
+  await pinger.ask('drain');
+  await traffic.ask('stop');
+  const pings = await pinger.ask<{ observations: Observation[] }>('observations');
+  const mixed = await traffic.ask<{ observations: Observation[] }>('observations');
+  const pingsHeld = pings.observations.filter((o) => o.status === 200).length;
+  const took = ((performance.now() - began) / 1000).toFixed(1);
+  c.progress(`warm-up cycle ${w.cycle}: ${pingsHeld} Pings held and answered in ${took} s`);
+  return { observations: [...pings.observations, ...mixed.observations], pingsHeld };
 }

@@ -144,6 +144,7 @@ serve(async (q) => {
   }
   if (q.cmd === 'start') {
     running = true;
+    observations.length = 0;
     const random = seeded(s.seed);
     s.sources.forEach((source, i) => {
       const agent = agentFrom(s.lab, source);
@@ -154,8 +155,8 @@ serve(async (q) => {
   }
   if (q.cmd === 'stop') {
     running = false;
-    await Promise.all(loops);
-    await Promise.all(agents.map((a) => a.close()));
+    await Promise.all(loops.splice(0));
+    await Promise.all(agents.splice(0).map((a) => a.close()));
     return {};
   }
   // Asked for after the soak's last reading, so what it judges is not in the lab process's heap then.

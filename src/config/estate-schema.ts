@@ -304,6 +304,34 @@ export const lockoutSchema = z
 
 const milliseconds = z.number().int().positive();
 
+/** docs/operations.md "Health pages"; the defaults are dataplane/health.ts's `healthDefaults`. */
+export const healthSchema = z
+  .object({
+    intervalSeconds: count
+      .optional()
+      .describe('Seconds between two probe rounds of the next hops and the directory. Default 10.'),
+    timeoutSeconds: count
+      .optional()
+      .describe(
+        "Longest a probe may take: a next hop's answer to GET <vdir>/healthcheck.htm, a directory lookup. Default 3.",
+      ),
+    downAfter: count
+      .optional()
+      .describe(
+        'Consecutive failed probes after which a next hop (or the directory) is down; one success brings it back. Default 3.',
+      ),
+    rule: z
+      .enum(['any', 'every'])
+      .optional()
+      .describe(
+        "When a protocol's healthcheck.htm answers 200: any (default), while the protocol can serve some mailboxes here (an answer this server gives itself, or one healthy next hop); every, only while every mailbox server's users it routes have a healthy next hop.",
+      ),
+  })
+  .strict()
+  .describe(
+    'Health pages for load balancers (docs/operations.md): /<vdir>/healthcheck.htm per protocol and the admin /readyz, from probes of the next hops this server uses and of the directory.',
+  );
+
 /**
  * docs/security.md "Limits and timeouts at the edge"; the defaults are dataplane/edge-limits.ts's
  * `defaultEdgeLimits`.
@@ -397,6 +425,7 @@ export const estateFileSchema = z
       .describe('Where users live: the embedded users section of this file (default), or an LDAP directory.'),
     lockout: lockoutSchema.optional(),
     limits: limitsSchema.optional(),
+    health: healthSchema.optional(),
     remoteDomains: z
       .array(remoteDomainSchema)
       .optional()

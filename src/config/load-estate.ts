@@ -39,6 +39,8 @@ export interface EstateSettings {
   readonly lockout?: EstateFile['lockout'];
   /** The edge's limits (docs/security.md "Limits and timeouts at the edge"); `EdgeLimits` in dataplane/edge-limits.ts. */
   readonly limits?: EstateFile['limits'];
+  /** The health pages' probes (docs/operations.md "Health pages"); `HealthSettings` in dataplane/health.ts. */
+  readonly health?: EstateFile['health'];
 }
 
 /** A loaded estate file: the estate, its index (what the engine and servers use) and its settings. */
@@ -83,11 +85,12 @@ function accept(data: unknown): Loaded | undefined {
   if (!parsed.success) return undefined;
   const identities = new Map<string, number>();
   if (checkEstate(parsed.data, { identities }).length > 0) return undefined;
-  const { directory, lockout, limits } = parsed.data;
+  const { directory, lockout, limits, health } = parsed.data;
   const settings = {
     ...(directory ? { directory } : {}),
     ...(lockout ? { lockout } : {}),
     ...(limits ? { limits } : {}),
+    ...(health ? { health } : {}),
   };
   return { estate: toEstate(parsed.data), identities, settings };
 }

@@ -16,6 +16,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { TrustedProxies } from './peer-trust.ts';
 import type { Lockout } from './lockout.ts';
 import type { KnownSources } from './edge-limits.ts';
+import type { HealthMonitor } from './health.ts';
 import type { OwaSessions } from './owa-session.ts';
 import type { Upstreams } from './upstreams.ts';
 
@@ -126,6 +127,8 @@ export interface ServerContext {
   readonly lockout?: Lockout;
   /** Where someone signed in lately: the edge keeps its reserved places for them (edge-limits.ts). */
   readonly knownSources?: KnownSources;
+  /** The health pages' precomputed answers (docs/operations.md "Health pages"); absent: no pages. */
+  readonly health?: HealthMonitor;
 }
 
 /**

@@ -40,6 +40,19 @@ export type {
 } from './lockout.ts';
 export { Lockout, MemoryLockoutStore, lockoutDefaults } from './lockout.ts';
 export { startServerNode } from './server-node.ts';
+export type {
+  HealthAnswer,
+  HealthMonitorOptions,
+  HealthObserver,
+  HealthPlan,
+  HealthRule,
+  HealthSettings,
+  HealthTimers,
+  HopTarget,
+  ProtocolNeeds,
+  Readiness,
+} from './health.ts';
+export { HealthMonitor, healthDefaults, healthPageOf, healthPlan, vdirOf } from './health.ts';
 export type { AutodiscoverError, AutodiscoverReply, RenderContext } from './autodiscover/context.ts';
 export { autodiscoverHeaders } from './autodiscover/context.ts';
 export { renderAutodiscover, renderAutodiscoverError } from './autodiscover/render.ts';

@@ -29,6 +29,8 @@ import {
 import { readBody } from './body.ts';
 import type { ConnectingSid, ImpersonationVerdict, ListenerInfo, ServerContext } from './contracts.ts';
 import { forward } from './forward.ts';
+import type { HealthMonitor } from './health.ts';
+import { healthPageOf } from './health.ts';
 import { decideImpersonation } from './impersonation.ts';
 import type { OutgoingHeaders } from './headers.ts';
 import { headerNames, parseHops } from './headers.ts';
@@ -115,6 +117,13 @@ async function handle(
       refuse(flight, misdirected, { connection: 'close' });
       return;
     }
+    // A load balancer's health page: after the host check, before anything about who is asking; never
+    // proxied or redirected (docs/operations.md "Health pages").
+    const page = ctx.health && (head.method === 'GET' || head.method === 'HEAD') && healthPageOf(head.path);
+    if (ctx.health && page) {
+      answerHealth(ctx.health, flight, page);
+      return;
+    }
     const module = classify(head);
     if (!module) {
       refuse(flight, 'CX_HTTP_NOT_FOUND');
@@ -156,6 +165,24 @@ async function handle(
     logAccess(ctx.logger, record);
     ctx.metrics?.observeRequest(record);
   }
+}
+
+/**
+ * `/<vdir>/healthcheck.htm`: Exchange's answer, `200 OK<br/>` and the server's FQDN, or 503 with a short text
+ * that names nothing; precomputed by the health monitor, so a probe costs a lookup (docs/operations.md
+ * "Health pages").
+ */
+function answerHealth(health: HealthMonitor, flight: InFlight, protocol: Protocol): void {
+  const answer = health.page(flight.listener.role, protocol);
+  flight.protocol = protocol;
+  flight.record.protocol = protocol;
+  flight.record.outcome = 'health';
+  const headers: OutgoingHeaders = {
+    'content-type': 'text/html; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-length': String(answer.body.length),
+  };
+  send(flight, answer.status, headers, flight.head.method === 'HEAD' ? undefined : answer.body);
 }
 
 /** OWA logon pages, authenticate, look up, decide, execute. */

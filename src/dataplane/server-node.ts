@@ -19,6 +19,8 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { TrustedProxies } from './peer-trust.ts';
 import { estateServers, isTrustedAddress } from './peer-trust.ts';
 import type { EdgeLimits } from './edge-limits.ts';
+import type { HealthSettings, HealthTimers } from './health.ts';
+import { directoryProbe, HealthMonitor, healthPlan, upstreamProbe } from './health.ts';
 import { EdgeGate, edgeLimits, KnownSources } from './edge-limits.ts';
 import type { CertificateEntry, Listening } from './listener.ts';
 import { listen } from './listener.ts';
@@ -82,6 +84,11 @@ export interface ServerNodeOptions {
   readonly limits?: Partial<EdgeLimits>;
   /** The estate file's `lockout` settings (and, in tests, a clock and sleep); on with defaults when absent. */
   readonly lockout?: LockoutOptions;
+  /**
+   * The estate file's `health` section (docs/operations.md "Health pages"), and in tests the probe rounds'
+   * timers; `probe: false` answers the pages from the state at start (everything up) and probes nothing.
+   */
+  readonly health?: HealthSettings & { readonly timers?: HealthTimers; readonly probe?: boolean };
 }
 
 /** A running server node. */
@@ -90,6 +97,8 @@ export interface ServerNode {
   readonly listeners: readonly Listening[];
   /** The port of the listener named `name`. */
   port(name: string): number;
+  /** Its health pages and readiness (docs/operations.md "Health pages"). */
+  readonly health: HealthMonitor;
   /** Graceful stop: listeners first (requests in flight get `graceMs`), then the pools. */
   close(graceMs?: number): Promise<void>;
 }
@@ -109,6 +118,7 @@ export async function startServerNode(o: ServerNodeOptions): Promise<ServerNode>
   const upstreams = new Upstreams(o.upstreams);
   const lockout = o.lockout?.enabled === false ? undefined : startLockout(o);
   const knownSources = new KnownSources();
+  const health = startHealth(o, upstreams);
   // Unlocks are also noticed on the next attempt; the timer logs those of accounts nobody tries again.
   const lockoutSweep = lockout ? setInterval(() => lockout.sweep(), 60_000).unref() : undefined;
   const ctx: ServerContext = {
@@ -147,6 +157,7 @@ export async function startServerNode(o: ServerNodeOptions): Promise<ServerNode>
     ...(o.storeEndpoints === undefined ? {} : { storeEndpoints: o.storeEndpoints }),
     ...(lockout === undefined ? {} : { lockout }),
     knownSources,
+    health,
   };
   // One admission for all the node's listeners: the caps are the server's (docs/security.md "Limits and
   // timeouts at the edge"). Load balancers and the addresses the estate's servers connect from carry many
@@ -191,14 +202,17 @@ export async function startServerNode(o: ServerNodeOptions): Promise<ServerNode>
     }
   } catch (err) {
     clearInterval(lockoutSweep);
+    await health.stop();
     await Promise.all(started.map((l) => l.close(0)));
     gate.close();
     await upstreams.destroy();
     throw err;
   }
+  if (o.health?.probe !== false) health.start();
   return {
     server: o.server,
     listeners: started,
+    health,
     port(name) {
       const l = started.find((s) => s.name === name);
       if (!l) throw new Error(`no listener named ${name} on ${o.server.name}`);
@@ -206,6 +220,7 @@ export async function startServerNode(o: ServerNodeOptions): Promise<ServerNode>
     },
     async close(graceMs = 5_000) {
       clearInterval(lockoutSweep);
+      await health.stop();
       await Promise.all(started.map((l) => l.close(graceMs)));
       gate.close();
       await upstreams.close();
@@ -223,6 +238,41 @@ function startLockout(o: ServerNodeOptions): Lockout {
       const fields = { server: o.server.name, ...e };
       if (e.state === 'locked') o.logger.warn(fields, 'sign-in locked');
       else o.logger.info(fields, 'sign-in unlocked');
+    },
+  });
+}
+
+/**
+ * The server's health: the next hops the engine gives it per protocol, probed through its own pools; the
+ * directory asked directly (not through the cache), when it is not the estate file's (always up).
+ */
+function startHealth(o: ServerNodeOptions, upstreams: Upstreams): HealthMonitor {
+  const identity = o.index.estate.users[0]?.address ?? 'coexist-health-probe';
+  const { timers, intervalSeconds, timeoutSeconds, downAfter, rule } = o.health ?? {};
+  const settings = {
+    ...(intervalSeconds === undefined ? {} : { intervalSeconds }),
+    ...(timeoutSeconds === undefined ? {} : { timeoutSeconds }),
+    ...(downAfter === undefined ? {} : { downAfter }),
+    ...(rule === undefined ? {} : { rule }),
+  };
+  return new HealthMonitor({
+    server: o.server,
+    plan: healthPlan(o.index, o.server, o.storeEndpoints),
+    settings,
+    probeHop: upstreamProbe(upstreams),
+    ...(o.directory === undefined ? {} : { probeDirectory: directoryProbe(o.directory, identity) }),
+    ...(timers === undefined ? {} : { timers }),
+    observer: {
+      ...o.metrics?.healthObserver(),
+      // One line per change, with the hop's name: the log is the operator's, not the internet's.
+      transition: (hop, up) => {
+        const fields = hop
+          ? { server: o.server.name, nextHop: hop.server, url: hop.url }
+          : { server: o.server.name, directory: true };
+        const what = hop ? 'next hop' : 'directory';
+        if (up) o.logger.info(fields, `health: ${what} up`);
+        else o.logger.warn(fields, `health: ${what} down`);
+      },
     },
   });
 }

@@ -20,6 +20,8 @@ import type { Server } from '../core/estate/estate.ts';
 import type { Protocol } from '../core/protocols/protocol.ts';
 import type {
   CertificateEntry,
+  HealthSettings,
+  HealthTimers,
   LockoutOptions,
   NodeListener,
   ServerNode,
@@ -66,6 +68,12 @@ export interface LabOptions {
   readonly limits?: Partial<EdgeLimits>;
   /** Every server's extranet smart lockout (docs/security.md): the estate file's settings, a test's clock. */
   readonly lockout?: LockoutOptions;
+  /**
+   * Every server's health probes (docs/operations.md "Health pages"): the estate file's settings, a test's
+   * timers. Absent: the pages answer from the state at start (everything up) and no server probes, so a test
+   * reading every access line sees only its own requests; `coexist lab` always passes one.
+   */
+  readonly health?: HealthSettings & { readonly timers?: HealthTimers };
   /**
    * Where users live: the estate file's embedded directory (default), or a throwaway OpenLDAP slapd on
    * loopback loaded with the estate (AD-style entries, StartTLS with the lab CA) that every server asks.
@@ -352,6 +360,7 @@ export async function startLab(o: LabOptions): Promise<Lab> {
       ...(sogo.size > 0 ? { storeEndpoints } : {}),
       ...(o.limits === undefined ? {} : { limits: o.limits }),
       ...(o.lockout === undefined ? {} : { lockout: o.lockout }),
+      health: o.health ?? { probe: false },
     }).catch((error: unknown) => {
       const port = portInUse(error);
       const listener = listeners.find((l) => l.port === port);

@@ -208,6 +208,8 @@ export const accessOutcomes = [
   // dataplane/upstream-errors.ts: the hop failed on an open connection (reset, invalid response).
   'upstream_error',
   'client_aborted',
+  // A load balancer's health page answered here (docs/operations.md "Health pages").
+  'health',
 ] as const;
 export type AccessOutcome = (typeof accessOutcomes)[number];
 

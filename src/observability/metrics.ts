@@ -62,6 +62,13 @@ export interface LockoutObserver {
   refused(scope: 'unfamiliar' | 'familiar' | 'source'): void;
 }
 
+/** The health monitor's reports (dataplane/health.ts `HealthObserver`), as `Metrics.healthObserver()` counts them. */
+export interface HealthMetricsObserver {
+  probe(hop: { readonly server: string }, ok: boolean): void;
+  hopState(hop: { readonly server: string }, protocols: ReadonlySet<Protocol>, up: boolean): void;
+  directoryState(up: boolean): void;
+}
+
 /** What the edge refuses or cuts (docs/security.md "Limits and timeouts at the edge"). */
 export type EdgeEvent =
   | 'refused_total'
@@ -110,6 +117,9 @@ export class Metrics {
   private readonly lockoutFailures: Counter<'familiarity'>;
   private readonly lockouts: Counter<'scope'>;
   private readonly lockoutRefused: Counter<'scope'>;
+  private readonly upstreamUp: Gauge<'upstream' | 'protocol'>;
+  private readonly probes: Counter<'upstream' | 'result'>;
+  private readonly directoryUp: Gauge;
 
   constructor(options: MetricsOptions) {
     this.registry = new Registry();
@@ -195,6 +205,24 @@ export class Metrics {
       help: 'Client connections open now (admitted, all listeners).',
       registers,
     });
+    // The `server` label is this server's (every series has it), so the next hop is `upstream`.
+    this.upstreamUp = new Gauge({
+      name: 'coexist_upstream_up',
+      help: 'Whether a next hop this server uses for a protocol is up (1) or down (0), as its health probes say (docs/operations.md "Health pages").',
+      labelNames: ['upstream', 'protocol'] as const,
+      registers,
+    });
+    this.probes = new Counter({
+      name: 'coexist_upstream_probes_total',
+      help: 'Health probes of next hops, by next hop and result (ok: any HTTP answer; failed: no connection, TLS failure or timeout).',
+      labelNames: ['upstream', 'result'] as const,
+      registers,
+    });
+    this.directoryUp = new Gauge({
+      name: 'coexist_directory_up',
+      help: 'Whether the directory answers its health probe (1) or not (0).',
+      registers,
+    });
     for (const event of edgeEvents) this.edgeEventsTotal.inc({ event }, 0);
     // Series that exist from the start, so rate() and alerts see a 0 before the first event.
     for (const familiarity of ['familiar', 'unfamiliar'] as const)
@@ -257,6 +285,19 @@ export class Metrics {
     };
   }
 
+  /** What the health monitor reports to (dataplane/health.ts): next hops' and the directory's states, probes. */
+  healthObserver(): HealthMetricsObserver {
+    // A hop used by several protocols is one gauge per protocol; two hops of one server for one protocol
+    // (rare) show the last change.
+    return {
+      probe: (hop, ok) => this.probes.inc({ upstream: hop.server, result: ok ? 'ok' : 'failed' }),
+      hopState: (hop, used, up) => {
+        for (const protocol of used) this.upstreamUp.set({ upstream: hop.server, protocol }, up ? 1 : 0);
+      },
+      directoryState: (up) => this.directoryUp.set(up ? 1 : 0),
+    };
+  }
+
   /** What the edge reports to (`EdgeGate`): refusals and cuts, and the open connections. */
   edgeObserver(): EdgeObserver {
     return {
@@ -304,6 +345,11 @@ export interface AdminServerOptions {
   readonly port?: number;
   /** Whether `/readyz` answers 200; always ready when absent. */
   readonly ready?: () => boolean;
+  /**
+   * Instead of `ready`: whether `/readyz` answers 200, with a JSON body saying why (which protocol and next hop
+   * is down: the admin listener is the operator's).
+   */
+  readonly readiness?: () => { readonly ready: boolean };
   /** Allow a non-loopback `host`: the admin listener has no authentication. */
   readonly allowRemote?: boolean;
 }
@@ -344,8 +390,10 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   }
   const { metrics } = options;
   const ready = options.ready ?? (() => true);
+  const readiness = options.readiness ?? (() => ({ ready: ready() }));
+  const detailed = options.readiness !== undefined;
   const server = createServer((req, res) => {
-    void answer(req, res, metrics, ready);
+    void answer(req, res, metrics, readiness, detailed);
   });
   // Probes and scrapes are small and quick; a client that trickles its head does not hold a socket long.
   server.headersTimeout = 10_000;
@@ -373,7 +421,8 @@ async function answer(
   req: IncomingMessage,
   res: ServerResponse,
   metrics: Metrics,
-  ready: () => boolean,
+  readiness: () => { readonly ready: boolean },
+  detailed: boolean,
 ): Promise<void> {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
@@ -391,13 +440,16 @@ async function answer(
     return;
   }
   if (path === '/readyz') {
-    let isReady = false;
+    let state: { readonly ready: boolean } = { ready: false };
     try {
-      isReady = ready();
+      state = readiness();
     } catch {
       // A readiness check that throws is not ready; the probe itself must not fail.
     }
-    send(res, isReady ? 200 : 503, isReady ? 'ready' : 'not ready');
+    const status = state.ready ? 200 : 503;
+    if (detailed)
+      send(res, status, `${JSON.stringify(state)}\n`, { 'content-type': 'application/json; charset=utf-8' });
+    else send(res, status, state.ready ? 'ready' : 'not ready');
     return;
   }
   try {

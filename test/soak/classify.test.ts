@@ -74,6 +74,42 @@ describe('the soak judges an answer', () => {
     assert.equal(judge(seen({ status: 401, path: ['CAS2013-NY'] }), bobEas, [ldapDown]).verdict, 'lost');
   });
 
+  test("a restarted server's recovery: the hop in front of it may give up connecting to it, nothing else", () => {
+    // CAS2007-NY back at 5 000; new connections to it complete their handshake within the connect deadline
+    // again from 9 000 (measured by run.ts): a Ping that MBX2013-NY could not connect on meanwhile is the fault's.
+    const restarted: FaultWindow = { ...casDown, recoveredMs: 9_000 };
+    const gaveUp = seen({
+      kind: 'ping',
+      status: 503,
+      retryAfter: '2',
+      path: ['CAS2013-NY', 'MBX2013-NY'],
+      startMs: 5_800,
+      endMs: 16_000,
+    });
+    assert.equal(judge(gaveUp, bobEas, [casDown]).verdict, 'lost', 'without the recovery: after the window');
+    assert.equal(judge(gaveUp, bobEas, [restarted]).verdict, 'temporary');
+    assert.equal(
+      judge({ ...gaveUp, startMs: 9_500, endMs: 19_500 }, bobEas, [restarted]).verdict,
+      'lost',
+      'started once it had recovered',
+    );
+    assert.equal(
+      judge({ ...gaveUp, path: ['CAS2013-NY'] }, bobEas, [restarted]).verdict,
+      'lost',
+      'CAS2013-NY does not connect to CAS2007-NY: its error is not the restart',
+    );
+    assert.equal(
+      judge({ ...gaveUp, status: 401 }, bobEas, [restarted]).verdict,
+      'lost',
+      'only a temporary error',
+    );
+    const legacy: Expected = { path: ['CAS2007-NY', 'MBX2007-NY'], status: 200, beServer: 'MBX2007-NY' };
+    const timedOut = seen({ path: [], error: 'timeout', startMs: 5_800, endMs: 20_000 });
+    delete (timedOut as { status?: number }).status;
+    assert.equal(judge(timedOut, legacy, [restarted]).verdict, 'temporary', 'the entry server itself');
+    assert.equal(judge(timedOut, legacy, [casDown]).verdict, 'lost');
+  });
+
   test("Autodiscover's server busy (603) during a directory fault; no answer only when the entry server is down", () => {
     const ad: Expected = { path: ['CAS2013-NY'], status: 200 };
     const busy = seen({ kind: 'autodiscover', path: ['CAS2013-NY'], autodiscoverError: '603' });

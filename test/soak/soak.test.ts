@@ -27,13 +27,13 @@ const ldapPoolSlack = 4;
  * Memory after the load against the start reading, taken after a warm-up cycle of the same load shape (every
  * Ping held and answered, the mixed traffic, the attacks; bench/soak/run.ts), so caches, pools and the
  * allocator are at their working size at both. V8's heap in use after a full GC is what a leak of objects
- * would grow: measured at some 1 % over this run (the hop recorder bounded and filled by the warm-up, what
- * the soak judges kept out of the lab process until after the end reading), bounded here at 10 % for a
+ * would grow: measured at 1 to 5 % over this run (the hop recorder bounded and filled by the warm-up, what
+ * the soak judges kept out of the lab process until after the end reading), bounded here at 15 % for a
  * loaded 2-core machine. RSS also holds the pages V8 and glibc's malloc keep after the load (V8's reserved
  * heap alone moves by some 25 MB between two readings of the same state), so it is bounded more loosely:
  * at most 30 % over the start reading.
  */
-const heapGrowthLimit = 0.1;
+const heapGrowthLimit = 0.15;
 const rssGrowthLimit = 0.3;
 
 test(

@@ -88,6 +88,8 @@ export function registerLab(program: Command, io: Io): void {
           ...(o.caDir ? { caDir: o.caDir } : {}),
           ...(settings.lockout ? { lockout: settings.lockout } : {}),
           ...(settings.limits ? { limits: settings.limits } : {}),
+          // The health probes always run here (the estate file's settings, else the defaults).
+          health: settings.health ?? {},
         });
       } catch (e) {
         if (e instanceof LabPortInUseError) throw inUse(e.port, e.purpose);
@@ -98,7 +100,12 @@ export function registerLab(program: Command, io: Io): void {
       let admin: AdminServer | undefined;
       try {
         admin = frontMetrics
-          ? await startAdminServer({ metrics: frontMetrics, port: adminPort, ready: () => true })
+          ? await startAdminServer({
+              metrics: frontMetrics,
+              port: adminPort,
+              // The front end's node as it is now (a stopped server is not ready).
+              readiness: () => lab.nodes.get(front)?.health.readiness() ?? { ready: false },
+            })
           : undefined;
       } catch (e) {
         await lab.close();

@@ -128,8 +128,14 @@ export function registerServe(program: Command, io: Io): void {
         ...(settings.lockout ? { lockout: settings.lockout } : {}),
         // The estate file's limits section; the defaults for what it leaves out (docs/security.md).
         ...(settings.limits ? { limits: settings.limits } : {}),
+        // The estate file's health section: the probes behind healthcheck.htm and /readyz (docs/operations.md).
+        ...(settings.health ? { health: settings.health } : {}),
       });
-      const admin = await startAdminServer({ metrics, ...hostPort(o.admin), ready: () => true });
+      const admin = await startAdminServer({
+        metrics,
+        ...hostPort(o.admin),
+        readiness: () => node.health.readiness(),
+      });
       for (const l of node.listeners)
         io.out(`coexist serve: ${server.name} ${l.name} listening on ${l.scheme} port ${l.port}\n`);
       io.out(`coexist serve: metrics on http://${hostPort(o.admin).host}:${admin.port}/metrics\n`);

@@ -476,6 +476,45 @@ describe('mailbox store simulator', () => {
       assert.equal(text(bad.doc, 'Status'), '4');
     });
 
+    test('releasePings() answers every held Ping now (Status 1) and the store holds the next one', async () => {
+      /** A Ping to the long-holding store, and its answer's Status. */
+      const ping = (device: string): Promise<string | undefined> => {
+        const req = request(
+          `${base}/Microsoft-Server-ActiveSync?Cmd=Ping&User=bob&DeviceId=${device}&DeviceType=SmartPhone`,
+          {
+            method: 'POST',
+            agent: false,
+            headers: {
+              'content-type': 'application/vnd.ms-sync.wbxml',
+              'x-test-store': 'long',
+              'ms-asprotocolversion': '14.1',
+            },
+          },
+        );
+        const status = new Promise<string | undefined>((resolve, reject) => {
+          req.on('error', reject);
+          req.on('response', (res: IncomingMessage) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => resolve(textOf(childElement(decodeWbxml(Buffer.concat(chunks)), 'Status'))));
+            res.on('error', reject);
+          });
+        });
+        req.end(encodeWbxml(pingOf('3540')));
+        return status;
+      };
+      const first = [ping('RELEASE1'), ping('RELEASE2')];
+      await waitFor(() => longStore.pendingPings === 2, 'both Pings to be held');
+      assert.equal(longStore.releasePings(), 2);
+      assert.deepEqual(await Promise.all(first), ['1', '1']);
+      // Not closed: the next Ping is held again, until released.
+      const next = ping('RELEASE1');
+      await waitFor(() => longStore.pendingPings === 1, 'the next Ping to be held');
+      assert.equal(longStore.releasePings(), 1);
+      assert.equal(await next, '1');
+      assert.equal(longStore.pendingPings, 0);
+    });
+
     test('a client that disconnects drops its held Ping; close() answers held Pings now', async () => {
       const post = (): ReturnType<typeof request> =>
         request(
