@@ -7,7 +7,6 @@
  * served again.
  */
 import assert from 'node:assert/strict';
-import type { TLSSocket } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import type { Lab } from '../../src/lab/index.ts';
 import type { LineSink } from '../support/lab-client.ts';
@@ -20,7 +19,7 @@ import {
   onlyTheCapLimits,
   openConnections,
   tcp,
-  tls,
+  tlsFlood,
 } from './edge-client.ts';
 
 const cap = 150;
@@ -45,13 +44,8 @@ describe("attack: a flood from many sources against the server's total", () => {
 
   test(`at ${cap} connections a new one is closed at accept; served again once they close`, async () => {
     const baseline = await openConnections(lab);
-    const flood: TLSSocket[] = [];
+    const flood = await tlsFlood(lab, sources, cap - baseline);
     try {
-      const each = Math.ceil((cap - baseline) / sources.length);
-      for (const from of sources) {
-        const n = Math.min(each, cap - baseline - flood.length);
-        flood.push(...(await Promise.all(Array.from({ length: n }, () => tls(lab, from)))));
-      }
       assert.equal(await openConnections(lab), cap);
       const before = await edgeCount(lab, 'refused_total');
       const late = await tcp(lab, '127.0.0.8');

@@ -51,6 +51,17 @@ export async function tls(lab: Lab, from: string = labAddresses.externalClient):
   return socket;
 }
 
+/** `count` TLS connections to the front door, spread evenly over `sources`, once every handshake is done. */
+export async function tlsFlood(lab: Lab, sources: readonly string[], count: number): Promise<TLSSocket[]> {
+  const flood: TLSSocket[] = [];
+  const each = Math.ceil(count / sources.length);
+  for (const from of sources) {
+    const n = Math.min(each, count - flood.length);
+    flood.push(...(await Promise.all(Array.from({ length: n }, () => tls(lab, from)))));
+  }
+  return flood;
+}
+
 /** What a socket received until it closed, and how long after `since` it closed. */
 export async function untilClosed(
   socket: Socket,

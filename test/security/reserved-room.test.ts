@@ -6,7 +6,6 @@
  * accept (`refused_reserved`, logged), and a client that signed in before still connects and is served.
  */
 import assert from 'node:assert/strict';
-import type { TLSSocket } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import type { Lab } from '../../src/lab/index.ts';
 import type { LineSink } from '../support/lab-client.ts';
@@ -21,7 +20,7 @@ import {
   onlyTheCapLimits,
   openConnections,
   tcp,
-  tls,
+  tlsFlood,
   waitFor,
 } from './edge-client.ts';
 
@@ -57,13 +56,8 @@ describe('attack: a flood from unknown sources against the room kept for known c
       async () => (await openConnections(lab)) === 0,
     );
     const baseline = 0;
-    const flood: TLSSocket[] = [];
+    const flood = await tlsFlood(lab, sources, openToAll - baseline);
     try {
-      const each = Math.ceil((openToAll - baseline) / sources.length);
-      for (const from of sources) {
-        const n = Math.min(each, openToAll - baseline - flood.length);
-        flood.push(...(await Promise.all(Array.from({ length: n }, () => tls(lab, from)))));
-      }
       assert.equal(await openConnections(lab), openToAll);
 
       const before = await edgeCount(lab, 'refused_reserved');
