@@ -18,20 +18,18 @@
  * The service accounts sign in with Basic at every hop; the header is read only at the mailbox server.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { TestContext } from 'node:test';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { parseEstate } from '../../src/config/index.ts';
 import type { Lab } from '../../src/lab/index.ts';
-import { startLab } from '../../src/lab/index.ts';
-import { createLogger } from '../../src/observability/log.ts';
 import type { ClientEvent } from '../support/clients/run-client.ts';
 import { runExchangelib } from '../support/clients/run-client.ts';
-import { demoPassword, LineSink } from '../support/lab-client.ts';
+import type { LineSink } from '../support/lab-client.ts';
+import { demoPassword } from '../support/lab-client.ts';
+import { loggedLab } from '../support/logged-lab.ts';
 
-const estateFile = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
 const endpoint = 'https://mail.o365info.com/EWS/Exchange.asmx';
 
 describe('python3-exchangelib with access_type=IMPERSONATION through the front door', () => {
@@ -40,15 +38,29 @@ describe('python3-exchangelib with access_type=IMPERSONATION through the front d
   let caDir: string;
 
   before(async () => {
-    const { index } = parseEstate(await readFile(estateFile, 'utf8'), estateFile);
-    sink = new LineSink();
     caDir = await mkdtemp(join(tmpdir(), 'coexist-impersonation-ca-'));
-    lab = await startLab({ index, logger: createLogger({ level: 'info', destination: sink }), caDir });
+    ({ lab, sink } = await loggedLab({ caDir }));
   });
   after(async () => {
     await lab.close();
     await rm(caDir, { recursive: true, force: true });
   });
+
+  /** exchangelib signed in as `account` (the demo password), impersonating `target`; what it sent, as diagnostics. */
+  const impersonate = async (account: string, target: string, t?: TestContext) => {
+    const run = await runExchangelib(
+      lab,
+      { email: account, password: demoPassword, endpoint, resolve: [], impersonate: target },
+      'external',
+    );
+    if (t)
+      for (const e of run.result.events)
+        if (e.kind === 'http')
+          t.diagnostic(
+            `${e.operation ?? e.method ?? ''} ${e.requestServerVersion ?? ''} ${e.impersonation ?? '-'} anchor ${e.anchor ?? '-'} -> ${e.status ?? e.error ?? ''} ${e.path ?? ''}`,
+          );
+    return run;
+  };
 
   /** The access line of request `id` at `server`. */
   const lineAt = (id: string | undefined, server: string): Record<string, unknown> | undefined =>
@@ -59,22 +71,7 @@ describe('python3-exchangelib with access_type=IMPERSONATION through the front d
     events.filter((e) => e.operation === 'GetFolder' && e.folders?.includes('inbox'));
 
   test('svc-archive opens alice’s Inbox as alice', async (t) => {
-    const run = await runExchangelib(
-      lab,
-      {
-        email: 'svc-archive@o365info.com',
-        password: demoPassword,
-        endpoint,
-        resolve: [],
-        impersonate: 'alice@o365info.com',
-      },
-      'external',
-    );
-    for (const e of run.result.events)
-      if (e.kind === 'http')
-        t.diagnostic(
-          `${e.operation ?? e.method ?? ''} ${e.requestServerVersion ?? ''} ${e.impersonation ?? '-'} anchor ${e.anchor ?? '-'} -> ${e.status ?? e.error ?? ''} ${e.path ?? ''}`,
-        );
+    const run = await impersonate('svc-archive@o365info.com', 'alice@o365info.com', t);
     assert.equal(run.result.ok, true, JSON.stringify(run.result.error ?? run.stderr));
     assert.deepEqual(run.result['inbox'], { name: 'Inbox', totalCount: 2, unreadCount: 2 });
     const [inbox] = inboxRequests(run.result.events);
@@ -92,22 +89,7 @@ describe('python3-exchangelib with access_type=IMPERSONATION through the front d
   });
 
   test('svc-crm, scoped to alice and bob, is refused carol’s mailbox: ErrorImpersonateUserDenied', async (t) => {
-    const run = await runExchangelib(
-      lab,
-      {
-        email: 'svc-crm@o365info.com',
-        password: demoPassword,
-        endpoint,
-        resolve: [],
-        impersonate: 'carol@o365info.com',
-      },
-      'external',
-    );
-    for (const e of run.result.events)
-      if (e.kind === 'http')
-        t.diagnostic(
-          `${e.operation ?? e.method ?? ''} ${e.requestServerVersion ?? ''} ${e.impersonation ?? '-'} anchor ${e.anchor ?? '-'} -> ${e.status ?? e.error ?? ''} ${e.path ?? ''}`,
-        );
+    const run = await impersonate('svc-crm@o365info.com', 'carol@o365info.com', t);
     assert.equal(run.result.ok, false);
     assert.equal(run.result.error?.type, 'ErrorImpersonateUserDenied', JSON.stringify(run.result.error));
     // exchangelib steps its RequestServerVersion down to what the 2007 mailbox server serves (each step an
@@ -129,17 +111,7 @@ describe('python3-exchangelib with access_type=IMPERSONATION through the front d
   });
 
   test('svc-archive opens bob’s Inbox (Exchange 2007) as bob, through CAS2007-NY', async () => {
-    const run = await runExchangelib(
-      lab,
-      {
-        email: 'svc-archive@o365info.com',
-        password: demoPassword,
-        endpoint,
-        resolve: [],
-        impersonate: 'bob@o365info.com',
-      },
-      'external',
-    );
+    const run = await impersonate('svc-archive@o365info.com', 'bob@o365info.com');
     assert.equal(run.result.ok, true, JSON.stringify(run.result.error ?? run.stderr));
     assert.deepEqual(run.result['inbox'], { name: 'Inbox', totalCount: 2, unreadCount: 2 });
     const inbox = inboxRequests(run.result.events).find((e) => e.status === 200);
