@@ -313,7 +313,11 @@ export function accessLine(record: AccessRecord): AccessRecord {
   return (line as AccessRecord | undefined) ?? record;
 }
 
-/** Write the access line of one request (`info`, `msg: 'access'`). */
+/**
+ * Write the access line of one request (`msg: 'access'`): at `info`, but a health page's (outcome `health`)
+ * at `debug`, since load balancers and the next hops' probes ask every few seconds (docs/operations.md).
+ */
 export function logAccess(logger: Logger, record: AccessRecord): void {
-  logger.info(accessLine(record), 'access');
+  if (record.outcome === 'health') logger.debug(accessLine(record), 'access');
+  else logger.info(accessLine(record), 'access');
 }

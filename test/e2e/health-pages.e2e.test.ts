@@ -53,9 +53,11 @@ describe('health pages on the lab', () => {
   before(async () => {
     // A quarter-second interval, down after two failed rounds; `every`: a protocol is down as soon as some
     // mailboxes have no next hop (with the default `any` MBX2013-NY alone keeps every page up).
-    ({ lab, sink } = await loggedLab({
-      health: { intervalSeconds: 0.25, timeoutSeconds: 2, downAfter: 2, rule: 'every' },
-    }));
+    // Logged at debug: a health page's access line is written there (docs/operations.md).
+    ({ lab, sink } = await loggedLab(
+      { health: { intervalSeconds: 0.25, timeoutSeconds: 2, downAfter: 2, rule: 'every' } },
+      'debug',
+    ));
     client = labClient(lab);
     const metrics = lab.metrics.get(front);
     assert.ok(metrics);

@@ -27,7 +27,8 @@ describe('attack: health pages', () => {
   let sink: LineSink;
 
   before(async () => {
-    ({ lab, sink } = await loggedLab());
+    // Logged at debug: a health page's access line is written there (docs/operations.md).
+    ({ lab, sink } = await loggedLab({}, 'debug'));
   });
   after(() => lab.close());
 

@@ -17,13 +17,14 @@ export const demoEstateFile = fileURLToPath(new URL('../../examples/o365info.yam
 /** The demo lab started with `options` (edge limits, lockout, ...), logging at info into `sink`. */
 export async function loggedLab(
   options: Omit<LabOptions, 'index' | 'logger'> = {},
+  level: 'info' | 'debug' = 'info',
 ): Promise<{ lab: Lab; sink: LineSink }> {
   const { index } = parseEstate(await readFile(demoEstateFile, 'utf8'), demoEstateFile);
   const sink = new LineSink();
   const lab = await startLab({
     ...options,
     index,
-    logger: createLogger({ level: 'info', destination: sink }),
+    logger: createLogger({ level, destination: sink }),
   });
   return { lab, sink };
 }
