@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sshaPassword } from '../directory/estate-ldif.ts';
 import { accepts, delay, freePort, isExecutable, killOnExit, run } from './daemon.ts';
+import { whenStopped } from './stopped.ts';
 
 /** The schema shipped with coexist (examples/ldap, also in the npm package). */
 export const coexistSchemaFile = fileURLToPath(
@@ -69,8 +70,11 @@ export interface Slapd {
   start(): Promise<void>;
   /** SIGTERM (SIGKILL after 5 s), keeping the data; resolves when the process has exited. */
   stop(): Promise<void>;
-  /** SIGSTOP: the port stays open but nothing answers (for timeout tests). */
-  pause(): void;
+  /**
+   * SIGSTOP, resolved once every thread of slapd has stopped (src/lab/stopped.ts): from then on the port
+   * still accepts connections (the kernel does that) but nothing answers (for timeout tests).
+   */
+  pause(): Promise<void>;
   /** SIGCONT after `pause()`. */
   resume(): void;
   /** Stop and remove the temp dir. */
@@ -184,6 +188,8 @@ class RunningSlapd implements Slapd {
   #child: ChildProcess | undefined;
   #exited: Promise<void> = Promise.resolve();
   #paused = false;
+  /** Settles when the last `pause()` has taken effect. */
+  #pausing: Promise<void> = Promise.resolve();
   #port = 0;
 
   constructor(
@@ -300,11 +306,20 @@ class RunningSlapd implements Slapd {
     clearTimeout(timer);
   }
 
-  pause(): void {
-    if (this.#child && !this.#paused) {
-      this.#child.kill('SIGSTOP');
+  pause(): Promise<void> {
+    const child = this.#child;
+    if (!child?.pid) return Promise.resolve();
+    if (!this.#paused) {
+      child.kill('SIGSTOP');
       this.#paused = true;
+      // kill() returns before slapd's threads stop: wait for them, or it may still answer (docs/lab.md §1.2).
+      this.#pausing = whenStopped(
+        child.pid,
+        this.readyTimeoutMs,
+        () => this.#child !== child || !this.#paused,
+      );
     }
+    return this.#pausing;
   }
 
   resume(): void {

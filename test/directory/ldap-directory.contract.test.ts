@@ -633,7 +633,7 @@ describe('LdapDirectory: a server that stops, restarts or freezes', () => {
         // 300 ms is short for a first connection (TLS handshake) on a busy machine: warm the pool up.
         const warm = await eventually(() => directory.findMailbox('diego@o365info.com'));
         assert.equal(warm?.server.name, 'MBX2007-MAD');
-        slapd.pause();
+        await slapd.pause();
         await assert.rejects(directory.findMailbox('diego@o365info.com'), (e: unknown) => {
           assert.ok(e instanceof DirectoryUnavailableError);
           assert.match(e.message, /within 300 ms|timed out|timeout/i);
