@@ -23,6 +23,18 @@ export const requirements = [
   // OpenLDAP: test/directory/ldap-directory.contract.test.ts and src/lab/slapd.ts start throwaway slapds.
   { package: 'slapd', files: ['/usr/sbin/slapd', '/usr/sbin/slapadd'] },
   { package: 'ldap-utils', programs: ['ldapmodify'] },
+  // The shared store of several front ends: src/lab/redis.ts starts throwaway redis-servers.
+  { package: 'redis-server', files: ['/usr/bin/redis-server'] },
+  // The load balancers of deploy/ (test/deploy/): a real HAProxy in front of two front ends, and nginx's and
+  // systemd's own checks of the shipped configuration files.
+  { package: 'haproxy', files: ['/usr/sbin/haproxy'] },
+  { package: 'nginx', files: ['/usr/sbin/nginx'] },
+  {
+    package: 'libnginx-mod-stream',
+    files: ['/usr/lib/nginx/modules/ngx_stream_module.so'],
+    executable: false,
+  },
+  { package: 'systemd', programs: ['systemd-analyze'] },
   // A real EWS client, run with Debian's interpreter (test/support/clients/run-client.ts).
   { package: 'python3-exchangelib', python: 'exchangelib' },
   // The lab's printed curl lines are run by a test.

@@ -3,10 +3,12 @@
 # whichever of scripts/preflight.mjs's list it finds missing. curl (the lab's printed curl lines are run by
 # a test), python3-exchangelib (a real EWS client the Autodiscover tests drive with Debian's
 # /usr/bin/python3; test/e2e/autodiscover-clients.e2e.test.ts), slapd + ldap-utils (OpenLDAP:
-# test/directory/ldap-directory.contract.test.ts starts throwaway slapds, src/lab/slapd.ts), sogo +
+# test/directory/ldap-directory.contract.test.ts starts throwaway slapds, src/lab/slapd.ts), redis-server
+# (the shared store of several front ends: src/lab/redis.ts starts throwaway ones), sogo +
 # sogo-activesync + dovecot-imapd + memcached + postgresql (a real ActiveSync back end: the SOGo tests
 # start throwaway SOGo stacks on loopback, src/lab/sogo/; docs/lab.md §3) and
-# libwbxml2-utils (xml2wbxml/wbxml2xml, to decode EAS traffic by hand). Without them those tests fail, they
+# libwbxml2-utils (xml2wbxml/wbxml2xml, to decode EAS traffic by hand), haproxy + nginx + libnginx-mod-stream +
+# systemd (the load balancers and the unit of deploy/, run and checked by test/deploy/). Without them those tests fail, they
 # never skip. No package's service is started by the install (a deny-all policy-rc.d is in place while
 # apt-get runs): the tests start their own daemons on 127.0.0.1. Needs node (for the list), not node_modules.
 set -euo pipefail
@@ -32,7 +34,7 @@ apt-get update -qq
 # if it did: the tests start their own slapd on random loopback ports (docs/lab.md
 # §1).
 echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections
-# Without a policy-rc.d, apt would start dovecot (IMAP on all interfaces), memcached, PostgreSQL's
+# Without a policy-rc.d, apt would start dovecot (IMAP on all interfaces), memcached, Redis, PostgreSQL's
 # cluster and SOGo as services. A deny-all one (exit 101: "action forbidden") keeps them all stopped; one
 # that is already there (container images ship one) is left as it is.
 policy=/usr/sbin/policy-rc.d

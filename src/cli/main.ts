@@ -2,6 +2,7 @@
  * The `coexist` command line. `main(argv)` returns the exit code: 0 success, 1 internal failure,
  * 2 bad input (unknown user, protocol or namespace; a broken estate file; a bad option).
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { CoexistError } from '../core/errors.ts';
 import { EstateConfigError, formatConfigProblems } from '../config/index.ts';
@@ -11,6 +12,7 @@ import { registerLab } from './commands/lab.ts';
 import { registerServe } from './commands/serve.ts';
 import { registerActiveSync } from './commands/activesync.ts';
 import { registerCheck } from './commands/check.ts';
+import { registerStatus } from './commands/status.ts';
 import type { Io } from './common.ts';
 import { processIo } from './common.ts';
 
@@ -19,6 +21,7 @@ export type { Io } from './common.ts';
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
   const program = new Command('coexist')
     .description('Client access front door for Exchange estates in coexistence and migration.')
+    .version(packageVersion(), '-V, --version', 'print the version of coexist')
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err })
     .showHelpAfterError('(run coexist --help for usage)');
@@ -28,12 +31,20 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   registerLab(program, io);
   registerActiveSync(program, io);
   registerCheck(program, io);
+  registerStatus(program, io);
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return 0;
   } catch (e) {
     return report(e, io);
   }
+}
+
+/** The version in the package's own package.json, read at run time (from src/ and from dist/ alike). */
+function packageVersion(): string {
+  const text = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
+  const version = (JSON.parse(text) as { version?: unknown }).version;
+  return typeof version === 'string' ? version : 'unknown';
 }
 
 function report(e: unknown, io: Io): number {

@@ -326,6 +326,11 @@ export const healthSchema = z
       .describe(
         "When a protocol's healthcheck.htm answers 200: any (default), while the protocol can serve some mailboxes here (an answer this server gives itself, or one healthy next hop); every, only while every mailbox server's users it routes have a healthy next hop.",
       ),
+    ejectAfter: count
+      .optional()
+      .describe(
+        'Consecutive requests to a next hop that fail without an answer (no connection, TLS failure, reset or timeout before its answer) after which it is ejected: requests go to an equivalent server until its next probe answers (docs/operations.md "Next hops"). Default 3.',
+      ),
   })
   .strict()
   .describe(

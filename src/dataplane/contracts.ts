@@ -17,6 +17,8 @@ import type { TrustedProxies } from './peer-trust.ts';
 import type { Lockout } from './lockout.ts';
 import type { KnownSources } from './edge-limits.ts';
 import type { HealthMonitor } from './health.ts';
+import type { NextHops } from './next-hops.ts';
+import type { HeldPings } from './drain.ts';
 import type { OwaSessions } from './owa-session.ts';
 import type { Upstreams } from './upstreams.ts';
 
@@ -129,6 +131,10 @@ export interface ServerContext {
   readonly knownSources?: KnownSources;
   /** The health pages' precomputed answers (docs/operations.md "Health pages"); absent: no pages. */
   readonly health?: HealthMonitor;
+  /** The next hops' states and the choice among equivalent servers (docs/operations.md "Next hops"). */
+  readonly nextHops?: NextHops;
+  /** The ActiveSync Pings being proxied, answered early when the server drains (drain.ts). */
+  readonly pings?: HeldPings;
 }
 
 /**

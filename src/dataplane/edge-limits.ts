@@ -6,6 +6,7 @@
  * rate-limited report of what was refused or cut.
  */
 import type { Socket } from 'node:net';
+import { clientAddressOf } from '../net/proxy-protocol.ts';
 import { sourceKey } from '../net/source.ts';
 import type { Logger } from '../observability/log.ts';
 import type { EdgeEvent, EdgeObserver } from '../observability/metrics.ts';
@@ -78,6 +79,10 @@ const eventText: Readonly<Record<EdgeEvent, { code: string; msg: string }>> = {
   head_timeout: { code: 'CX_HTTP_REQUEST_TIMEOUT', msg: 'connections cut: request head too slow' },
   body_idle_timeout: { code: 'CX_HTTP_REQUEST_TIMEOUT', msg: 'connections cut: request body stalled' },
   headers_too_large: { code: 'CX_HTTP_HEADERS_TOO_LARGE', msg: 'requests refused: head too large' },
+  proxy_header_invalid: {
+    code: 'CX_HTTP_MALFORMED',
+    msg: 'connections refused: a PROXY protocol sender sent no valid PROXY header',
+  },
 };
 
 export interface EdgeGateOptions {
@@ -131,7 +136,7 @@ export class EdgeGate {
    * admitted connection is counted until it closes.
    */
   admit(socket: Socket, listener: string): boolean {
-    const address = socket.remoteAddress ?? '';
+    const address = clientAddressOf(socket) ?? '';
     const { maxConnections, maxConnectionsPerSource } = this.limits;
     if (maxConnections > 0 && this.total >= maxConnections) {
       this.report('refused_total', address, listener);

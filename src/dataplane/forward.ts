@@ -4,6 +4,7 @@
  * header rules are `headers.ts`, the failure mapping is `upstream-errors.ts`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { clientAddressOf } from '../net/proxy-protocol.ts';
 import { EventEmitter } from 'node:events';
 import type { Client, Dispatcher } from 'undici';
 import { errors } from 'undici';
@@ -66,6 +67,11 @@ export interface ForwardOptions {
   readonly idleTimeoutsMs?: Readonly<Partial<Record<Protocol, number>>>;
   /** `Retry-After` of a 503 to ActiveSync devices; default 30 s. */
   readonly retryAfterSeconds?: number;
+  /**
+   * Emitting `abort` cancels the exchange with the next hop: a held Ping the drain has answered here
+   * (drain.ts). Default: one of its own.
+   */
+  readonly cancel?: EventEmitter;
 }
 
 /** The access log's outcomes of a forwarded request. */
@@ -107,7 +113,7 @@ export async function forward(
   // undici takes an EventEmitter that emits 'abort' as the signal: far cheaper per request than an
   // AbortController (whose AbortSignal and DOMException showed in the profile; proxy-anchors.md measured
   // about 20% of throughput for it).
-  const cancel = new EventEmitter();
+  const cancel = options.cancel ?? new EventEmitter();
   // The client hung up before the answer was complete: cancel the upstream request (Caddy's 499).
   const onClose = (): void => {
     if (res.writableFinished) return;
@@ -126,7 +132,7 @@ export async function forward(
       channel = options.upstreams.channel(url.origin);
     const pool = channel ?? options.upstreams.pool(url.origin);
     const headers = forwardRequestHeaders(req.headers, {
-      peerAddress: req.socket.remoteAddress,
+      peerAddress: clientAddressOf(req.socket),
       ...(options.peer === undefined ? {} : { peer: options.peer }),
       scheme: options.scheme,
       listenerPort: options.listenerPort,
@@ -176,6 +182,7 @@ export async function forward(
           ...(target.nextServer === undefined ? {} : { nextServer: target.nextServer }),
           upstreamStatus: status,
         }),
+        res,
       );
     const progress: RelayProgress = { bytesOut: 0 };
     try {
@@ -331,8 +338,14 @@ function isClientAbort(e: (Error & { code?: unknown }) | null): boolean {
  * an answer the next hop marks `public` (a static resource, the same for everyone) keeps its own
  * (docs/security.md "OWA in the browser").
  */
-function noStoreOwa(protocol: Protocol, headers: OutgoingHeaders): OutgoingHeaders {
+function noStoreOwa(protocol: Protocol, headers: OutgoingHeaders, res: ServerResponse): OutgoingHeaders {
   if (protocol !== 'owa' && protocol !== 'ecp') return headers;
+  // A session cookie re-sealed for this answer (owa-logon.ts presentSession) goes along with the next hop's
+  // own cookies: writeHead would otherwise replace it with theirs.
+  const own = res.getHeader('set-cookie');
+  const theirs = headers['set-cookie'];
+  if (own !== undefined && theirs !== undefined)
+    headers['set-cookie'] = [...[theirs].flat().map(String), ...[own].flat().map(String)];
   const given = headers['cache-control'];
   const text = Array.isArray(given) ? given.join(',') : (given ?? '');
   if (!/(?:^|,)\s*public\s*(?:,|$)/i.test(text)) headers['cache-control'] = 'no-store';

@@ -35,6 +35,8 @@ export interface HealthSettings {
   readonly downAfter?: number;
   /** When a page answers 200 (`HealthRule`); default `any`. */
   readonly rule?: HealthRule;
+  /** Consecutive failed requests after which a next hop is ejected (next-hops.ts); default 3. */
+  readonly ejectAfter?: number;
 }
 
 /** The defaults of `HealthSettings` (docs/operations.md "Health pages"). */
@@ -43,6 +45,7 @@ export const healthDefaults: Required<HealthSettings> = {
   timeoutSeconds: 3,
   downAfter: 3,
   rule: 'any',
+  ejectAfter: 3,
 };
 
 /** A next hop as the prober calls it. */
@@ -74,6 +77,13 @@ export const vdirOf = (p: Protocol): string => protocolPath[p].split('/')[1] ?? 
 
 /** `healthcheck.htm` of a protocol's virtual directory at `origin`. */
 const probeUrl = (origin: string, p: Protocol): string => `${origin}/${vdirOf(p)}/healthcheck.htm`;
+
+/**
+ * The key of the next hop a request to `url` for `protocol` goes to: its probe URL (the origin's
+ * `healthcheck.htm` of the protocol's vdir), what the prober, the passive counts (next-hops.ts), `/status` and
+ * the metrics all name a hop by.
+ */
+export const hopKey = (url: string, p: Protocol): string => probeUrl(new URL(url).origin, p);
 
 /**
  * The next hops `server` uses per protocol, derived with the engine for any user: one mailbox per mailbox
@@ -118,13 +128,19 @@ export function healthPlan(
             if (d.kind === 'respond' || d.kind === 'redirect') here = true;
             if (d.kind !== 'proxy') continue;
             const endpoint = d.via === 'store' ? storeEndpoints?.(d.to.name, protocol) : undefined;
-            const origin = new URL(endpoint?.url ?? d.url ?? `https://${d.to.fqdn}/`).origin;
-            const url = probeUrl(origin, protocol);
-            hops.set(url, { url, server: d.to.name });
-            let used = hopProtocols.get(url);
-            if (!used) hopProtocols.set(url, (used = new Set()));
-            used.add(protocol);
-            group.add(url);
+            // The hop and its equivalent servers (docs/config.md "Equivalent servers"): any of them serves.
+            const candidates = [
+              { server: d.to.name, base: endpoint?.url ?? d.url ?? `https://${d.to.fqdn}/` },
+              ...(d.alternatives ?? []).map((a) => ({ server: a.to.name, base: a.url })),
+            ];
+            for (const c of candidates) {
+              const url = hopKey(c.base, protocol);
+              hops.set(url, { url, server: c.server });
+              let used = hopProtocols.get(url);
+              if (!used) hopProtocols.set(url, (used = new Set()));
+              used.add(protocol);
+              group.add(url);
+            }
           }
         }
         if (here) answersHere = true;
@@ -182,6 +198,8 @@ export interface HealthAnswer {
 /** What `/readyz` says. */
 export interface Readiness {
   readonly ready: boolean;
+  /** The server is draining (docs/operations.md "Drain"): not ready, whatever the probes say. */
+  readonly draining?: boolean;
   readonly directory: 'up' | 'down';
   /** Protocols this server serves that cannot be served now, with their hops that are down. */
   readonly down: readonly {
@@ -212,6 +230,8 @@ export class HealthMonitor {
   #readiness: Readiness = { ready: true, directory: 'up', down: [] };
   #timer: unknown;
   #stopped = true;
+  /** Draining (docs/operations.md "Drain"): every page and `/readyz` say 503, whatever the probes say. */
+  #draining = false;
   #round: Promise<void> | undefined;
 
   constructor(o: HealthMonitorOptions) {
@@ -250,12 +270,18 @@ export class HealthMonitor {
 
   /** The page of `protocol` for a request on a listener in `role`. */
   page(role: Role, protocol: Protocol): HealthAnswer {
+    if (this.#draining) return draining;
     return this.#pages.get(role)?.get(protocol) ?? notServed;
   }
 
   /** What `/readyz` answers. */
   readiness(): Readiness {
-    return this.#readiness;
+    return this.#draining ? { ...this.#readiness, ready: false, draining: true } : this.#readiness;
+  }
+
+  /** The server is draining: from now on every page and `/readyz` answer 503, so balancers move traffic away. */
+  drain(): void {
+    this.#draining = true;
   }
 
   /** Whether a hop is up (by probe URL); undefined for a hop this server does not use. */
@@ -361,6 +387,7 @@ function answerOf(status: 200 | 503, text: string): HealthAnswer {
 const notServed = answerOf(503, 'Service Unavailable: not served here');
 const directoryDown = answerOf(503, 'Service Unavailable');
 const hopsDown = directoryDown;
+const draining = directoryDown;
 
 /** The lower-cased paths of the pages, each with its protocol: `/owa/healthcheck.htm` -> `owa`. */
 const pagePaths: ReadonlyMap<string, Protocol> = new Map(

@@ -52,9 +52,20 @@ export type {
   ProtocolNeeds,
   Readiness,
 } from './health.ts';
-export { HealthMonitor, healthDefaults, healthPageOf, healthPlan, vdirOf } from './health.ts';
+export { HealthMonitor, healthDefaults, healthPageOf, healthPlan, hopKey, vdirOf } from './health.ts';
 export type { AutodiscoverError, AutodiscoverReply, RenderContext } from './autodiscover/context.ts';
 export { autodiscoverHeaders } from './autodiscover/context.ts';
 export { renderAutodiscover, renderAutodiscoverError } from './autodiscover/render.ts';
 export type { AutodiscoverSite } from './autodiscover/service.ts';
 export { answerAutodiscover, autodiscoverError } from './autodiscover/service.ts';
+export type {
+  HopChoice,
+  HopState,
+  HopStatus,
+  NextHopObserver,
+  NextHopSettings,
+  NextHopsOptions,
+} from './next-hops.ts';
+export { NextHops, weight as rendezvousWeight } from './next-hops.ts';
+export type { NodeStatus } from './status.ts';
+export { nodeStatus } from './status.ts';

@@ -15,6 +15,8 @@ import { createSecureContext, createServer as createTlsServer } from 'node:tls';
 import type { ErrorCode } from '../core/errors.ts';
 import type { Logger } from '../observability/log.ts';
 import { logAccess } from '../observability/log.ts';
+import { clientAddressOf, declareClientAddress, readProxyHeader } from '../net/proxy-protocol.ts';
+import { unmapIPv4 } from './peer-trust.ts';
 import type { EdgeEvent, EdgeLimits } from './edge-limits.ts';
 import { EdgeGate, edgeLimits } from './edge-limits.ts';
 
@@ -42,6 +44,13 @@ export interface ListenOptions {
    * pipeline believes a peer is a server only when its certificate verified (peer-trust.ts). Absent: none asked.
    */
   readonly clientCa?: string | readonly string[];
+  /**
+   * Layer-4 load balancers that open each connection with a PROXY protocol header (docs/deploy.md "The load
+   * balancer"), by address: the client it names stands for the connection everywhere (limits, lockout,
+   * internal or external, logs). A connection from one of them without a valid header is refused; from any
+   * other address no header is looked for.
+   */
+  readonly proxyProtocolFrom?: ReadonlySet<string>;
 }
 
 /** A listening server. */
@@ -50,8 +59,22 @@ export interface Listening {
   readonly port: number;
   readonly scheme: 'http' | 'https';
   readonly server: HttpServer;
-  /** Stop accepting, let requests in flight finish for `graceMs`, then cut what is left. */
-  close(graceMs?: number): Promise<void>;
+  /**
+   * Stop accepting, let requests in flight finish for `graceMs`, then cut what is left; resolves with how
+   * many connections were cut.
+   */
+  close(graceMs?: number): Promise<number>;
+  /**
+   * Serve new TLS handshakes with these certificates (a reload, docs/operations.md "Reload"): connections
+   * already open keep theirs. Throws, changing nothing, when a certificate and its key do not load.
+   */
+  setCertificates(entries: readonly CertificateEntry[]): void;
+  /**
+   * Start draining (docs/operations.md "Drain"): every answer from now on carries `Connection: close` (those
+   * of requests in flight too, when not yet sent) and idle kept-alive connections are closed. The listener
+   * still accepts until `close`.
+   */
+  drain(): void;
 }
 
 /**
@@ -121,10 +144,13 @@ export async function listen(
   const current = new WeakMap<object, { req: IncomingMessage; res: ServerResponse; bodyTimed: boolean }>();
   /** Every admitted connection, to cut what is left when the listener stops. */
   const open = new Set<Socket>();
+  /** Answers not yet written, to mark with `Connection: close` when a drain starts. */
+  const unanswered = new Set<ServerResponse>();
+  let draining = false;
 
   const timeoutAnswer = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n';
   const cut = (socket: Socket, event: EdgeEvent, answer?: string): void => {
-    gate.report(event, socket.remoteAddress ?? '', listener);
+    gate.report(event, clientAddressOf(socket) ?? '', listener);
     if (answer !== undefined && socket.writable) socket.write(answer);
     socket.destroy();
   };
@@ -154,7 +180,11 @@ export async function listen(
       req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
     const entry = { req, res, bodyTimed: false };
     current.set(socket, entry);
+    // Draining: this answer ends its connection (the client's next request goes to another front end).
+    if (draining) res.setHeader('connection', 'close');
+    else unanswered.add(res);
     const done = (): void => {
+      unanswered.delete(res);
       if (current.get(socket) === entry) current.delete(socket);
     };
     res.once('finish', done);
@@ -169,7 +199,7 @@ export async function listen(
   };
 
   const refuseHead = (socket: Socket, req: IncomingMessage, res: ServerResponse): void => {
-    gate.report('headers_too_large', socket.remoteAddress ?? '', listener);
+    gate.report('headers_too_large', clientAddressOf(socket) ?? '', listener);
     logRefusal(socket, 431, 'CX_HTTP_HEADERS_TOO_LARGE', req);
     res.shouldKeepAlive = false;
     res.writeHead(431, { connection: 'close', 'content-length': '0' });
@@ -188,7 +218,7 @@ export async function listen(
       outcome: 'refused',
       code,
       timings: { totalMs: 0 },
-      ...(socket.remoteAddress === undefined ? {} : { clientAddress: socket.remoteAddress }),
+      ...(clientAddressOf(socket) === undefined ? {} : { clientAddress: clientAddressOf(socket) }),
     });
 
   // A listener on the server's 'timeout' makes Node leave every socket timeout to it (node:http docs):
@@ -217,12 +247,14 @@ export async function listen(
   server.removeAllListeners('connection');
 
   let tls: TlsServer | undefined;
+  /** The certificate for a server name (SNI); replaced whole by `setCertificates`. */
+  let pick: (servername: string) => SecureContext | undefined = () => undefined;
   /** Handshake deadlines by the peer's address and port (the raw and the TLS socket share them). */
   const handshakes = new Map<string, NodeJS.Timeout>();
   if (tlsEntries && tlsEntries.length > 0) {
     const first = tlsEntries[0] as CertificateEntry;
     const clientCa = options.clientCa;
-    const pick = sniContexts(tlsEntries, clientCa);
+    pick = sniContexts(tlsEntries, clientCa);
     tls = createTlsServer(
       {
         cert: first.certPem,
@@ -246,6 +278,8 @@ export async function listen(
         const key = `${socket.remoteAddress}|${socket.remotePort}`;
         clearTimeout(handshakes.get(key));
         handshakes.delete(key);
+        const client = proxied.get(key);
+        if (client !== undefined) declareClientAddress(socket, client);
         // The peer's certificate, once checked, stands for the connection (peer-trust.ts): no renegotiation
         // may swap it (TLS 1.3 has none; this refuses TLS 1.2's).
         socket.disableRenegotiation();
@@ -256,7 +290,9 @@ export async function listen(
     tls.on('tlsClientError', (_err: Error, socket: TLSSocket) => socket.destroy());
   }
 
-  server.on('connection', (raw: Socket) => {
+  /** The client a PROXY header named, by the raw socket's address and port, until its TLS socket exists. */
+  const proxied = new Map<string, string>();
+  const accept = (raw: Socket): void => {
     // Refused at accept, before any TLS or HTTP work: the cheapest answer to a flood (a closed socket).
     if (!gate.admit(raw, listener)) {
       raw.destroy();
@@ -274,11 +310,33 @@ export async function listen(
     const key = `${raw.remoteAddress}|${raw.remotePort}`;
     const timer = setTimeout(() => cut(raw, 'tls_handshake_timeout'), limits.tlsHandshakeTimeoutMs);
     handshakes.set(key, timer);
+    const client = clientAddressOf(raw);
+    if (client !== raw.remoteAddress && client !== undefined) proxied.set(key, client);
     raw.once('close', () => {
       clearTimeout(timer);
       if (handshakes.get(key) === timer) handshakes.delete(key);
+      proxied.delete(key);
     });
     tls.emit('connection', raw);
+  };
+
+  server.on('connection', (raw: Socket) => {
+    const senders = options.proxyProtocolFrom;
+    if (senders === undefined || !senders.has(unmapIPv4(raw.remoteAddress ?? ''))) {
+      accept(raw);
+      return;
+    }
+    // A layer-4 balancer: its header first, within the handshake's deadline, then the connection as the
+    // client it names (src/net/proxy-protocol.ts).
+    raw.on('error', () => raw.destroy());
+    readProxyHeader(raw, limits.tlsHandshakeTimeoutMs).then(
+      (peer) => {
+        if (raw.destroyed) return;
+        if (peer.address !== undefined) declareClientAddress(raw, peer.address);
+        accept(raw);
+      },
+      () => cut(raw, 'proxy_header_invalid'),
+    );
   });
 
   server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
@@ -294,7 +352,7 @@ export async function listen(
       return;
     }
     if (err.code === 'HPE_HEADER_OVERFLOW') {
-      gate.report('headers_too_large', socket.remoteAddress ?? '', listener);
+      gate.report('headers_too_large', clientAddressOf(socket) ?? '', listener);
       logRefusal(socket, 431, 'CX_HTTP_HEADERS_TOO_LARGE');
       socket.end(
         'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
@@ -314,27 +372,56 @@ export async function listen(
     });
   });
   const port = (server.address() as AddressInfo).port;
+  let closing: Promise<number> | undefined;
+  /** Connections cut when closing: those still open at the grace's end. */
+  let cutCount = 0;
+  const cutAll = (): void => {
+    cutCount += open.size;
+    server.closeAllConnections();
+    for (const s of open) s.destroy();
+  };
   return {
     name: options.name,
     port,
     scheme: tls ? 'https' : 'http',
     server,
-    close: (graceMs = 5_000) =>
-      new Promise<void>((resolve) => {
-        const cutAll = (): void => {
-          server.closeAllConnections();
-          for (const s of open) s.destroy();
-        };
+    setCertificates(entries) {
+      const [head] = entries;
+      if (!tls || head === undefined)
+        throw new Error(`listener ${listener}: no TLS to reload certificates into`);
+      const clientCa = options.clientCa;
+      const ca =
+        clientCa === undefined ? {} : { ca: typeof clientCa === 'string' ? clientCa : [...clientCa] };
+      // Every context is built before anything is swapped: a bad pair throws and the listener keeps its own.
+      const next = sniContexts(entries, clientCa);
+      tls.setSecureContext({ cert: head.certPem, key: head.keyPem, ...ca });
+      pick = next;
+    },
+    drain() {
+      draining = true;
+      for (const res of unanswered) if (!res.headersSent) res.setHeader('connection', 'close');
+      unanswered.clear();
+      server.closeIdleConnections();
+    },
+    close(graceMs = 5_000) {
+      // Closing already (a drain waiting for requests in flight): close(0) cuts what is left now.
+      if (closing !== undefined) {
+        if (graceMs === 0) cutAll();
+        return closing;
+      }
+      closing = new Promise<number>((resolve) => {
         const timer = setTimeout(cutAll, graceMs);
         timer.unref();
         // Stops accepting and closes the idle kept-alive connections; resolves once every connection is gone.
         server.close(() => {
           clearTimeout(timer);
           if (options.gate === undefined) gate.close();
-          resolve();
+          resolve(cutCount);
         });
         if (graceMs === 0) cutAll();
-      }),
+      });
+      return closing;
+    },
   };
 }
 

@@ -6,9 +6,9 @@
  * to Active Directory's own lockout threshold, while the user's phone (a familiar source) keeps working.
  * Failures are answered after a progressive, bounded delay.
  *
- * The state is counters with an expiry behind `LockoutStore` (get / increment / expire per key), the
- * operations a shared store such as Redis has (INCR, PEXPIRE), so several front ends can share it later;
- * here it is held in memory. The clock and the sleep are injected, so tests are deterministic.
+ * The state is counters with an expiry behind `LockoutStore` (get / increment / expire per key): in memory
+ * for one front end (`MemoryLockoutStore`), in Redis for several, so their counts add up (redis-store.ts;
+ * docs/operations.md "Several front ends"). The clock and the sleep are injected, so tests are deterministic.
  */
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { sourceKey } from '../net/source.ts';

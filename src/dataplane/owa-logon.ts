@@ -1,8 +1,9 @@
 /**
  * OWA's own forms logon at this server (docs/protocols.md §4.9): the logon page, the logon POST that starts a
- * session holding the credential, logoff, and a session cookie turned back into the user's credentials for
- * the next hop. The session store, cookies and the page itself are owa-session.ts's; which hosts the page's
- * CSP allows and which a logoff passes through are owa-targets.ts's (docs/security.md "OWA in the browser").
+ * session (a sealed cookie carrying the credential), logoff, and a session cookie turned back into the
+ * user's credentials for the next hop. The sessions, cookies and the page itself are owa-session.ts's; which
+ * hosts the page's CSP allows and which a logoff passes through are owa-targets.ts's (docs/security.md "OWA
+ * in the browser").
  */
 import { hostOfHeader } from '../core/host.ts';
 import type { Identity } from '../core/protocols/request-head.ts';
@@ -10,7 +11,7 @@ import { logonPaths } from '../core/protocols/owa.ts';
 import { cookieValue } from '../core/protocols/request-head.ts';
 import type { ServerContext } from './contracts.ts';
 import type { InFlight } from './in-flight.ts';
-import type { OwaSession } from './owa-session.ts';
+import type { OwaSession, SessionRefusal } from './owa-session.ts';
 import {
   logonPage,
   logonPageHeaders,
@@ -50,27 +51,44 @@ export async function answerOwaLogon(
     return true;
   }
   if (method === 'GET' && path === logoffPath) {
-    logoff(ctx, flight, client);
+    await logoff(ctx, flight, client);
     return true;
   }
   return false;
 }
 
 /**
- * The session a cookie names, if it is valid; then the request carries the user's credentials to the next
- * hop instead of coexist's cookie (docs/protocols.md §5.3).
+ * The session a cookie carries, if its seal checks and it is live (owa-session.ts); then the request carries
+ * the user's credentials to the next hop instead of coexist's cookie (docs/protocols.md §5.3), and a cookie
+ * due for re-sealing (sliding idle expiry) goes back with the answer. A refused cookie gets one log line with
+ * the reason, never the cookie's value.
  */
-export function presentSession(
+export async function presentSession(
   ctx: ServerContext,
   flight: InFlight,
   id: Extract<Identity, { kind: 'session-cookie' }>,
-): OwaSession | undefined {
-  const session = ctx.sessions.verify(id.value);
-  if (!session) return undefined;
-  flight.req.headers.authorization = session.authorization;
+): Promise<OwaSession | undefined> {
+  const check = await ctx.sessions.verify(id.value);
+  if (!check.ok) {
+    const fields = {
+      reqId: flight.record.reqId,
+      server: ctx.server.name,
+      cookieName: id.cookie,
+      reason: check.reason,
+    };
+    // Expired and logged-off sessions are the normal end of a session; the others are not made by coexist.
+    if (ordinaryEnds.has(check.reason)) ctx.logger.info(fields, 'owa session refused');
+    else ctx.logger.warn(fields, 'owa session refused');
+    return undefined;
+  }
+  flight.req.headers.authorization = check.session.authorization;
   flight.req.headers.cookie = withoutCookie(flight.req.headers.cookie, id.cookie);
-  return session;
+  // Merged into whatever answer this request gets (reply.ts and the proxy's writeHead keep it).
+  if (check.setCookie !== undefined) flight.res.setHeader('set-cookie', check.setCookie);
+  return check.session;
 }
+
+const ordinaryEnds: ReadonlySet<SessionRefusal> = new Set(['expired', 'idle-expired', 'revoked']);
 
 /**
  * 302 to the logon page, coming back to the URL asked for. A URL another server of the estate redirected the
@@ -177,14 +195,16 @@ const previous = (cookie: string | undefined): { previousCookie?: string } =>
   cookie === undefined ? {} : { previousCookie: cookie };
 
 /**
- * Logoff ends the session here (the credential it held is dropped) and clears the cookie, then sends the
- * browser on through the logoff of the next host of the estate it may hold a session on, and at the end
+ * Logoff revokes the session (the cookie that carries its credential opens nothing any more, on any front
+ * end sharing the store) and clears the cookie, then sends the browser on through the logoff of the next
+ * host of the estate it may hold a session on, and at the end
  * back to the logon page where it began (owa-targets.ts `nextLogoffHop`; docs/security.md "OWA in the
  * browser"). The `chain` parameter only says where the chain began, and is believed only when it names a
  * host of the estate's group: no host of the request is ever a target.
  */
-function logoff(ctx: ServerContext, flight: InFlight, client: ClientLocation): void {
-  ctx.sessions.destroy(cookieValue(flight.head, ctx.sessions.cookieName));
+async function logoff(ctx: ServerContext, flight: InFlight, client: ClientLocation): Promise<void> {
+  // Revoked on every front end sharing the store, until the session's absolute expiry (docs/security.md).
+  await ctx.sessions.revoke(cookieValue(flight.head, ctx.sessions.cookieName));
   // The Host was checked against the estate (request-trust.ts); URL.host keeps a port other than 443.
   const asked = `https://${flight.head.host}`;
   const here = URL.canParse(asked) ? new URL(asked).host : hostOfHeader(flight.head.host);

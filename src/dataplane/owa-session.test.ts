@@ -1,6 +1,6 @@
 /**
- * OWA forms logon owned by the front end (docs/protocols.md §4.9, §5.3): the signed-cookie session store with
- * its expiries and bound, the logon form parser, the logon page, the open-redirect guard and the Basic
+ * OWA forms logon owned by the front end (docs/protocols.md §4.9, §5.3): the sealed session cookies with
+ * their expiries, re-sealing, key rotation and revocation, the logon form parser, the logon page, the open-redirect guard and the Basic
  * credential passed on. Pure: an injected clock, no sleeps, no sockets.
  */
 import assert from 'node:assert/strict';
@@ -11,6 +11,7 @@ import { basicCredentials } from '../core/protocols/basic-auth.ts';
 import { defaultSessionCookie, logonMaxBytes, owa } from '../core/protocols/owa.ts';
 import { parseQuery } from '../core/protocols/request-head.ts';
 import type { Authenticate, OwaSessionOptions } from './owa-session.ts';
+import { MemoryRevocations } from './shared-store.ts';
 import {
   badCredentialsReason,
   basicAuthorization,
@@ -25,15 +26,15 @@ import {
   safeDestination,
 } from './owa-session.ts';
 
-const secret = new Uint8Array(32).fill(7);
-const otherSecret = new Uint8Array(32).fill(8);
+const key = new Uint8Array(32).fill(7);
+const otherKey = new Uint8Array(32).fill(8);
 const minute = 60_000;
 const auth = basicAuthorization('O365INFO\\bob', 'Hunter2Secret');
 
 /** A store on a clock the test moves. */
 const store = (o: Partial<OwaSessionOptions> = {}) => {
-  const clock = { t: 1_000_000 };
-  const sessions = new OwaSessions({ secret, now: () => clock.t, ...o });
+  const clock = { t: 1_800_000_000_000 };
+  const sessions = new OwaSessions({ keys: [key], now: () => clock.t, ...o });
   return { sessions, clock };
 };
 /** The cookie value of a `Set-Cookie` header value. */
@@ -54,65 +55,79 @@ const logonFields = {
 };
 
 describe('OwaSessions: options', () => {
-  test('a secret shorter than 32 bytes is refused with a clear error', () => {
-    assert.throws(() => new OwaSessions({ secret: new Uint8Array(31) }), {
+  test('keys must be exactly 32 bytes, at least one; a clear error', () => {
+    assert.throws(() => new OwaSessions({ keys: [new Uint8Array(31)] }), {
       name: 'RangeError',
-      message: /secret must be at least 32 random bytes \(got 31\)/,
+      message: /every key must be exactly 32 random bytes \(got 31\)/,
     });
-    assert.doesNotThrow(() => new OwaSessions({ secret: new Uint8Array(64) }));
+    assert.throws(() => new OwaSessions({ keys: [new Uint8Array(64)] }), RangeError);
+    assert.throws(() => new OwaSessions({ keys: [] }), /at least one key/);
+    assert.doesNotThrow(() => new OwaSessions({ keys: [key, otherKey] }));
   });
 
   test('bad cookie names and limits are refused', () => {
     for (const cookieName of ['', 'a b', 'a;b', 'a=b', 'é'])
-      assert.throws(() => new OwaSessions({ secret, cookieName }), RangeError);
-    for (const bad of [{ idleMs: 0 }, { maxAgeMs: -1 }, { idleMs: Number.NaN }, { maxSessions: 0 }])
-      assert.throws(() => new OwaSessions({ secret, ...bad }), RangeError);
-    assert.throws(() => new OwaSessions({ secret, maxSessions: 1.5 }), RangeError);
+      assert.throws(() => new OwaSessions({ keys: [key], cookieName }), RangeError);
+    for (const bad of [
+      { idleMs: 0 },
+      { maxAgeMs: -1 },
+      { idleMs: Number.NaN },
+      { refreshMs: 0 },
+      { idleMs: 1000, refreshMs: 1001 },
+    ])
+      assert.throws(() => new OwaSessions({ keys: [key], ...bad }), RangeError);
   });
 
-  test('the secret is copied: changing the caller’s bytes later changes nothing', () => {
-    const key = new Uint8Array(32).fill(1);
-    const sessions = new OwaSessions({ secret: key });
+  test('the keys are copied: changing the caller’s bytes later changes nothing', async () => {
+    const k = new Uint8Array(32).fill(1);
+    const sessions = new OwaSessions({ keys: [k] });
     const cookie = valueOf(sessions.create('bob@o365info.com', auth));
-    key.fill(2);
-    assert.ok(sessions.verify(cookie));
+    k.fill(2);
+    assert.ok((await sessions.verify(cookie)).ok);
   });
 });
 
-describe('OwaSessions: cookies', () => {
-  test('create then verify gives the user and the credential back', () => {
-    const { sessions } = store();
-    const cookie = valueOf(sessions.create('bob@o365info.com', auth));
-    assert.deepEqual(sessions.verify(cookie), { user: 'bob@o365info.com', authorization: auth });
-    assert.equal(sessions.size, 1);
+describe('OwaSessions: sealed cookies', () => {
+  test('create then verify gives the user and the credential back, on another store with the key', async () => {
+    const a = store();
+    const b = store(); // another front end: same key, nothing shared in memory
+    const cookie = valueOf(a.sessions.create('bob@o365info.com', auth));
+    assert.deepEqual(await b.sessions.verify(cookie), {
+      ok: true,
+      session: { user: 'bob@o365info.com', authorization: auth },
+    });
   });
 
-  test('Set-Cookie: default name, opaque id.signature value, HttpOnly; Secure; SameSite=Lax; Path=/', () => {
+  test('Set-Cookie: default name, base64url value, HttpOnly; Secure; SameSite=Lax; Path=/', () => {
     const { sessions } = store();
     const setCookie = sessions.create('bob@o365info.com', auth);
-    assert.match(
-      setCookie,
-      /^coexist-session=[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}; Path=\/; Secure; HttpOnly; SameSite=Lax$/,
-    );
+    assert.match(setCookie, /^coexist-session=[A-Za-z0-9_-]+; Path=\/; Secure; HttpOnly; SameSite=Lax$/);
     assert.ok(setCookie.startsWith(`${defaultSessionCookie}=`));
     assert.equal(sessions.cookieName, defaultSessionCookie);
     // A session cookie: no Max-Age or Expires, the server enforces expiry.
     assert.doesNotMatch(setCookie, /Max-Age|Expires|Domain/i);
+    assert.ok(setCookie.length < 1000);
   });
 
-  test('the credential never goes into the cookie', () => {
+  test('the credential and the user are not readable in the cookie', () => {
     const { sessions } = store();
     const setCookie = sessions.create('bob@o365info.com', auth);
-    for (const secretText of ['Hunter2Secret', auth.slice('Basic '.length), 'bob'])
+    const raw = Buffer.from(valueOf(setCookie), 'base64url').toString('latin1');
+    for (const secretText of ['Hunter2Secret', auth.slice('Basic '.length), 'bob', 'o365info']) {
       assert.ok(!setCookie.includes(secretText), secretText);
+      assert.ok(!raw.includes(secretText), `${secretText} (decoded)`);
+    }
   });
 
-  test('every session gets its own id', () => {
+  test('every cookie is sealed with its own nonce: the same session twice gives two values', () => {
     const { sessions } = store();
     const a = valueOf(sessions.create('bob@o365info.com', auth));
     const b = valueOf(sessions.create('bob@o365info.com', auth));
-    assert.notEqual(a.split('.')[0], b.split('.')[0]);
-    assert.equal(sessions.size, 2);
+    assert.notEqual(a, b);
+    assert.notDeepEqual(
+      Buffer.from(a, 'base64url').subarray(5, 17),
+      Buffer.from(b, 'base64url').subarray(5, 17),
+    );
   });
 
   test('a configured cookie name (a __Host- name works)', () => {
@@ -133,152 +148,159 @@ describe('OwaSessions: cookies', () => {
     );
   });
 
-  test('a tampered signature or id is refused', () => {
+  test('every bit of the cookie is checked: each one flipped is refused', async () => {
     const { sessions } = store();
     const cookie = valueOf(sessions.create('bob@o365info.com', auth));
-    const [id = '', sig = ''] = cookie.split('.');
-    const flip = (s: string, i: number) => s.slice(0, i) + (s[i] === 'A' ? 'B' : 'A') + s.slice(i + 1);
-    assert.equal(sessions.verify(`${id}.${flip(sig, 10)}`), undefined);
-    assert.equal(sessions.verify(`${flip(id, 10)}.${sig}`), undefined);
-    assert.equal(sessions.verify(`${id}.${sig.slice(0, -1)}`), undefined);
-    // The last base64url character carries 4 bits and 2 unused ones: another spelling of the same bytes
-    // is still refused, because the text is compared.
-    const last = sig.at(-1) ?? 'A';
+    const raw = Buffer.from(cookie, 'base64url');
+    const reasons = new Set<string>();
+    for (let bit = 0; bit < raw.length * 8; bit++) {
+      const bad = Buffer.from(raw);
+      bad[bit >> 3] = (bad[bit >> 3] as number) ^ (1 << (bit & 7));
+      const check = await sessions.verify(bad.toString('base64url'));
+      assert.equal(check.ok, false, `bit ${bit}`);
+      if (!check.ok) reasons.add(check.reason);
+    }
+    assert.deepEqual([...reasons].sort(), ['forged', 'unknown-key', 'version']);
+    assert.ok((await sessions.verify(cookie)).ok, 'the real cookie still works');
+  });
+
+  test('truncated, extended, re-spelt and malformed values are refused', async () => {
+    const { sessions } = store();
+    const cookie = valueOf(sessions.create('bob@o365info.com', auth));
+    const reason = async (v: string | undefined) => {
+      const c = await sessions.verify(v);
+      return c.ok ? 'ok' : c.reason;
+    };
+    // One character short: refused either way; `malformed` when the new last character carries set unused
+    // bits (not the canonical spelling of any bytes), else `forged` (canonical, but bytes short). Which one
+    // depends on the random nonce and tag, so it is computed here.
+    const short = cookie.slice(0, -1);
+    const canonical = Buffer.from(short, 'base64url').toString('base64url') === short;
+    assert.equal(await reason(short), canonical ? 'forged' : 'malformed', 'one character short');
+    assert.equal(await reason(cookie.slice(0, -4)), 'forged', 'three bytes short');
+    assert.equal(await reason(cookie + 'AAAA'), 'forged', 'three bytes more');
+    // The last base64url character may carry unused low bits: another spelling of the same bytes is refused.
     const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-    const twin = alphabet[alphabet.indexOf(last) ^ 1] ?? 'A';
-    assert.deepEqual(Buffer.from(sig.slice(0, -1) + twin, 'base64url'), Buffer.from(sig, 'base64url'));
-    assert.equal(sessions.verify(`${id}.${sig.slice(0, -1)}${twin}`), undefined);
-    assert.ok(sessions.verify(cookie), 'the real cookie still works');
+    const last = cookie.at(-1) ?? 'A';
+    const twin = cookie.slice(0, -1) + (alphabet[alphabet.indexOf(last) ^ 1] ?? 'A');
+    if (Buffer.from(twin, 'base64url').equals(Buffer.from(cookie, 'base64url')))
+      assert.equal(await reason(twin), 'malformed');
+    for (const bad of [undefined, '', '.', 'abc', `${cookie}.x`, ` ${cookie}`, cookie.replace(/.$/, '=')])
+      assert.equal(await reason(bad), 'malformed', String(bad));
+    assert.equal(await reason('A'.repeat(5000)), 'malformed', 'longer than any cookie coexist makes');
   });
 
-  test('malformed values are refused', () => {
-    const { sessions } = store();
-    const cookie = valueOf(sessions.create('bob@o365info.com', auth));
-    for (const bad of [undefined, '', '.', 'abc', cookie + '.x', ` ${cookie}`, cookie.replace('.', ':')])
-      assert.equal(sessions.verify(bad), undefined, String(bad));
-  });
-
-  test('a correctly signed but unknown id is refused', () => {
-    const a = store();
-    const b = store(); // same secret, separate store: b's ids are unknown to a
+  test('a cookie made for another cookie name does not open, even under the same key', async () => {
+    const a = store({ cookieName: 'coexist-session' });
+    const b = store({ cookieName: 'other-purpose' });
     const cookie = valueOf(b.sessions.create('bob@o365info.com', auth));
-    assert.equal(a.sessions.verify(cookie), undefined);
-    assert.ok(b.sessions.verify(cookie));
+    assert.deepEqual(await a.sessions.verify(cookie), { ok: false, reason: 'forged' });
   });
 
-  test('a cookie signed with another secret is refused', () => {
+  test('a cookie sealed with a key this server does not hold is refused', async () => {
     const a = store();
-    const b = store({ secret: otherSecret });
+    const b = store({ keys: [otherKey] });
     const cookie = valueOf(a.sessions.create('bob@o365info.com', auth));
-    assert.equal(b.sessions.verify(cookie), undefined);
-    // Not even a store holding the same id accepts it under another key (restart with a new secret).
-    assert.ok(a.sessions.verify(cookie));
+    assert.deepEqual(await b.sessions.verify(cookie), { ok: false, reason: 'unknown-key' });
   });
 
-  test('an authorization value Node would refuse as a header is refused at create', () => {
+  test('key rotation: an old cookie opens while its key is second, and not once it is gone', async () => {
+    const before = store({ keys: [key] });
+    const old = valueOf(before.sessions.create('bob@o365info.com', auth));
+    const rotating = store({ keys: [otherKey, key] });
+    assert.ok((await rotating.sessions.verify(old)).ok, 'the old key, second, still opens');
+    const fresh = valueOf(rotating.sessions.create('bob@o365info.com', auth));
+    assert.deepEqual(
+      await before.sessions.verify(fresh),
+      { ok: false, reason: 'unknown-key' },
+      'sealed with the new',
+    );
+    const after = store({ keys: [otherKey] });
+    assert.deepEqual(await after.sessions.verify(old), { ok: false, reason: 'unknown-key' });
+    assert.ok((await after.sessions.verify(fresh)).ok);
+  });
+
+  test('what cannot be carried is refused at create', () => {
     const { sessions } = store();
     assert.throws(() => sessions.create('bob@o365info.com', 'Basic abc\r\nX-Evil: 1'), TypeError);
     assert.throws(() => sessions.create('bob@o365info.com', ''), TypeError);
     assert.throws(() => sessions.create('', auth), TypeError);
-    assert.equal(sessions.size, 0);
+    assert.throws(
+      () => sessions.create('bob@o365info.com', `Basic ${'A'.repeat(4000)}`),
+      /too long for a cookie/,
+    );
   });
 });
 
-describe('OwaSessions: expiry, logoff and the bound', () => {
-  test('idle expiry slides with each request (default 15 min)', () => {
+describe('OwaSessions: expiry, re-sealing and logoff', () => {
+  test('idle expiry slides: past half the idle time the cookie is re-sealed, and only then', async () => {
     const { sessions, clock } = store();
-    const cookie = valueOf(sessions.create('bob@o365info.com', auth));
-    clock.t += 15 * minute - 1;
-    assert.ok(sessions.verify(cookie), 'just inside the idle window');
-    clock.t += 15 * minute - 1;
-    assert.ok(sessions.verify(cookie), 'the window slid: 30 min after logon, still alive');
-    clock.t += 15 * minute;
-    assert.equal(sessions.verify(cookie), undefined, '15 min idle');
-    assert.equal(sessions.size, 0, 'an expired session is dropped when seen');
-    clock.t -= 15 * minute;
-    assert.equal(sessions.verify(cookie), undefined, 'and does not come back');
+    let cookie = valueOf(sessions.create('bob@o365info.com', auth));
+    clock.t += 7 * minute;
+    const early = await sessions.verify(cookie);
+    assert.ok(early.ok && early.setCookie === undefined, 'not re-sealed on every request');
+    clock.t += 7 * minute; // 14 min since logon
+    const due = await sessions.verify(cookie);
+    assert.ok(due.ok && due.setCookie !== undefined, 're-sealed past half of 15 min');
+    cookie = valueOf(due.setCookie);
+    clock.t += 14 * minute; // 28 min after logon, 14 after the re-sealed one
+    assert.ok((await sessions.verify(cookie)).ok, 'the window slid');
+    clock.t += 1 * minute;
+    assert.deepEqual(await sessions.verify(cookie), { ok: false, reason: 'idle-expired' });
   });
 
-  test('absolute expiry however busy (default 8 h)', () => {
+  test('an old cookie is not revived by the new one: each carries its own last-seen time', async () => {
     const { sessions, clock } = store();
-    const cookie = valueOf(sessions.create('bob@o365info.com', auth));
+    const first = valueOf(sessions.create('bob@o365info.com', auth));
+    clock.t += 10 * minute;
+    const check = await sessions.verify(first);
+    assert.ok(check.ok && check.setCookie);
+    clock.t += 6 * minute;
+    assert.deepEqual(await sessions.verify(first), { ok: false, reason: 'idle-expired' });
+    assert.ok((await sessions.verify(valueOf(check.setCookie))).ok);
+  });
+
+  test('absolute expiry from the logon time inside the cookie, however busy (default 8 h)', async () => {
+    const { sessions, clock } = store();
+    let cookie = valueOf(sessions.create('bob@o365info.com', auth));
     for (let elapsed = 10 * minute; elapsed < 8 * 60 * minute; elapsed += 10 * minute) {
       clock.t += 10 * minute;
-      assert.ok(sessions.verify(cookie), `alive after ${elapsed / minute} min`);
+      const check = await sessions.verify(cookie);
+      assert.ok(check.ok, `alive after ${elapsed / minute} min`);
+      if (check.setCookie) cookie = valueOf(check.setCookie);
     }
     clock.t += 10 * minute; // 480 min after logon
-    assert.equal(sessions.verify(cookie), undefined);
+    assert.deepEqual(await sessions.verify(cookie), { ok: false, reason: 'expired' });
   });
 
-  test('configured idle and absolute limits', () => {
-    const { sessions, clock } = store({ idleMs: 1000, maxAgeMs: 2500 });
-    const cookie = valueOf(sessions.create('bob@o365info.com', auth));
-    clock.t += 999;
-    assert.ok(sessions.verify(cookie));
-    clock.t += 999;
-    assert.ok(sessions.verify(cookie));
-    clock.t += 502; // 2500 after logon
-    assert.equal(sessions.verify(cookie), undefined);
-  });
-
-  test('destroy ends the session; only a correctly signed value can destroy', () => {
-    const { sessions } = store();
-    const cookie = valueOf(sessions.create('bob@o365info.com', auth));
-    const [id = ''] = cookie.split('.');
-    assert.equal(sessions.destroy(`${id}.${'A'.repeat(43)}`), false);
-    assert.equal(sessions.destroy(undefined), false);
-    assert.equal(sessions.size, 1);
-    assert.equal(sessions.destroy(cookie), true);
-    assert.equal(sessions.verify(cookie), undefined);
-    assert.equal(sessions.destroy(cookie), false);
-    assert.equal(sessions.size, 0);
-  });
-
-  test('maxSessions bounds memory: the least recently used session goes first', () => {
-    const { sessions, clock } = store({ maxSessions: 3 });
-    const cookies = ['a', 'b', 'c'].map((u) => {
-      clock.t += 1;
-      return valueOf(sessions.create(`${u}@o365info.com`, auth));
-    });
-    const [a = '', b = '', c = ''] = cookies;
-    assert.ok(sessions.verify(a), 'a is used again, so b is now the oldest');
-    const d = valueOf(sessions.create('d@o365info.com', auth));
-    assert.equal(sessions.size, 3);
-    assert.equal(sessions.verify(b), undefined, 'b evicted');
-    for (const live of [a, c, d]) assert.ok(sessions.verify(live));
-  });
-
-  test('a logon drops idle-expired sessions before evicting live ones', () => {
-    const { sessions, clock } = store({ maxSessions: 2 });
-    const old = valueOf(sessions.create('old@o365info.com', auth));
-    clock.t += 20 * minute;
-    const live = valueOf(sessions.create('live@o365info.com', auth));
-    assert.equal(sessions.size, 1, 'the idle one was swept');
-    const next = valueOf(sessions.create('next@o365info.com', auth));
-    assert.equal(sessions.size, 2);
-    assert.equal(sessions.verify(old), undefined);
-    assert.ok(sessions.verify(live));
-    assert.ok(sessions.verify(next));
-  });
-
-  test('sweep drops every expired session, idle or absolute', () => {
-    const { sessions, clock } = store({ idleMs: 10 * minute, maxAgeMs: 30 * minute });
-    const first = valueOf(sessions.create('first@o365info.com', auth));
-    clock.t += 5 * minute;
-    const second = valueOf(sessions.create('second@o365info.com', auth));
-    clock.t += 5 * minute - 1;
-    assert.equal(sessions.sweep(), 0);
-    assert.ok(sessions.verify(first));
-    // Keep `first` busy up to its absolute limit while `second` goes idle.
-    for (let i = 0; i < 4; i++) {
-      clock.t += 5 * minute;
-      assert.ok(sessions.verify(first));
+  test('configured idle and absolute limits', async () => {
+    const { sessions, clock } = store({ idleMs: 1000, maxAgeMs: 2500, refreshMs: 100 });
+    let cookie = valueOf(sessions.create('bob@o365info.com', auth));
+    for (const step of [999, 999]) {
+      clock.t += step;
+      const check = await sessions.verify(cookie);
+      assert.ok(check.ok && check.setCookie);
+      cookie = valueOf(check.setCookie);
     }
-    assert.equal(sessions.sweep(), 1, 'second: idle');
-    clock.t += 2 * minute; // first is now 32 min old
-    assert.equal(sessions.sweep(), 1, 'first: absolute');
-    assert.equal(sessions.size, 0);
-    assert.equal(sessions.verify(second), undefined);
+    clock.t += 502; // 2500 after logon
+    assert.deepEqual(await sessions.verify(cookie), { ok: false, reason: 'expired' });
+  });
+
+  test('revoke ends the session wherever the revocations are shared, until its absolute expiry', async () => {
+    const clock = { t: 1_800_000_000_000 };
+    const revocations = new MemoryRevocations({ now: () => clock.t });
+    const a = new OwaSessions({ keys: [key], now: () => clock.t, revocations });
+    const b = new OwaSessions({ keys: [key], now: () => clock.t, revocations });
+    const cookie = valueOf(a.create('bob@o365info.com', auth));
+    assert.equal(await a.revoke(undefined), false);
+    assert.equal(await a.revoke('A'.repeat(80)), false, 'only a cookie that opens can revoke');
+    assert.equal(revocations.size, 0);
+    assert.equal(await a.revoke(cookie), true);
+    assert.deepEqual(await b.verify(cookie), { ok: false, reason: 'revoked' });
+    const [[, ttl] = ['', 0]] = [...revocations.entries()];
+    assert.equal(ttl, 8 * 60 * minute, 'kept exactly as long as the cookie could live');
+    const other = valueOf(a.create('bob@o365info.com', auth));
+    assert.ok((await b.verify(other)).ok, 'another session of the same user is untouched');
   });
 });
 
@@ -553,9 +575,12 @@ describe('owaLogon: the logon POST end to end', () => {
     assert.equal(outcome.location, 'https://mail.o365info.com/owa/');
     assert.equal(outcome.user, 'bob@o365info.com');
     assert.ok(!outcome.setCookie.includes('Hunter2Secret'));
-    assert.deepEqual(sessions.verify(valueOf(outcome.setCookie)), {
-      user: 'bob@o365info.com',
-      authorization: basicAuthorization('O365INFO\\bob', 'Hunter2Secret'),
+    assert.deepEqual(await sessions.verify(valueOf(outcome.setCookie)), {
+      ok: true,
+      session: {
+        user: 'bob@o365info.com',
+        authorization: basicAuthorization('O365INFO\\bob', 'Hunter2Secret'),
+      },
     });
   });
 
@@ -570,7 +595,6 @@ describe('owaLogon: the logon POST end to end', () => {
       kind: 'refused',
       location: '/owa/auth/logon.aspx?replaceCurrent=1&reason=2&url=https%3A%2F%2Fmail.o365info.com%2Fowa%2F',
     });
-    assert.equal(sessions.size, 0);
   });
 
   test('an unsafe destination becomes the fallback, on success and on failure', async () => {
@@ -602,15 +626,22 @@ describe('owaLogon: the logon POST end to end', () => {
       ...options(sessions, authenticate),
       previousCookie: planted,
     });
-    assert.equal(sessions.verify(planted), undefined);
+    assert.deepEqual(await sessions.verify(planted), { ok: false, reason: 'revoked' });
     assert.equal(outcome.kind, 'accepted');
-    assert.equal(sessions.size, 1);
+    assert.ok(outcome.kind === 'accepted' && (await sessions.verify(valueOf(outcome.setCookie))).ok);
+  });
+
+  test('a name and password too long for a cookie: malformed, no session', async () => {
+    const { sessions } = store();
+    const long = 'x'.repeat(3000);
+    const authenticate: Authenticate = () => Promise.resolve({ address: 'bob@o365info.com' });
+    const outcome = await owaLogon(form({ ...logonFields, password: long }), options(sessions, authenticate));
+    assert.deepEqual(outcome, { kind: 'malformed' });
   });
 
   test('a directory failure rejects (the pipeline answers 503), and no session is made', async () => {
     const { sessions } = store();
     const down: Authenticate = () => Promise.reject(new Error('ldap down'));
     await assert.rejects(owaLogon(form(logonFields), options(sessions, down)), /ldap down/);
-    assert.equal(sessions.size, 0);
   });
 });

@@ -1,30 +1,48 @@
 /**
  * OWA forms-based logon, owned by the front end (docs/protocols.md §4.9 "coexist design"): coexist shows its
- * own logon page, checks the password against the directory, and keeps the credential server-side in a
- * session store keyed by an opaque signed cookie, so later OWA requests reach the next hop as "request +
- * user credentials" (`Authorization: Basic`, docs/protocols.md §5.3). The credential never goes into the
- * cookie, never leaves the process, and nothing here logs (§5.3 "logging").
+ * own logon page, checks the password against the directory, and gives the browser a session cookie that
+ * carries the session itself, as Exchange's `cadata` cookies do: the user, the `Authorization` value for the
+ * next hop ("request + user credentials", docs/protocols.md §5.3), the logon and last-seen times and a
+ * session id, sealed with AES-256-GCM under a key the front ends of the estate share (session-keys.ts). Any
+ * front end holding the key serves any request, so a load balancer needs no affinity; a restart logs nobody
+ * out. Only a logoff's revocation lives server-side, in the shared store (shared-store.ts), until the
+ * session's absolute expiry. The credential is never logged, and never stored in clear outside this process
+ * (docs/security.md "OWA sessions").
  */
 import { Buffer } from 'node:buffer';
-import { createHash, createHmac, createSecretKey, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { KeyObject } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { z } from 'zod';
 import { defaultSessionCookie, logonMaxBytes } from '../core/protocols/owa.ts';
 import { decodeUtf8, isInvalid, parseQuery, single, underPath } from '../core/protocols/request-head.ts';
+import type { RevocationStore } from './shared-store.ts';
+import { MemoryRevocations } from './shared-store.ts';
 
-/** How the session store is set up. */
+/** How the session cookies are sealed and how long they live. */
 export interface OwaSessionOptions {
-  /** The HMAC-SHA256 key that signs cookie values; at least 32 bytes (copied, so later changes are ignored). */
-  readonly secret: Uint8Array;
+  /**
+   * AES-256-GCM keys, 32 bytes each (copied): the first seals new cookies, every one opens them (rotation:
+   * docs/operations.md "OWA session keys"). The front ends of an estate share them (`--session-key-file`).
+   */
+  readonly keys: readonly Uint8Array[];
   /** The cookie's name; default `defaultSessionCookie`. `__Host-` names work (Secure, Path=/, no Domain). */
   readonly cookieName?: string;
   /** A session ends after this long without a request (sliding); default 15 min. */
   readonly idleMs?: number;
   /** A session ends this long after logon, however busy (absolute); default 8 h. */
   readonly maxAgeMs?: number;
-  /** The most sessions kept; the least recently used goes first; default 100 000. */
-  readonly maxSessions?: number;
-  /** A clock in milliseconds (tests); default `performance.now`, which NTP steps cannot move. */
+  /**
+   * The cookie is sealed again with a new last-seen time when a request comes this long after the one it
+   * holds: a fraction of `idleMs`, so a busy session is not re-sealed on every request. Default `idleMs / 2`
+   * (as ASP.NET's sliding forms authentication renews past half the timeout): an idle session then ends
+   * between `idleMs - refreshMs` and `idleMs` after its last request.
+   */
+  readonly refreshMs?: number;
+  /** Logoff revocations; default one in this process's memory (one front end). */
+  readonly revocations?: RevocationStore;
+  /**
+   * Wall-clock milliseconds (tests); default `Date.now`. The times travel in the cookie between front ends,
+   * so it is the clock they agree on (NTP), not a monotonic one.
+   */
   readonly now?: () => number;
 }
 
@@ -34,19 +52,54 @@ export interface OwaSession {
   readonly authorization: string;
 }
 
-interface Entry {
-  readonly session: OwaSession;
-  readonly created: number;
-  lastSeen: number;
-}
+/** Why a cookie opened no session: logged (never the cookie's value), the browser just gets the logon page. */
+export type SessionRefusal =
+  /** Not the shape of a cookie coexist makes (wrong length, not base64url). */
+  | 'malformed'
+  /** A version byte this server does not know. */
+  | 'version'
+  /** Sealed under a key this server does not hold (retired, or another estate's). */
+  | 'unknown-key'
+  /** The seal does not check: tampered, truncated, or made for another cookie name. */
+  | 'forged'
+  | 'idle-expired'
+  | 'expired'
+  /** Logged off (on any front end sharing the store). */
+  | 'revoked';
 
-const minSecretBytes = 32;
-const idBytes = 32;
-// base64url of 32 bytes, no padding: 43 characters. Only this exact shape is ever looked at.
-const cookieShape = /^([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{43})$/;
-// Domain separation: the same secret may sign other things (the identity token of docs/protocols.md §5.3),
-// so a signature made here can never be replayed as one made there.
-const signingLabel = 'coexist-owa-session-v1.';
+/** A cookie checked: its session (and a re-sealed cookie to send back, when due), or why not. */
+export type SessionCheck =
+  | {
+      readonly ok: true;
+      readonly session: OwaSession;
+      /** A `Set-Cookie` value with the new last-seen time, when the one held was past `refreshMs`. */
+      readonly setCookie?: string;
+    }
+  | { readonly ok: false; readonly reason: SessionRefusal };
+
+/** What a cookie carries (inside the seal; field names kept short, a cookie has at most ~4 KB). */
+const sealedShape = z
+  .object({
+    /** The session id: what a logoff revokes. */
+    i: z.string().regex(/^[A-Za-z0-9_-]{22}$/),
+    u: z.string().min(1).max(256),
+    a: z.string().min(1),
+    /** Logon time (absolute expiry), ms since the epoch. */
+    c: z.number().int().nonnegative(),
+    /** Last-seen time (idle expiry), ms since the epoch. */
+    s: z.number().int().nonnegative(),
+  })
+  .strict();
+type Sealed = z.infer<typeof sealedShape>;
+
+const version = 1;
+const keyIdBytes = 4;
+const nonceBytes = 12;
+const tagBytes = 16;
+const headerBytes = 1 + keyIdBytes + nonceBytes;
+const keyBytes = 32;
+/** Browsers keep a cookie's name and value up to 4096 bytes (RFC 6265 §6.1's minimum); leave room. */
+const maxCookieChars = 3800;
 // RFC 6265 §4.1.1: cookie-name is an RFC 7230 token.
 const tokenShape = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // A header value Node accepts without throwing: visible ASCII and spaces, no CR/LF.
@@ -66,34 +119,47 @@ const positive = (name: string, value: number): number => {
   return value;
 };
 
-/** The in-memory OWA session store: opaque signed cookie values to a user and their credential. */
+/** A key's id in the cookie (a hash, not the key): picks the key to open with, so rotation costs no retries. */
+const keyIdOf = (key: Uint8Array): Buffer =>
+  createHash('sha256').update('coexist-owa-session-key-id.').update(key).digest().subarray(0, keyIdBytes);
+
+interface Key {
+  readonly id: Buffer;
+  readonly key: Buffer;
+}
+
+/** OWA sessions carried in sealed cookies; only logoff revocations are kept (in `revocations`). */
 export class OwaSessions {
-  readonly #key: KeyObject;
+  readonly #keys: readonly Key[];
   readonly #name: string;
+  readonly #aad: Buffer;
   readonly #idleMs: number;
   readonly #maxAgeMs: number;
-  readonly #max: number;
+  readonly #refreshMs: number;
+  readonly #revocations: RevocationStore;
   readonly #now: () => number;
-  // Kept in least-recently-seen order (verify moves an entry to the end), so the idle-expired and the
-  // eviction candidates are always at the front.
-  readonly #entries = new Map<string, Entry>();
 
   constructor(o: OwaSessionOptions) {
-    if (!(o.secret instanceof Uint8Array) || o.secret.length < minSecretBytes)
-      throw new RangeError(
-        `OwaSessions: the secret must be at least ${minSecretBytes} random bytes (got ${o.secret?.length ?? 0})`,
-      );
+    if (!Array.isArray(o.keys) || o.keys.length === 0)
+      throw new RangeError('OwaSessions: at least one key is needed');
+    for (const k of o.keys)
+      if (!(k instanceof Uint8Array) || k.length !== keyBytes)
+        throw new RangeError(
+          `OwaSessions: every key must be exactly ${keyBytes} random bytes (got ${(k as Uint8Array | undefined)?.length ?? 0})`,
+        );
     const name = o.cookieName ?? defaultSessionCookie;
     if (!tokenShape.test(name)) throw new RangeError('OwaSessions: cookieName must be an RFC 6265 token');
-    this.#key = createSecretKey(Buffer.from(o.secret));
+    this.#keys = o.keys.map((k) => ({ id: keyIdOf(k), key: Buffer.from(k) }));
     this.#name = name;
+    // Associated data: the cookie's name and the version byte, so a cookie of another name (another purpose)
+    // or format never opens here, even under the same key.
+    this.#aad = Buffer.concat([Buffer.from(`coexist-owa-session.${name}.`, 'latin1'), Buffer.of(version)]);
     this.#idleMs = positive('idleMs', o.idleMs ?? 15 * 60_000);
     this.#maxAgeMs = positive('maxAgeMs', o.maxAgeMs ?? 8 * 3_600_000);
-    const max = o.maxSessions ?? 100_000;
-    if (!Number.isSafeInteger(max) || max < 1)
-      throw new RangeError('OwaSessions: maxSessions must be a positive integer');
-    this.#max = max;
-    this.#now = o.now ?? (() => performance.now());
+    this.#refreshMs = positive('refreshMs', o.refreshMs ?? this.#idleMs / 2);
+    if (this.#refreshMs > this.#idleMs) throw new RangeError('OwaSessions: refreshMs must be <= idleMs');
+    this.#revocations = o.revocations ?? new MemoryRevocations();
+    this.#now = o.now ?? Date.now;
   }
 
   /** The cookie's name. */
@@ -101,47 +167,61 @@ export class OwaSessions {
     return this.#name;
   }
 
-  /** How many sessions are held (expired ones included until they are swept). */
-  get size(): number {
-    return this.#entries.size;
-  }
-
-  /** Start a session; returns the `Set-Cookie` value (HttpOnly; Secure; SameSite=Lax; Path=/). */
+  /**
+   * Start a session; returns the `Set-Cookie` value (HttpOnly; Secure; SameSite=Lax; Path=/). Throws a
+   * TypeError for a user or credential that cannot be carried (a header value Node refuses, or too long
+   * for a cookie).
+   */
   create(user: string, authorization: string): string {
-    if (user === '') throw new TypeError('OwaSessions: empty user');
+    if (user === '' || user.length > 256) throw new TypeError('OwaSessions: unusable user');
     // It goes into a request header later: refuse now what Node would refuse mid-request.
     if (!headerValueShape.test(authorization)) throw new TypeError('OwaSessions: unusable authorization');
-    const now = this.#now();
-    this.#sweepFront(now);
-    while (this.#entries.size >= this.#max) {
-      const oldest = this.#entries.keys().next();
-      if (oldest.done) break;
-      this.#entries.delete(oldest.value);
-    }
-    const id = randomBytes(idBytes).toString('base64url');
-    this.#entries.set(id, { session: { user, authorization }, created: now, lastSeen: now });
-    // A session cookie (no Max-Age): the browser drops it when it closes; the server enforces both expiries.
-    return `${this.#name}=${id}.${this.#sign(id)}; ${cookieAttributes}`;
+    const now = Math.trunc(this.#now());
+    const setCookie = this.#setCookie({
+      i: randomBytes(16).toString('base64url'),
+      u: user,
+      a: authorization,
+      c: now,
+      s: now,
+    });
+    if (setCookie.length > maxCookieChars)
+      throw new TypeError('OwaSessions: the credential is too long for a cookie');
+    return setCookie;
   }
 
-  /** The session of a cookie value, if its signature checks (constant time) and it has not expired; slides idle expiry. */
-  verify(cookieValue: string | undefined): OwaSession | undefined {
-    const id = this.#id(cookieValue);
-    if (id === undefined) return undefined;
-    const entry = this.#entries.get(id);
-    if (entry === undefined) return undefined;
+  /**
+   * The session of a cookie value: its seal checks under one of the keys, neither expiry has passed, and
+   * it was not logged off. When its last-seen time is older than `refreshMs`, `setCookie` carries it anew.
+   */
+  async verify(cookieValue: string | undefined): Promise<SessionCheck> {
+    const opened = this.#open(cookieValue);
+    if (!('sealed' in opened)) return opened;
+    const { sealed } = opened;
     const now = this.#now();
-    this.#entries.delete(id);
-    if (this.#expired(entry, now)) return undefined;
-    entry.lastSeen = now;
-    this.#entries.set(id, entry);
-    return entry.session;
+    // A front end whose clock is behind another's sees times slightly ahead: they count as now.
+    if (now - sealed.c >= this.#maxAgeMs) return { ok: false, reason: 'expired' };
+    if (now - sealed.s >= this.#idleMs) return { ok: false, reason: 'idle-expired' };
+    if (await this.#revocations.revoked(sealed.i)) return { ok: false, reason: 'revoked' };
+    const session: OwaSession = { user: sealed.u, authorization: sealed.a };
+    if (now - sealed.s < this.#refreshMs) return { ok: true, session };
+    return {
+      ok: true,
+      session,
+      setCookie: this.#setCookie({ ...sealed, s: Math.trunc(Math.max(now, sealed.s)) }),
+    };
   }
 
-  /** End the session of a cookie value (logoff); true when there was one. */
-  destroy(cookieValue: string | undefined): boolean {
-    const id = this.#id(cookieValue);
-    return id !== undefined && this.#entries.delete(id);
+  /**
+   * End the session of a cookie value (logoff): its id is revoked until its absolute expiry, on every front
+   * end sharing the store. True when the value was a live session.
+   */
+  async revoke(cookieValue: string | undefined): Promise<boolean> {
+    const opened = this.#open(cookieValue);
+    if (!('sealed' in opened)) return false;
+    const ttl = opened.sealed.c + this.#maxAgeMs - this.#now();
+    if (ttl <= 0) return false;
+    await this.#revocations.revoke(opened.sealed.i, Math.ceil(ttl));
+    return true;
   }
 
   /** A `Set-Cookie` value that clears the cookie (logoff). */
@@ -149,43 +229,62 @@ export class OwaSessions {
     return `${this.#name}=; ${cookieAttributes}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT`;
   }
 
-  /** Drop every expired session, so no stale credential stays in memory; returns how many went. */
-  sweep(): number {
-    const now = this.#now();
-    let dropped = 0;
-    for (const [id, entry] of this.#entries)
-      if (this.#expired(entry, now)) {
-        this.#entries.delete(id);
-        dropped++;
-      }
-    return dropped;
+  /** Seal a session: version, key id, nonce, ciphertext, tag; base64url. */
+  #setCookie(sealed: Sealed): string {
+    const [current] = this.#keys as [Key];
+    // A random 96-bit nonce per cookie (NIST SP 800-38D §8.2.2): far below 2^32 cookies per key.
+    const nonce = randomBytes(nonceBytes);
+    const header = Buffer.concat([Buffer.of(version), current.id, nonce]);
+    const cipher = createCipheriv('aes-256-gcm', current.key, nonce, { authTagLength: tagBytes });
+    cipher.setAAD(Buffer.concat([this.#aad, current.id]));
+    const body = Buffer.concat([
+      cipher.update(JSON.stringify(sealed), 'utf8'),
+      cipher.final(),
+      cipher.getAuthTag(),
+    ]);
+    // A session cookie (no Max-Age): the browser drops it when it closes; the server enforces both expiries.
+    return `${this.#name}=${Buffer.concat([header, body]).toString('base64url')}; ${cookieAttributes}`;
   }
 
-  /** The id of a well-formed, correctly signed cookie value. */
-  #id(cookieValue: string | undefined): string | undefined {
-    const m = cookieValue === undefined ? null : cookieShape.exec(cookieValue);
-    if (!m) return undefined;
-    const [, id, signature] = m as unknown as [string, string, string];
-    // Compare the canonical base64url text, not decoded bytes: Buffer's decoder ignores the unused low bits
-    // of the last character, which would let several spellings of one signature pass.
-    const ok = timingSafeEqual(Buffer.from(signature, 'latin1'), Buffer.from(this.#sign(id), 'latin1'));
-    return ok ? id : undefined;
-  }
-
-  #sign(id: string): string {
-    return createHmac('sha256', this.#key).update(signingLabel).update(id).digest('base64url');
-  }
-
-  #expired(entry: Entry, now: number): boolean {
-    return now - entry.lastSeen >= this.#idleMs || now - entry.created >= this.#maxAgeMs;
-  }
-
-  /** Amortised O(1) clean-up on each logon: drop idle-expired sessions from the least recently seen end. */
-  #sweepFront(now: number): void {
-    for (const [id, entry] of this.#entries) {
-      if (!this.#expired(entry, now)) return;
-      this.#entries.delete(id);
+  /** Open a cookie value: the session inside, or why not. */
+  #open(
+    value: string | undefined,
+  ): { readonly sealed: Sealed } | { readonly ok: false; readonly reason: SessionRefusal } {
+    const refused = (reason: SessionRefusal) => ({ ok: false, reason }) as const;
+    if (value === undefined || value.length > maxCookieChars || !/^[A-Za-z0-9_-]+$/.test(value))
+      return refused('malformed');
+    const raw = Buffer.from(value, 'base64url');
+    // Only the canonical spelling: Buffer's decoder ignores the unused low bits of the last character.
+    if (raw.toString('base64url') !== value || raw.length < headerBytes + tagBytes + 2)
+      return refused('malformed');
+    if (raw[0] !== version) return refused('version');
+    const id = raw.subarray(1, 1 + keyIdBytes);
+    const key = this.#keys.find((k) => k.id.equals(id));
+    if (!key) return refused('unknown-key');
+    const nonce = raw.subarray(1 + keyIdBytes, headerBytes);
+    const tag = raw.subarray(raw.length - tagBytes);
+    let text: string;
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', key.key, nonce, { authTagLength: tagBytes });
+      decipher.setAAD(Buffer.concat([this.#aad, key.id]));
+      decipher.setAuthTag(tag);
+      text = Buffer.concat([
+        decipher.update(raw.subarray(headerBytes, raw.length - tagBytes)),
+        decipher.final(),
+      ]).toString('utf8');
+    } catch {
+      return refused('forged');
     }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return refused('forged');
+    }
+    // Sealed by a holder of the key, so well-formed; checked all the same (another version's writer).
+    const sealed = sealedShape.safeParse(parsed);
+    if (!sealed.success || !headerValueShape.test(sealed.data.a)) return refused('forged');
+    return { sealed: sealed.data };
   }
 }
 
@@ -431,7 +530,7 @@ export interface OwaLogonOptions {
   readonly allowedHosts: ReadonlySet<string>;
   /** Where to go when `destination` is absent or unsafe, e.g. `/owa/`. */
   readonly fallback: string;
-  /** The cookie value the browser sent, if any: ended, so a planted session id cannot survive logon. */
+  /** The cookie value the browser sent, if any: revoked, so a planted session cannot survive logon. */
   readonly previousCookie?: string;
 }
 
@@ -454,13 +553,21 @@ export type OwaLogonOutcome =
  * session whose credential is the typed user name and password as Basic. A directory failure rejects.
  */
 export async function owaLogon(body: Uint8Array, o: OwaLogonOptions): Promise<OwaLogonOutcome> {
-  o.sessions.destroy(o.previousCookie);
+  // A cookie the browser still holds is ended: a planted one cannot be the session the user carries on.
+  await o.sessions.revoke(o.previousCookie);
   const form = parseLogonForm(body);
   if (!form) return { kind: 'malformed' };
   const location = safeDestination(form.destination, o.allowedHosts, o.fallback);
   const mailbox = await o.authenticate(form.username, form.password);
   if (!mailbox) return { kind: 'refused', location: logonUrl(location, badCredentialsReason) };
   // The next hop (a legacy CAS) authenticates the name as typed (DOMAIN\user or UPN), not the address.
-  const setCookie = o.sessions.create(mailbox.address, basicAuthorization(form.username, form.password));
+  let setCookie: string;
+  try {
+    setCookie = o.sessions.create(mailbox.address, basicAuthorization(form.username, form.password));
+  } catch (err) {
+    // A name and password too long to carry in a cookie (or not sendable as Basic): no session can hold it.
+    if (err instanceof TypeError) return { kind: 'malformed' };
+    throw err;
+  }
   return { kind: 'accepted', location, setCookie, user: mailbox.address };
 }

@@ -6,6 +6,7 @@
  * listed (`coexist serve --trusted-proxy`); everyone else is a client, whatever its headers say.
  */
 import type { Socket } from 'node:net';
+import { clientAddressOf } from '../net/proxy-protocol.ts';
 import type { TLSSocket } from 'node:tls';
 import type { EstateIndex } from '../core/estate/estate-index.ts';
 
@@ -92,7 +93,7 @@ export function peerTrust(
 ): PeerTrust {
   const server = servers === undefined ? undefined : provenServer(socket, servers);
   if (server !== undefined) return { kind: 'server', server };
-  const address = socket.remoteAddress;
+  const address = clientAddressOf(socket);
   return address !== undefined && isTrustedAddress(proxies, address) ? proxyPeer : clientPeer;
 }
 

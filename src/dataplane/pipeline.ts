@@ -6,6 +6,7 @@
  * here are reply.ts's, OWA's forms logon is owa-logon.ts's, Autodiscover's answers autodiscover/service.ts's.
  */
 import { randomUUID } from 'node:crypto';
+import { clientAddressOf } from '../net/proxy-protocol.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Mailbox } from '../core/estate/estate-index.ts';
@@ -27,6 +28,8 @@ import {
   respondAutodiscover,
 } from './autodiscover/service.ts';
 import { readBody } from './body.ts';
+import type { HeldPing, HeldPings } from './drain.ts';
+import { isPing, pingExpiredBody } from './drain.ts';
 import type { ConnectingSid, ImpersonationVerdict, ListenerInfo, ServerContext } from './contracts.ts';
 import { forward } from './forward.ts';
 import type { HealthMonitor } from './health.ts';
@@ -63,7 +66,7 @@ async function handle(
 ): Promise<void> {
   const started = performance.now();
   restoreMethod(req);
-  const peer = req.socket.remoteAddress;
+  const peer = clientAddressOf(req.socket);
   // Who the peer is, proven per request (docs/security.md "How servers authenticate each other"): a server of
   // the estate by its client certificate, a load balancer by its listed address, anyone else a client.
   const peerIs = peerTrust(req.socket, ctx.estateServers, ctx.trustedProxies);
@@ -252,7 +255,7 @@ async function authenticate(
   let caller: Mailbox | undefined;
   let login: string;
   if (isOwa && id.kind === 'session-cookie') {
-    const session = presentSession(ctx, flight, id);
+    const session = await presentSession(ctx, flight, id);
     if (!session) {
       redirectToLogon(flight);
       return undefined;
@@ -310,7 +313,7 @@ async function execute(
 ): Promise<void> {
   switch (d.kind) {
     case 'proxy':
-      await proxy(ctx, flight, d);
+      await proxy(ctx, flight, d, mailbox?.address ?? caller.address);
       return;
     case 'redirect':
       redirect(ctx, flight, d);
@@ -333,14 +336,23 @@ async function execute(
   }
 }
 
-/** Stream to the next hop: the decision's vdir URL plus the rest of the client's path and query. */
-async function proxy(ctx: ServerContext, flight: InFlight, d: ProxyDecision): Promise<void> {
+/**
+ * Stream to the next hop: the decision's vdir URL plus the rest of the client's path and query. Of the
+ * decision's server and its equivalents, the one next-hops.ts chooses for the routed mailbox (`anchor`).
+ */
+async function proxy(ctx: ServerContext, flight: InFlight, d: ProxyDecision, anchor: string): Promise<void> {
   const { record, res, head, listener } = flight;
   const protocol = flight.protocol as Protocol;
+  const choice = ctx.nextHops?.choose(d, protocol, anchor);
+  const to = choice?.to ?? d.to;
   // A legacy CAS reaches its mailbox server over RPC; the lab carries that hop over HTTPS to the
   // mailbox server's own name, keeping the client's path (the simulators' stand-in for MAPI RPC).
-  const endpoint = d.via === 'store' ? ctx.storeEndpoints?.(d.to.name, protocol) : undefined;
-  const url = endpoint ? endpointUrl(endpoint.url, head) : nextHopUrl(d.url ?? `https://${d.to.fqdn}/`, head);
+  const endpoint = d.via === 'store' ? ctx.storeEndpoints?.(to.name, protocol) : undefined;
+  const base = endpoint?.url ?? choice?.url ?? d.url ?? `https://${to.fqdn}/`;
+  const url = endpoint ? endpointUrl(endpoint.url, head) : nextHopUrl(base, head);
+  // A Ping the drain may answer early (docs/operations.md "Drain"): Exchange's 200, Ping Status 1.
+  const ping =
+    protocol === 'activesync' && ctx.pings && isPing(head) ? holdPing(ctx.pings, flight) : undefined;
   const upstreamStarted = performance.now();
   const result = await forward(
     flight.req,
@@ -349,9 +361,9 @@ async function proxy(ctx: ServerContext, flight: InFlight, d: ProxyDecision): Pr
       url,
       protocol,
       serverName: ctx.server.name,
-      nextServer: d.to.name,
+      nextServer: to.name,
       ...(endpoint?.keepAlive === false ? { keepAlive: false } : {}),
-      ...(d.via === 'backend' || d.via === 'store' ? { backendTarget: d.to.fqdn } : {}),
+      ...(d.via === 'backend' || d.via === 'store' ? { backendTarget: to.fqdn } : {}),
       ...(flight.body === undefined ? {} : { body: flight.body }),
     },
     {
@@ -362,18 +374,44 @@ async function proxy(ctx: ServerContext, flight: InFlight, d: ProxyDecision): Pr
       peer: flight.peer,
       ...(ctx.idleTimeoutsMs === undefined ? {} : { idleTimeoutsMs: ctx.idleTimeoutsMs }),
       ...(ctx.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: ctx.retryAfterSeconds }),
+      ...(ping === undefined ? {} : { cancel: ping.cancel }),
     },
   );
+  ping?.done();
   record.timings.upstreamMs = round(performance.now() - upstreamStarted);
+  ctx.nextHops?.report(ctx.nextHops.keyOf(base, protocol), to.name, protocol, result);
   record.outcome = result.outcome;
-  record.hops = [ctx.server.name, d.to.name];
+  record.hops = [ctx.server.name, to.name];
   record.bytesIn = result.bytesIn;
   record.bytesOut = result.bytesOut;
   if (result.status !== undefined) record.status = result.status;
   if (result.upstreamStatus !== undefined) record.upstreamStatus = result.upstreamStatus;
   if (result.failure) record.code = result.failure.code;
   if (result.retried) ctx.metrics?.observeUpstreamFailure(result.retried.code);
-  observe(ctx, flight, { to: d.to.name, via: d.via, url });
+  if (ping?.answered) {
+    // Answered here by the drain, its next hop's request cancelled on purpose: not a failure.
+    record.outcome = 'answered';
+    record.status = 200;
+    delete record.code;
+  }
+  observe(ctx, flight, { to: to.name, via: d.via, url });
+}
+
+/** Hold a proxied Ping; its early answer is Exchange's for a heartbeat that ran out with nothing to report. */
+function holdPing(pings: HeldPings, flight: InFlight): HeldPing {
+  return pings.hold(flight.res, () =>
+    send(
+      flight,
+      200,
+      {
+        'content-type': 'application/vnd.ms-sync.wbxml',
+        'content-length': String(pingExpiredBody.length),
+        'cache-control': 'private',
+        connection: 'close',
+      },
+      pingExpiredBody,
+    ),
+  );
 }
 
 /** 302 Location, or the legacy ActiveSync 451 with X-MS-Location and no body (docs/protocols.md §4.1). */

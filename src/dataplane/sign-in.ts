@@ -4,6 +4,7 @@
  * pipeline and by OWA's logon POST, so both brake guessing the same way.
  */
 import type { Mailbox } from '../core/estate/estate-index.ts';
+import { clientAddressOf } from '../net/proxy-protocol.ts';
 import type { ServerContext } from './contracts.ts';
 import type { InFlight } from './in-flight.ts';
 
@@ -40,7 +41,7 @@ export async function signIn(
   }
   record.auth = 'ok';
   // The TCP peer (not X-Forwarded-For): the edge admits connections by it (edge-limits.ts KnownSources).
-  ctx.knownSources?.add(flight.req.socket.remoteAddress);
+  ctx.knownSources?.add(clientAddressOf(flight.req.socket));
   if (attempt) await ctx.lockout?.succeeded(attempt);
   return caller;
 }

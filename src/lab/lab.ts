@@ -90,6 +90,11 @@ export interface LabOptions {
   readonly activeSync?: 'simulator' | 'sogo';
   /** SOGo stacks only: their longest Ping/Sync wait (SOGoMaximumPingInterval), seconds; 20 by default. */
   readonly sogoMaxPingSeconds?: number;
+  /**
+   * Layer-4 load balancers in front of every client listener (`front`), by address: they open each
+   * connection with a PROXY protocol header (src/net/proxy-protocol.ts, docs/deploy.md "The load balancer").
+   */
+  readonly proxyProtocolFrom?: ReadonlySet<string>;
 }
 
 /** A running lab. */
@@ -333,7 +338,9 @@ export async function startLab(o: LabOptions): Promise<Lab> {
       const key = listenerKey(server.name, name);
       let port = ports.get(key);
       if (port === undefined) port = next === 0 ? 0 : next++;
-      listeners.push({ name, role, host: labAddresses.listen, port, certificates: certs });
+      const proxied =
+        role === 'cas' && o.proxyProtocolFrom !== undefined ? { proxyProtocolFrom: o.proxyProtocolFrom } : {};
+      listeners.push({ name, role, host: labAddresses.listen, port, certificates: certs, ...proxied });
     }
     const node = await startServerNode({
       index: o.index,

@@ -11,7 +11,10 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { CoexistError } from '../core/errors.ts';
 import type { Protocol } from '../core/protocols/protocol.ts';
 import { protocols } from '../core/protocols/protocol.ts';
+import type { CertificateInUse } from './certificates.ts';
 import type { AccessOutcome, AccessRecord, AuthResult } from './log.ts';
+import type { AdminActions } from './admin-actions.ts';
+import { actionOf, ownHosts, refusal } from './admin-actions.ts';
 
 /**
  * Seconds, 0.5 ms to 60 s: a front end answers redirects and Autodiscover in well under a millisecond and
@@ -69,6 +72,16 @@ export interface HealthMetricsObserver {
   directoryState(up: boolean): void;
 }
 
+/** The next hops' reports (dataplane/next-hops.ts `NextHopObserver`), as `Metrics.nextHopObserver()` counts them. */
+export interface NextHopMetricsObserver {
+  request(
+    hop: { readonly server: string },
+    protocol: Protocol,
+    result: 'answered' | 'failed' | 'client_aborted',
+  ): void;
+  ejected(hop: { readonly server: string }, protocol: Protocol, ejected: boolean): void;
+}
+
 /** What the edge refuses or cuts (docs/security.md "Limits and timeouts at the edge"). */
 export type EdgeEvent =
   | 'refused_total'
@@ -77,7 +90,8 @@ export type EdgeEvent =
   | 'tls_handshake_timeout'
   | 'head_timeout'
   | 'body_idle_timeout'
-  | 'headers_too_large';
+  | 'headers_too_large'
+  | 'proxy_header_invalid';
 
 const edgeEvents: readonly EdgeEvent[] = [
   'refused_total',
@@ -87,6 +101,7 @@ const edgeEvents: readonly EdgeEvent[] = [
   'head_timeout',
   'body_idle_timeout',
   'headers_too_large',
+  'proxy_header_invalid',
 ];
 
 /** The edge's events, as `Metrics.edgeObserver()` counts them. */
@@ -120,6 +135,10 @@ export class Metrics {
   private readonly upstreamUp: Gauge<'upstream' | 'protocol'>;
   private readonly probes: Counter<'upstream' | 'result'>;
   private readonly directoryUp: Gauge;
+  private readonly sharedStoreUp: Gauge;
+  private readonly upstreamRequests: Counter<'upstream' | 'protocol' | 'result'>;
+  private readonly upstreamEjected: Gauge<'upstream' | 'protocol'>;
+  private readonly certificateExpiry: Gauge<'use' | 'subject' | 'hosts'>;
 
   constructor(options: MetricsOptions) {
     this.registry = new Registry();
@@ -223,6 +242,29 @@ export class Metrics {
       help: 'Whether the directory answers its health probe (1) or not (0).',
       registers,
     });
+    this.sharedStoreUp = new Gauge({
+      name: 'coexist_shared_store_up',
+      help: "Whether the shared store (Redis) is in use (1), or this process's memory while it is away (0); absent without Redis (docs/operations.md).",
+      registers,
+    });
+    this.upstreamRequests = new Counter({
+      name: 'coexist_upstream_requests_total',
+      help: 'Requests sent to a next hop, by next hop, protocol and result (answered: any HTTP answer; failed: no answer, which counts towards ejection; client_aborted) (docs/operations.md "Next hops").',
+      labelNames: ['upstream', 'protocol', 'result'] as const,
+      registers,
+    });
+    this.upstreamEjected = new Gauge({
+      name: 'coexist_upstream_ejected',
+      help: 'Whether a next hop is ejected for a protocol (1) after consecutive failed requests, until its next probe answers (docs/operations.md "Next hops").',
+      labelNames: ['upstream', 'protocol'] as const,
+      registers,
+    });
+    this.certificateExpiry = new Gauge({
+      name: 'coexist_certificate_expiry_timestamp_seconds',
+      help: 'When each certificate in use expires (Unix seconds), by use (listener, chain, client, ca, internal-ca), subject and the hosts it serves (docs/operations.md "Certificates").',
+      labelNames: ['use', 'subject', 'hosts'] as const,
+      registers,
+    });
     for (const event of edgeEvents) this.edgeEventsTotal.inc({ event }, 0);
     // Series that exist from the start, so rate() and alerts see a 0 before the first event.
     for (const familiarity of ['familiar', 'unfamiliar'] as const)
@@ -276,6 +318,11 @@ export class Metrics {
     };
   }
 
+  /** What the shared store reports each change of Redis's state to (dataplane/redis-store.ts `onState`). */
+  sharedStoreObserver(): (up: boolean) => void {
+    return (up) => this.sharedStoreUp.set(up ? 1 : 0);
+  }
+
   /** What the extranet smart lockout reports to (its `observer` option). */
   lockoutObserver(): LockoutObserver {
     return {
@@ -295,6 +342,26 @@ export class Metrics {
         for (const protocol of used) this.upstreamUp.set({ upstream: hop.server, protocol }, up ? 1 : 0);
       },
       directoryState: (up) => this.directoryUp.set(up ? 1 : 0),
+    };
+  }
+
+  /** The certificates in use now, replacing any set before (a reload sets them again). */
+  setCertificates(certificates: readonly CertificateInUse[]): void {
+    this.certificateExpiry.reset();
+    for (const c of certificates)
+      this.certificateExpiry.set(
+        { use: c.use, subject: c.subject, hosts: c.hosts.join(',') },
+        Math.floor(c.notAfter.getTime() / 1000),
+      );
+  }
+
+  /** What the next hops report to (dataplane/next-hops.ts): requests per hop and ejections. */
+  nextHopObserver(): NextHopMetricsObserver {
+    return {
+      request: (hop, protocol, result) =>
+        this.upstreamRequests.inc({ upstream: hop.server, protocol, result }),
+      ejected: (hop, protocol, ejected) =>
+        this.upstreamEjected.set({ upstream: hop.server, protocol }, ejected ? 1 : 0),
     };
   }
 
@@ -352,6 +419,13 @@ export interface AdminServerOptions {
   readonly readiness?: () => { readonly ready: boolean };
   /** Allow a non-loopback `host`: the admin listener has no authentication. */
   readonly allowRemote?: boolean;
+  /**
+   * What `GET /status` answers, as JSON (`coexist status`, docs/operations.md "Next hops"): an object whose
+   * `hops` array lists every next hop's state, open to more sections. Absent: `/status` is 404.
+   */
+  readonly status?: () => { readonly hops: readonly unknown[] };
+  /** `POST /reload` and `POST /drain` (admin-actions.ts: POST only, never from a web page). */
+  readonly actions?: AdminActions;
 }
 
 /** A running admin listener. */
@@ -375,8 +449,9 @@ function isLoopback(host: string): boolean {
 const allow = 'GET, HEAD';
 
 /**
- * Serve `GET /metrics`, `/healthz` (200 while the process runs) and `/readyz` (200 when `ready()`, else
- * 503) over plain HTTP; anything else is 404. Loopback only unless `allowRemote`.
+ * Serve `GET /metrics`, `/healthz` (200 while the process runs), `/readyz` (200 when `ready()`, else
+ * 503) and, given `status`, `/status` (JSON) over plain HTTP; anything else is 404. Loopback only unless
+ * `allowRemote`.
  */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   const host = options.host ?? '127.0.0.1';
@@ -392,8 +467,12 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   const ready = options.ready ?? (() => true);
   const readiness = options.readiness ?? (() => ({ ready: ready() }));
   const detailed = options.readiness !== undefined;
+  let own: string[] = [];
+  const { actions } = options;
   const server = createServer((req, res) => {
-    void answer(req, res, metrics, readiness, detailed);
+    const action = actions && actionOf(pathOf(req.url ?? '/'));
+    if (actions && action) void runAction(req, res, actions, action, own);
+    else void answer(req, res, metrics, readiness, detailed, options.status);
   });
   // Probes and scrapes are small and quick; a client that trickles its head does not hold a socket long.
   server.headersTimeout = 10_000;
@@ -406,6 +485,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     });
   });
   const { port } = server.address() as AddressInfo;
+  own = ownHosts(host, port);
   return {
     port,
     close: () =>
@@ -417,17 +497,54 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   };
 }
 
+const pathOf = (url: string): string => {
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+};
+
+/** An admin action, once admin-actions.ts `refusal` let the request through; its answer is JSON. */
+async function runAction(
+  req: IncomingMessage,
+  res: ServerResponse,
+  actions: AdminActions,
+  action: keyof AdminActions,
+  own: readonly string[],
+): Promise<void> {
+  const run = actions[action];
+  let a = run === undefined ? { status: 404, body: { error: 'not found' } } : refusal(req, own);
+  if (a === undefined && run !== undefined) {
+    try {
+      a = await run();
+    } catch {
+      a = { status: 500, body: { error: `${action} failed` } };
+    }
+  }
+  a ??= { status: 500, body: { error: `${action} failed` } };
+  // The request's body, if any, is not read: the connection ends with the answer.
+  send(res, a.status, `${JSON.stringify(a.body)}\n`, {
+    'content-type': 'application/json; charset=utf-8',
+    connection: 'close',
+    ...(a.status === 405 ? { allow: 'POST' } : {}),
+  });
+}
+
 async function answer(
   req: IncomingMessage,
   res: ServerResponse,
   metrics: Metrics,
   readiness: () => { readonly ready: boolean },
   detailed: boolean,
+  status: AdminServerOptions['status'],
 ): Promise<void> {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);
-  if (path !== '/metrics' && path !== '/healthz' && path !== '/readyz') {
+  if (
+    path !== '/metrics' &&
+    path !== '/healthz' &&
+    path !== '/readyz' &&
+    (path !== '/status' || status === undefined)
+  ) {
     send(res, 404, 'not found\n');
     return;
   }
@@ -437,6 +554,14 @@ async function answer(
   }
   if (path === '/healthz') {
     send(res, 200, 'ok');
+    return;
+  }
+  if (path === '/status' && status !== undefined) {
+    try {
+      send(res, 200, `${JSON.stringify(status())}\n`, { 'content-type': 'application/json; charset=utf-8' });
+    } catch {
+      send(res, 500, 'status failed\n');
+    }
     return;
   }
   if (path === '/readyz') {

@@ -16,6 +16,7 @@ import { basic } from '../support/lab-client.ts';
 import { runCli } from '../support/run-cli.ts';
 
 const entry = fileURLToPath(new URL('../../src/cli/entry.ts', import.meta.url));
+const estate = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
 
 describe('coexist serve --as CAS2013-NY', () => {
   const ca = createLabCa();
@@ -48,6 +49,8 @@ describe('coexist serve --as CAS2013-NY', () => {
         'tsx',
         entry,
         'serve',
+        '--estate',
+        estate,
         '--as',
         'CAS2013-NY',
         '--listen',
@@ -196,10 +199,18 @@ describe('coexist serve --as CAS2013-NY', () => {
 
 describe('coexist serve: bad options', () => {
   test('an unknown server, and TLS neither configured nor waived, are usage errors (exit 2)', async () => {
-    const unknown = await runCli(['serve', '--as', 'NOPE-1']);
+    const unknown = await runCli(['serve', '--estate', estate, '--as', 'NOPE-1']);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /--as NOPE-1: no such server/);
-    const noTls = await runCli(['serve', '--as', 'CAS2013-NY', '--listen', '127.0.0.1:0']);
+    const noTls = await runCli([
+      'serve',
+      '--estate',
+      estate,
+      '--as',
+      'CAS2013-NY',
+      '--listen',
+      '127.0.0.1:0',
+    ]);
     assert.equal(noTls.code, 2);
     assert.match(noTls.stderr, /--cert/);
   });
@@ -235,7 +246,17 @@ describe('coexist serve: bad internal CA and client certificate files', () => {
   });
 
   const serve = (...extra: string[]) =>
-    runCli(['serve', '--as', 'CAS2013-NY', '--listen', '127.0.0.1:0', '--allow-http', ...extra]);
+    runCli([
+      'serve',
+      '--estate',
+      estate,
+      '--as',
+      'CAS2013-NY',
+      '--listen',
+      '127.0.0.1:0',
+      '--allow-http',
+      ...extra,
+    ]);
 
   const cases: readonly [string, () => string[], RegExp][] = [
     ['a missing CA file', () => ['--internal-ca', file('none.pem')], /--internal-ca .*none\.pem: ENOENT/],

@@ -53,15 +53,20 @@ test("the list is the suite's Debian packages", () => {
     'chromium',
     'curl',
     'dovecot-imapd',
+    'haproxy',
     'ldap-utils',
+    'libnginx-mod-stream',
     'libnss3-tools',
     'libwbxml2-utils',
     'memcached',
+    'nginx',
     'postgresql',
     'python3-exchangelib',
+    'redis-server',
     'slapd',
     'sogo',
     'sogo-activesync',
+    'systemd',
   ]);
 });
 

@@ -8,6 +8,7 @@ import { labBanner, labPortCount, LabPortInUseError, portInUse, startLab } from 
 import { createLogger } from '../../observability/log.ts';
 import type { AdminServer } from '../../observability/metrics.ts';
 import { startAdminServer } from '../../observability/metrics.ts';
+import { nodeStatus } from '../../dataplane/index.ts';
 import type { Io } from '../common.ts';
 import { defaultEstatePath, untilSignal } from '../common.ts';
 
@@ -105,6 +106,10 @@ export function registerLab(program: Command, io: Io): void {
               port: adminPort,
               // The front end's node as it is now (a stopped server is not ready).
               readiness: () => lab.nodes.get(front)?.health.readiness() ?? { ready: false },
+              status: () => {
+                const node = lab.nodes.get(front);
+                return node ? nodeStatus(node) : { server: front, ready: false, hops: [] };
+              },
             })
           : undefined;
       } catch (e) {

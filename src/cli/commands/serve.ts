@@ -1,20 +1,29 @@
 /** `coexist serve`: run one server of the estate (the front end, `--as CAS2013-NY`) on real sockets. */
-import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import type { Command } from 'commander';
 import { loadEstate } from '../../config/index.ts';
 import { openLdapDirectory } from '../../directory/ldap-directory.ts';
-import type { CertificateEntry, NodeListener } from '../../dataplane/index.ts';
-import { startServerNode } from '../../dataplane/index.ts';
+import type { NodeListener } from '../../dataplane/index.ts';
+import { nodeStatus, startServerNode } from '../../dataplane/index.ts';
 import { createLogger } from '../../observability/log.ts';
 import { Metrics, startAdminServer } from '../../observability/metrics.ts';
 import type { Io } from '../common.ts';
-import { collect, defaultEstatePath, untilSignal, usage } from '../common.ts';
+import { collect, usage } from '../common.ts';
+import { Lifecycle } from '../reload.ts';
+import { lifecycleMetrics } from '../../observability/lifecycle-metrics.ts';
 import { loadInternalPki } from '../internal-pki.ts';
+import { sessionOptions } from '../session-options.ts';
+import type { CertificateInUse } from '../../observability/certificates.ts';
+import {
+  CertificatesInUse,
+  internalPkiInUse,
+  loadCaBundle,
+  loadListenerCertificates,
+} from '../certificates.ts';
 
 interface ServeOptions {
-  estate: string;
+  estate?: string;
   as: string;
   listen: string;
   backendListen?: string;
@@ -25,15 +34,23 @@ interface ServeOptions {
   trustedProxy: string[];
   internalCa?: string;
   clientCert?: string;
+  ca?: string;
+  certPasswordFile?: string;
   serverAddress: string[];
+  proxyProtocolFrom: string[];
   logLevel: string;
+  drainGrace: string;
+  drainTimeout: string;
+  sessionKeyFile?: string;
+  redis?: string;
+  redisPasswordFile?: string;
 }
 
 export function registerServe(program: Command, io: Io): void {
   program
     .command('serve')
     .description('Run one server of the estate: authenticate, look up, decide and proxy, redirect or answer.')
-    .option('--estate <file>', 'estate file (YAML)', defaultEstatePath)
+    .option('--estate <file>', 'the estate file (YAML) this server is part of (required; docs/config.md)')
     .requiredOption('--as <server>', 'which server of the estate this process is, e.g. CAS2013-NY')
     .option('--listen <host:port>', 'client access listener', '127.0.0.1:443')
     .option(
@@ -41,8 +58,10 @@ export function registerServe(program: Command, io: Io): void {
       'back-end (mailbox role, port 444) listener, for a 2013+ mailbox server',
     )
     .option(
-      '--cert <hosts=cert.pem,key.pem>',
-      'a certificate and the host names it is served for (chosen by SNI); repeatable',
+      '--cert <hosts=file[,file]>',
+      'a certificate and the host names it is served for (chosen by SNI): hosts=cert.pem,key.pem (PEM, the ' +
+        'chain after the certificate) or hosts=site.pfx,password.txt (PKCS#12 as Exchange exports it, its ' +
+        'password in a file); repeatable',
       collect,
       [],
     )
@@ -64,6 +83,15 @@ export function registerServe(program: Command, io: Io): void {
         'on every hop so the next server believes its X-Forwarded-For and X-Coexist-Hops',
     )
     .option(
+      '--cert-password-file <file>',
+      'the password of every --cert PFX given without a password file of its own (one line)',
+    )
+    .option(
+      '--ca <bundle.pem>',
+      "CA certificates (PEM) the next hops' certificates may chain to, besides Node's bundle: a private CA, a " +
+        "2007 CAS's self-signed certificate",
+    )
+    .option(
       '--trusted-proxy <address>',
       'a load balancer in front whose X-Forwarded-* headers are believed, by address (anything that can send ' +
         'from it is believed: list only a balancer on a network clients cannot reach); repeatable',
@@ -77,19 +105,58 @@ export function registerServe(program: Command, io: Io): void {
       collect,
       [],
     )
+    .option(
+      '--proxy-protocol-from <address>',
+      'a layer-4 load balancer that opens every connection with a PROXY protocol header (v1 or v2): the client ' +
+        'it names stands for the connection (limits, lockout, internal network, logs); a connection from it ' +
+        'without one is refused; repeatable (docs/deploy.md)',
+      collect,
+      [],
+    )
     .option('--log-level <level>', 'log level', 'info')
+    .option(
+      '--drain-grace <seconds>',
+      'draining (SIGTERM, POST /drain): how long the listeners keep accepting once the health pages say 503, ' +
+        'so a load balancer that has not checked yet is not refused: its check interval times its fall count',
+      '10',
+    )
+    .option(
+      '--drain-timeout <seconds>',
+      'draining: the longest requests in flight are waited for, from the start of the drain; then they are cut',
+      '30',
+    )
+    .option('--session-key-file <file>', 'OWA session keys shared by the front ends (docs/operations.md)')
+    .option('--redis <url>', 'shared store of several front ends: redis:// or rediss:// (docs/operations.md)')
+    .option('--redis-password-file <file>', "the shared store's password, on one line")
     .action(async (o: ServeOptions) => {
-      const { index, settings } = await loadEstate(o.estate);
+      if (o.estate === undefined)
+        throw usage(
+          'give --estate FILE: the estate file (YAML) this server is part of, e.g. --estate examples/o365info.yaml (docs/config.md)',
+        );
+      const estateFile = o.estate;
+      // Everything read from files, at start and again at each reload (docs/operations.md "Reload").
+      let lastLoaded: readonly CertificateInUse[] = [];
+      const load = async () => {
+        const loaded = await loadEstate(estateFile);
+        const listenerCertificates = await loadListenerCertificates(o.cert, o.certPasswordFile);
+        lastLoaded = listenerCertificates.inUse;
+        return { ...loaded, certificates: listenerCertificates.entries, inUse: listenerCertificates.inUse };
+      };
+      const drainGraceMs = seconds('--drain-grace', o.drainGrace);
+      const drainTimeoutMs = seconds('--drain-timeout', o.drainTimeout);
+      const { index, settings, certificates, inUse } = await load();
       const server = index.server(o.as);
       if (!server) throw usage(`--as ${o.as}: no such server in ${o.estate}`);
-      const certificates = await Promise.all(o.cert.map(readCertificate));
       if (certificates.length === 0 && !o.allowHttp) {
         throw usage('give --cert for TLS, or --allow-http to listen without it');
       }
       const tls = certificates.length > 0 ? { certificates } : {};
       const listeners: NodeListener[] = [];
+      for (const a of o.proxyProtocolFrom) checkAddress(a);
+      const proxied =
+        o.proxyProtocolFrom.length > 0 ? { proxyProtocolFrom: new Set(o.proxyProtocolFrom) } : {};
       if (server.roles.includes('cas'))
-        listeners.push({ name: 'front', role: 'cas', ...hostPort(o.listen), ...tls });
+        listeners.push({ name: 'front', role: 'cas', ...hostPort(o.listen), ...tls, ...proxied });
       if (server.roles.includes('mailbox')) {
         const at = o.backendListen ?? (server.roles.includes('cas') ? undefined : o.listen);
         if (at) listeners.push({ name: 'mailbox', role: 'mailbox', ...hostPort(at), ...tls });
@@ -100,6 +167,15 @@ export function registerServe(program: Command, io: Io): void {
       for (const a of [...o.trustedProxy, ...o.serverAddress]) checkAddress(a);
       // How servers authenticate each other (docs/security.md): checked now, each bad file named.
       const pki = await loadInternalPki({ caFile: o.internalCa, clientCert: o.clientCert }, server);
+      // --cert (in load) and --ca: read and checked, each bad file named (docs/operations.md "Certificates").
+      const caBundle = o.ca === undefined ? undefined : await loadCaBundle(o.ca);
+      const upstreamCa = [...(pki?.ca ?? []), ...(caBundle?.pems ?? [])];
+      // Their expiry in the metrics, the log and /status, kept current by reloads (docs/operations.md "Certificates").
+      const inUseNow = new CertificatesInUse(metrics, logger, [
+        ...internalPkiInUse(pki, o),
+        ...(caBundle?.inUse ?? []),
+      ]);
+      inUseNow.use(inUse);
       // The estate file's directory.ldap section, when there is one; else its embedded users.
       const ldapOptions = settings.directory?.ldap;
       const ldap = ldapOptions ? await openLdapDirectory(index, ldapOptions) : undefined;
@@ -113,17 +189,19 @@ export function registerServe(program: Command, io: Io): void {
         internalNetworks: o.internalNetwork,
         ...(o.trustedProxy.length > 0 ? { trustedProxies: new Set(o.trustedProxy) } : {}),
         ...(o.serverAddress.length > 0 ? { serverAddresses: o.serverAddress } : {}),
-        ...(pki === undefined
+        ...(pki === undefined ? {} : { internalCa: pki.ca }),
+        ...(upstreamCa.length === 0
           ? {}
           : {
-              internalCa: pki.ca,
-              // Next hops' server certificates: Node's bundle and the internal CA (an internal URL's
-              // certificate is usually the internal CA's).
+              // Next hops' server certificates: Node's bundle, the internal CA (an internal URL's certificate
+              // is usually the internal CA's) and --ca.
               upstreams: {
-                ca: [...rootCertificates, ...pki.ca],
-                ...(pki.clientCertificate ? { clientCertificate: pki.clientCertificate } : {}),
+                ca: [...rootCertificates, ...upstreamCa],
+                ...(pki?.clientCertificate ? { clientCertificate: pki.clientCertificate } : {}),
               },
             }),
+        // Several front ends: the OWA session keys and the shared store (docs/operations.md).
+        ...sessionOptions(o),
         // The estate file's lockout section; on with its defaults when absent (docs/security.md).
         ...(settings.lockout ? { lockout: settings.lockout } : {}),
         // The estate file's limits section; the defaults for what it leaves out (docs/security.md).
@@ -131,19 +209,39 @@ export function registerServe(program: Command, io: Io): void {
         // The estate file's health section: the probes behind healthcheck.htm and /readyz (docs/operations.md).
         ...(settings.health ? { health: settings.health } : {}),
       });
+      // SIGHUP and POST /reload, SIGTERM and POST /drain (docs/operations.md "Reload", "Drain").
+      const life = new Lifecycle({
+        node,
+        load,
+        openDirectory: async (i, s) =>
+          s.directory?.ldap ? openLdapDirectory(i, s.directory.ldap) : undefined,
+        directory: ldap,
+        logger,
+        observer: inUseNow.following(lifecycleMetrics(metrics), () => lastLoaded),
+        drainGraceMs,
+        drainTimeoutMs,
+        estateFile,
+      });
       const admin = await startAdminServer({
+        actions: life.actions,
         metrics,
         ...hostPort(o.admin),
         readiness: () => node.health.readiness(),
+        // Every next hop's state, for `coexist status` (docs/operations.md "Next hops").
+        status: () => ({ ...nodeStatus(node), certificates: inUseNow.status() }),
       });
       for (const l of node.listeners)
         io.out(`coexist serve: ${server.name} ${l.name} listening on ${l.scheme} port ${l.port}\n`);
       io.out(`coexist serve: metrics on http://${hostPort(o.admin).host}:${admin.port}/metrics\n`);
-      await untilSignal();
-      await node.close();
-      await ldap?.close();
+      await life.run();
       await admin.close();
     });
+}
+
+/** A number of seconds from an option, in milliseconds. */
+function seconds(option: string, value: string): number {
+  if (!/^\d{1,6}(\.\d+)?$/.test(value)) throw usage(`${option} ${value}: expected a number of seconds`);
+  return Math.round(Number(value) * 1000);
 }
 
 function hostPort(s: string): { host: string; port: number } {
@@ -153,20 +251,11 @@ function hostPort(s: string): { host: string; port: number } {
   return { host: m[1] ?? m[2] ?? '', port };
 }
 
-async function readCertificate(spec: string): Promise<CertificateEntry> {
-  const m = /^([^=]+)=([^,]+),(.+)$/.exec(spec);
-  if (!m) throw usage(`--cert ${spec}: expected hosts=cert.pem,key.pem`);
-  const [, hosts, cert, key] = m as unknown as [string, string, string, string];
-  return {
-    hosts: hosts.split(',').map((h) => h.trim()),
-    certPem: await readFile(cert, 'utf8'),
-    keyPem: await readFile(key, 'utf8'),
-  };
-}
-
 function checkAddress(address: string): void {
   if (isIP(address) === 0)
-    throw usage(`${address}: expected an IP address (--trusted-proxy, --server-address)`);
+    throw usage(
+      `${address}: expected an IP address (--trusted-proxy, --server-address, --proxy-protocol-from)`,
+    );
 }
 
 function checkCidr(cidr: string): void {

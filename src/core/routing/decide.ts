@@ -12,7 +12,7 @@ import type { Protocol } from '../protocols/protocol.ts';
 import { protocolPath, protocolTitle } from '../protocols/protocol.ts';
 import { statusOf } from '../errors.ts';
 import { hostOfHeader, hostOfUrl } from '../host.ts';
-import type { Decision, HopVia, ProxyDecision, Reason, RefuseCode } from './decision.ts';
+import type { Alternative, Decision, HopVia, ProxyDecision, Reason, RefuseCode } from './decision.ts';
 
 /** The role a server plays for this request: its client-access front or its mailbox back end. */
 export type Role = 'cas' | 'mailbox';
@@ -113,7 +113,7 @@ function modernFrontEnd(
         if (policies.autodiscoverLegacy === 'proxy-to-mailbox') {
           const local = index.mailboxServersIn(here, 'modern')[0];
           if (local) {
-            return proxyToBackEnd(local, p, [
+            return proxyToLocalBackEnd(local, p, index, [
               reason(
                 'autodiscover.2007.proxy-mailbox',
                 `Policy autodiscoverLegacy=proxy-to-mailbox: a local 2013 mailbox server (${local.name}) builds the answer with the 2007 URLs.`,
@@ -133,7 +133,7 @@ function modernFrontEnd(
           ? onPrimaryNamespace(answered, index)
           : answered;
       }
-      return viaLegacyCas(home, m, 'internal-url', p, [
+      return viaLegacyCas(index, home, m, 'internal-url', p, [
         reason(
           'autodiscover.2010.proxy',
           `Mailbox version 2010: Autodiscover is proxied to the 2010 CAS in ${m.site.name}, which answers with its own URLs.`,
@@ -157,7 +157,7 @@ function modernFrontEnd(
         const why = ext
           ? `its ${protocolTitle[p]} external URL ${ext} is the host the browser already used, so a redirect would loop`
           : `it has no ${protocolTitle[p]} external URL`;
-        return viaLegacyCas(home, m, 'internal-url', p, [
+        return viaLegacyCas(index, home, m, 'internal-url', p, [
           reason(
             `${p}.2010.proxy`,
             `Mailbox version 2010 and ${why}: proxy to the 2010 CAS in ${m.site.name}.`,
@@ -181,7 +181,7 @@ function modernFrontEnd(
           ]);
         }
         if (m.family === 2007 && home) {
-          return proxy(home, 'external-url', ext, [
+          return proxy(home, 'external-url', ext, withEquivalents(index, home, 'external-url', p), [
             reason(
               'activesync.2007.cross-site.proxy-external',
               `The mailbox's site ${m.site.name} is internet-facing: instead of a 451 redirect (which many devices mishandle), CAS2013 proxies the request and credentials to the external ActiveSync URL of ${home.name}.`,
@@ -196,7 +196,7 @@ function modernFrontEnd(
           const where = crossSite
             ? `no 2007 CAS in ${here} serves this mailbox (it is in ${m.site.name}, which has no external ActiveSync URL)`
             : `the mailbox and a 2007 CAS are in the front end's own site ${here}`;
-          return proxyToBackEnd(local, p, [
+          return proxyToLocalBackEnd(local, p, index, [
             reason(
               crossSite
                 ? 'activesync.2007.intranet-site.via-mailbox'
@@ -207,7 +207,7 @@ function modernFrontEnd(
           ]);
         }
       }
-      return viaLegacyCas(home, m, 'internal-url', p, [
+      return viaLegacyCas(index, home, m, 'internal-url', p, [
         reason(
           `activesync.${label}.proxy-internal`,
           `Mailbox version ${label}: ActiveSync is proxied to the internal URL of the ${label} CAS in ${m.site.name}.`,
@@ -220,7 +220,7 @@ function modernFrontEnd(
     case 'ews':
     case 'rpc':
     case 'oab':
-      return viaLegacyCas(home, m, 'internal-url', p, [legacyProxyReason(p, m, here)]);
+      return viaLegacyCas(index, home, m, 'internal-url', p, [legacyProxyReason(p, m, here)]);
     case 'mapi':
       // `offered()` already refuses MAPI/HTTP for legacy mailboxes; kept for exhaustiveness.
       return refuse('CX_ROUTE_NOT_OFFERED', [
@@ -332,7 +332,7 @@ function modernBackEnd(self: Server, input: RoutingInput, m: Mailbox, index: Est
       : m.site.name === self.site
         ? 'docs/flows.md EAS-1 step 4'
         : 'docs/flows.md EAS-2 step 4';
-  return viaLegacyCas(home, m, 'internal-url', p, [
+  return viaLegacyCas(index, home, m, 'internal-url', p, [
     reason(
       `backend.${label}.proxy-internal`,
       `Mailbox version ${label} in ${m.site.name}: ${self.name} proxies to the internal ${protocolTitle[p]} URL of ${home?.name ?? `the ${label} CAS`}.`,
@@ -404,7 +404,7 @@ function legacyCas(
       ),
     ]);
   }
-  return viaLegacyCas(home, m, 'internal-url', p, [
+  return viaLegacyCas(index, home, m, 'internal-url', p, [
     reason(
       'legacy-cas.cross-site.proxy',
       `The mailbox is in ${m.site.name}${ext ? '' : ', which is not internet-facing for ' + protocolTitle[p]}: ${self.name} proxies CAS-to-CAS to the internal URL of ${home?.name ?? 'its CAS'} (Integrated Windows authentication on the target).`,
@@ -481,19 +481,94 @@ function onPrimaryNamespace(d: Decision, index: EstateIndex): Decision {
   };
 }
 
-function proxy(to: Server, via: HopVia, url: string | undefined, reasons: readonly Reason[]): ProxyDecision {
+function proxy(
+  to: Server,
+  via: HopVia,
+  url: string | undefined,
+  alternatives: readonly Alternative[],
+  reasons: readonly Reason[],
+): ProxyDecision {
+  // Only a decision with equivalent servers carries the field: every other one (and its JSON) is unchanged.
+  if (alternatives.length > 0)
+    return url === undefined
+      ? { kind: 'proxy', to, via, alternatives, credentials: 'passed-on', reasons }
+      : { kind: 'proxy', to, via, url, alternatives, credentials: 'passed-on', reasons };
   return url === undefined
     ? { kind: 'proxy', to, via, credentials: 'passed-on', reasons }
     : { kind: 'proxy', to, via, url, credentials: 'passed-on', reasons };
 }
 
-/** A 2013+ mailbox server is reached on its back-end site, `https://<fqdn>:444/<vdir>` (docs/protocols.md §2.1 rule 3). */
+/** A 2013+ mailbox server's back-end site, `https://<fqdn>:444/<vdir>` (docs/protocols.md §2.1 rule 3). */
+const backendUrl = (s: Server, p: Protocol): string => `https://${s.fqdn}:444${protocolPath[p]}`;
+
+/** A 2013+ mailbox server holding the mailbox, on its back-end site (docs/protocols.md §2.1 rule 3): nothing stands in. */
 function proxyToBackEnd(to: Server, p: Protocol, reasons: readonly Reason[]): ProxyDecision {
-  return proxy(to, 'backend', `https://${to.fqdn}:444${protocolPath[p]}`, reasons);
+  return proxy(to, 'backend', backendUrl(to, p), none, reasons);
+}
+
+/** Any 2013+ mailbox server of a site that hands the request on (`to`, the first): its equivalents may stand in. */
+function proxyToLocalBackEnd(
+  to: Server,
+  p: Protocol,
+  index: EstateIndex,
+  reasons: readonly Reason[],
+): ProxyDecision {
+  return proxy(to, 'backend', backendUrl(to, p), withEquivalents(index, to, 'backend', p), reasons);
+}
+
+const none: readonly Alternative[] = [];
+
+/**
+ * Memo of `withEquivalents` per estate index, server, way and protocol: decisions share one array, and a
+ * lookup builds no key.
+ */
+const equivalentsMemo = new WeakMap<
+  EstateIndex,
+  Map<Server, Map<HopVia, Map<Protocol, readonly Alternative[]>>>
+>();
+
+/**
+ * The servers that can stand in for `to` when it is reached `via` for protocol `p` (docs/config.md "Equivalent
+ * servers"): the other servers of its site with the same Exchange version and the same role (a CAS for a URL
+ * hop, a mailbox server for a back-end hop), each at its own URL of the same kind, in estate-file order. As
+ * Exchange treats the Client Access servers of one version in one AD site. One whose URL is `to`'s own (a
+ * shared load-balanced name) is the same next hop, not an alternative.
+ */
+function withEquivalents(index: EstateIndex, to: Server, via: HopVia, p: Protocol): readonly Alternative[] {
+  const family = familyOf(to.version);
+  const peers = via === 'backend' ? index.mailboxServersIn(to.site, family) : index.casIn(to.site, family);
+  if (peers.length < 2) return none;
+  let byServer = equivalentsMemo.get(index);
+  if (!byServer) equivalentsMemo.set(index, (byServer = new Map()));
+  let byVia = byServer.get(to);
+  if (!byVia) byServer.set(to, (byVia = new Map()));
+  let memo = byVia.get(via);
+  if (!memo) byVia.set(via, (memo = new Map()));
+  const known = memo.get(p);
+  if (known) return known;
+  const urlOf = (s: Server): string | undefined =>
+    via === 'backend'
+      ? backendUrl(s, p)
+      : via === 'internal-url'
+        ? s.urls[p]?.internal
+        : via === 'external-url'
+          ? s.urls[p]?.external
+          : undefined;
+  const own = urlOf(to);
+  const out: Alternative[] = [];
+  for (const s of peers) {
+    if (s === to || s.version !== to.version) continue;
+    const url = urlOf(s);
+    if (url !== undefined && url !== own) out.push({ to: s, url });
+  }
+  const result = out.length === 0 ? none : out;
+  memo.set(p, result);
+  return result;
 }
 
 /** Proxy to a legacy CAS's virtual directory, or refuse when the estate gives no CAS or no URL for it. */
 function viaLegacyCas(
+  index: EstateIndex,
   cas: Server | undefined,
   m: Mailbox,
   via: 'internal-url',
@@ -522,7 +597,7 @@ function viaLegacyCas(
       ),
     ]);
   }
-  return proxy(cas, via, url, reasons);
+  return proxy(cas, via, url, withEquivalents(index, cas, via, p), reasons);
 }
 
 function redirect302(

@@ -23,12 +23,24 @@ export interface Reason {
  */
 export type HopVia = 'backend' | 'internal-url' | 'external-url' | 'store';
 
+/**
+ * A server that can stand in for a proxy decision's `to`, reached the same way at its own URL: the same
+ * Exchange version and role in the same site (docs/config.md "Equivalent servers"). The same rule and reasons
+ * apply to it; the data plane chooses among the healthy ones (docs/operations.md "Next hops").
+ */
+export interface Alternative {
+  readonly to: Server;
+  readonly url: string;
+}
+
 export interface ProxyDecision {
   readonly kind: 'proxy';
   readonly to: Server;
   readonly via: HopVia;
   /** The URL used, absent for `store` hops. */
   readonly url?: string;
+  /** Equivalent servers, in estate-file order; absent when `to` has none (`store` hops never have any). */
+  readonly alternatives?: readonly Alternative[];
   /** The user's credentials travel with the request ("request + user credentials", docs/flows.md). */
   readonly credentials: 'passed-on';
   readonly reasons: readonly Reason[];

@@ -38,6 +38,11 @@ export interface FlowStep {
   readonly url?: string;
   /** Extra lines (the URLs of an Autodiscover answer). */
   readonly details?: readonly string[];
+  /**
+   * A proxy step's equivalent servers (docs/config.md "Equivalent servers"): each could take the hop at its own
+   * URL under the same rule; the data plane picks among the healthy ones. Absent when there are none.
+   */
+  readonly alternatives?: readonly { readonly server: string; readonly url: string }[];
   readonly reasons: readonly Reason[];
 }
 
@@ -230,6 +235,9 @@ function runLeg(
           to: d.to.name,
           text: proxyText(at.server, d.to, d.via, title),
           url: d.url,
+          ...(d.alternatives
+            ? { alternatives: d.alternatives.map((a) => ({ server: a.to.name, url: a.url })) }
+            : {}),
           reasons: d.reasons,
         });
         chain.push(d.to.name);

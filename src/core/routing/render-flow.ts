@@ -64,6 +64,8 @@ export function flowText(flow: Flow): string {
     out.push(`${String(step.n).padStart(3)}. [${step.kind}] ${arrow(step)}`);
     out.push(`       ${step.text}`);
     if (step.url) out.push(`       url: ${step.url}`);
+    for (const a of step.alternatives ?? [])
+      out.push(`       or: ${a.server} at ${a.url} (equivalent server)`);
     for (const d of step.details ?? []) out.push(`       - ${d}`);
     for (const r of step.reasons) out.push(`       why: ${r.text} (${r.source}) {${r.rule}}`);
   }
@@ -114,8 +116,11 @@ export function flowMermaid(flow: Flow): string {
 function mermaidText(s: FlowStep): string {
   switch (s.kind) {
     case 'connect':
-    case 'proxy':
-      return escape(s.url ? `${s.kind === 'connect' ? 'request' : 'proxy'} ${s.url}` : 'passes the request');
+    case 'proxy': {
+      const text = s.url ? `${s.kind === 'connect' ? 'request' : 'proxy'} ${s.url}` : 'passes the request';
+      const or = (s.alternatives ?? []).map((a) => ` or ${a.server}`).join('');
+      return escape(text + or);
+    }
     case 'redirect':
       return escape(`redirect ${s.url ?? ''}`);
     default:
