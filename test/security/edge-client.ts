@@ -69,7 +69,9 @@ export async function untilClosed(
 ): Promise<{ received: string; afterMs: number }> {
   let received = '';
   socket.on('data', (b: Buffer) => (received += b.toString('latin1')));
-  if (!socket.closed) await once(socket, 'close');
+  // Not events.once: it rejects on 'error', and a server that cuts a connection mid-write resets it
+  // (ECONNRESET on Node 24); the close that follows is what is waited for.
+  if (!socket.closed) await new Promise<void>((resolve) => socket.once('close', () => resolve()));
   return { received, afterMs: performance.now() - since };
 }
 

@@ -134,7 +134,12 @@ describe('mailbox store simulator', () => {
       }),
     };
     void s.handle(req, res, ctx).then(() => {
-      if (typeof id === 'string') handled.set(id, { finished: res.writableFinished });
+      if (typeof id !== 'string') return;
+      // Once the response is over: whether all of it went out is known at 'close' ('finish' comes when
+      // the last bytes are flushed, which Node 24 does after the handler's end() has returned).
+      const record = (): void => void handled.set(id, { finished: res.writableFinished });
+      if (res.closed) record();
+      else res.once('close', record);
     });
   });
 
