@@ -135,6 +135,42 @@ describe('HealthMonitor: down after K failures, up after one success', () => {
     assert.deepEqual(changes, [503, 200]);
   });
 
+  test('a reload: the new monitor starts with each hop of both plans as the old one had it', async () => {
+    const probe = fakeProbe();
+    const settings = { downAfter: 2, rule: 'every' } as const;
+    const old = new HealthMonitor({
+      server: cas2013,
+      plan,
+      settings,
+      probeHop: probe.probe,
+      timers: manualTimers(),
+    });
+    probe.down.add('CAS2007-NY');
+    await old.round();
+    await old.round();
+    assert.equal(old.page('cas', 'ews').status, 503);
+    const states: [string, boolean][] = [];
+    const next = new HealthMonitor({
+      server: cas2013,
+      plan: healthPlan(index, cas2013),
+      settings,
+      probeHop: probe.probe,
+      timers: manualTimers(),
+      previous: old,
+      observer: { hopState: (hop, _protocols, up) => states.push([hop.url, up]) },
+    });
+    // Down from the start: no request is sent to it until a probe says it is back.
+    assert.equal(next.page('cas', 'ews').status, 503);
+    assert.equal(next.hopUp('https://legacy.mail.o365info.com/EWS/healthcheck.htm'), false);
+    assert.ok(
+      states.some(([url, up]) => url === 'https://legacy.mail.o365info.com/EWS/healthcheck.htm' && !up),
+    );
+    assert.equal(next.hopUp('https://mbx2013-ny.o365info.local:444/EWS/healthcheck.htm'), true);
+    probe.down.clear();
+    await next.round();
+    assert.equal(next.page('cas', 'ews').status, 200);
+  });
+
   test('rule any: a protocol stays up while one next hop can serve', async () => {
     const probe = fakeProbe();
     const monitor = new HealthMonitor({

@@ -187,6 +187,12 @@ export interface HealthMonitorOptions {
   readonly probeDirectory?: (timeoutMs: number) => Promise<void>;
   readonly observer?: HealthObserver;
   readonly timers?: HealthTimers;
+  /**
+   * The monitor this one replaces (a reload, docs/operations.md "Reload"): a hop of both plans starts in the
+   * state the old monitor had it in, so a dead hop stays down across the reload instead of being tried again
+   * until `downAfter` probes fail. The directory starts up (a reload may open another one).
+   */
+  readonly previous?: HealthMonitor;
 }
 
 /** A precomputed answer: status and body. */
@@ -238,9 +244,13 @@ export class HealthMonitor {
     this.#o = o;
     this.#settings = { ...healthDefaults, ...o.settings };
     this.#timers = o.timers ?? realTimers;
-    for (const url of o.plan.hops.keys()) this.#hops.set(url, { up: true, failures: 0 });
+    const previous = o.previous;
+    for (const url of o.plan.hops.keys()) {
+      const before = previous === undefined ? undefined : previous.#hops.get(url);
+      this.#hops.set(url, before === undefined ? { up: true, failures: 0 } : { ...before });
+    }
     for (const [url, hop] of o.plan.hops)
-      o.observer?.hopState?.(hop, o.plan.hopProtocols.get(url) ?? new Set(), true);
+      o.observer?.hopState?.(hop, o.plan.hopProtocols.get(url) ?? new Set(), this.#hops.get(url)?.up ?? true);
     o.observer?.directoryState?.(true);
     this.#recompute();
   }

@@ -202,6 +202,26 @@ describe('passive ejection and active return', () => {
     assert.deepEqual(events.slice(-2), ['A ews failed', 'A ews ejected']);
   });
 
+  test('a reload keeps what is known: the new NextHops inherits the ejection, its counts and last error', () => {
+    let now = Date.parse('2026-12-07T11:00:00Z');
+    const old = new NextHops({ settings: { ejectAfter: 2 }, now: () => now });
+    const d = synthetic(['A', 'B']);
+    const onA = mailboxes.find((m) => old.choose(d, 'ews', m).to.name === 'A') ?? '';
+    old.report(key, 'A', 'ews', { failure: refused });
+    old.report(key, 'A', 'ews', { failure: refused });
+    assert.equal(old.state(key), 'ejected');
+    now += 5000;
+    const next = new NextHops({ settings: { ejectAfter: 2 }, now: () => now });
+    next.inherit(old);
+    assert.equal(next.state(key), 'ejected', 'still ejected after the reload');
+    assert.equal(next.choose(d, 'ews', onA).to.name, 'B', 'traffic stays away from it');
+    assert.deepEqual(next.status(), old.status());
+    // It returns as before: on the next probe that answers.
+    next.healthObserver().probe({ url: key, server: 'A' }, true);
+    assert.equal(next.state(key), 'up');
+    assert.equal(old.state(key), 'ejected', 'the old one is left as it was');
+  });
+
   test('a client that went away, and a 502 the hop answers, count nothing against it', () => {
     const hops = new NextHops({ settings: { ejectAfter: 1 } });
     hops.report(key, 'A', 'ews', {

@@ -173,6 +173,23 @@ export class NextHops {
       : { to: chosen.to, url: chosen.url, alternative: true };
   }
 
+  /**
+   * Take over the hops' states from the `NextHops` this one replaces (a reload): an ejected or probed-down hop
+   * stays so, and its counts and last error carry on, so a reload does not send traffic to a dead hop again.
+   */
+  inherit(previous: NextHops): void {
+    for (const [key, before] of previous.#hops) {
+      const hop = this.#hop(key, before.server);
+      for (const p of before.protocols) hop.protocols.add(p);
+      hop.probeUp = before.probeUp;
+      hop.ejected = before.ejected;
+      hop.since = before.since;
+      hop.failures = before.failures;
+      hop.probeFailures = before.probeFailures;
+      if (before.lastError !== undefined) hop.lastError = { ...before.lastError };
+    }
+  }
+
   /** Whether requests may go to the hop: its probes have not put it down and traffic has not ejected it. */
   usable(key: string): boolean {
     const hop = this.#hops.get(key);

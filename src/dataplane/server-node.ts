@@ -369,7 +369,9 @@ function startGeneration(o: ServerNodeOptions, shared: Shared, previous: Generat
     settings: o.health ?? {},
     observer: nextHopLog(o.logger, o.server.name, o.metrics?.nextHopObserver()),
   });
-  const health = startHealth(o, shared.upstreams, nextHops);
+  const health = startHealth(o, shared.upstreams, nextHops, previous?.health);
+  // A reload keeps what is known of each next hop (docs/operations.md "Reload").
+  if (previous?.ctx.nextHops !== undefined) nextHops.inherit(previous.ctx.nextHops);
   const ctx: ServerContext = {
     index: o.index,
     server: o.server,
@@ -444,7 +446,12 @@ function startLockout(o: ServerNodeOptions): Lockout {
  * The server's health: the next hops the engine gives it per protocol, probed through its own pools; the
  * directory asked directly (not through the cache), when it is not the estate file's (always up).
  */
-function startHealth(o: ServerNodeOptions, upstreams: Upstreams, nextHops: NextHops): HealthMonitor {
+function startHealth(
+  o: ServerNodeOptions,
+  upstreams: Upstreams,
+  nextHops: NextHops,
+  previous: HealthMonitor | undefined,
+): HealthMonitor {
   const identity = o.index.estate.users[0]?.address ?? 'coexist-health-probe';
   const { timers, intervalSeconds, timeoutSeconds, downAfter, rule } = o.health ?? {};
   const settings = {
@@ -460,6 +467,7 @@ function startHealth(o: ServerNodeOptions, upstreams: Upstreams, nextHops: NextH
   return new HealthMonitor({
     server: o.server,
     plan,
+    ...(previous === undefined ? {} : { previous }),
     settings,
     probeHop: upstreamProbe(upstreams),
     ...(o.directory === undefined ? {} : { probeDirectory: directoryProbe(o.directory, identity) }),
