@@ -56,8 +56,16 @@ export function refusal(req: IncomingMessage, own: readonly string[]): AdminAnsw
   return undefined;
 }
 
-/** The `Host` values of a listener on `host`:`port`, as clients write them. */
-export function ownHosts(host: string, port: number): string[] {
+/**
+ * The `Host` values of a listener on `host`:`port`, as clients write them. A listener on every address
+ * (`0.0.0.0`, `::`) is reached at any of this machine's addresses: each of them, loopback included, is its
+ * own (`addresses`: os.networkInterfaces()'s, given by the caller). A name is never one: a name is what DNS
+ * rebinding brings.
+ */
+export function ownHosts(host: string, port: number, addresses: readonly string[] = []): string[] {
   const h = host.toLowerCase();
-  return [h.includes(':') ? `[${h}]:${port}` : `${h}:${port}`];
+  const hostOf = (a: string): string => (a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`);
+  if (h !== '0.0.0.0' && h !== '::') return [hostOf(h)];
+  const all = new Set(['127.0.0.1', '::1', ...addresses.map((a) => a.toLowerCase())]);
+  return [...all].map(hostOf);
 }

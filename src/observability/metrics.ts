@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { BlockList, isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { CoexistError } from '../core/errors.ts';
 import type { Protocol } from '../core/protocols/protocol.ts';
@@ -485,7 +486,15 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     });
   });
   const { port } = server.address() as AddressInfo;
-  own = ownHosts(host, port);
+  // Bound to every address: the machine's own addresses are the listener's (networkInterfaces: IPv6 link-local
+  // ones carry a %scope a Host cannot, and are left out by the URL form).
+  own = ownHosts(
+    host,
+    port,
+    Object.values(networkInterfaces())
+      .flat()
+      .flatMap((i) => (i === undefined || i.address.includes('%') ? [] : [i.address])),
+  );
   return {
     port,
     close: () =>
