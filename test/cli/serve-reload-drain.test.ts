@@ -15,14 +15,10 @@ import type { Dispatcher } from 'undici';
 import { buildConnector, request } from 'undici';
 import { decodeWbxml, encodeWbxml } from '../../src/codec/wbxml.ts';
 import { parsePing, pingRequest } from '../../src/client/activesync/commands.ts';
-import { parseEstate } from '../../src/config/index.ts';
 import type { Lab } from '../../src/lab/index.ts';
-import { startLab } from '../../src/lab/index.ts';
-import { createLogger } from '../../src/observability/log.ts';
-import { basic, LineSink } from '../support/lab-client.ts';
-import { demoEstateFile } from '../support/logged-lab.ts';
+import { basic } from '../support/lab-client.ts';
 import type { Served } from '../support/serve-in-lab.ts';
-import { serve, until } from '../support/serve-in-lab.ts';
+import { labForServe, serve, stopServed, until } from '../support/serve-in-lab.ts';
 
 const easPath = (cmd: string, device: string): string =>
   `https://mail.o365info.com/Microsoft-Server-ActiveSync?Cmd=${cmd}&User=alice&DeviceId=${device}&DeviceType=iPhone`;
@@ -74,17 +70,11 @@ describe('coexist serve: reload (SIGHUP, POST /reload)', () => {
   let s: Served;
 
   before(async () => {
-    const { index } = parseEstate(await readFile(demoEstateFile, 'utf8'), demoEstateFile);
-    lab = await startLab({
-      index,
-      logger: createLogger({ level: 'warn', destination: new LineSink() }),
-      maxPingHoldMs: 600_000,
-    });
+    lab = await labForServe();
     s = await serve(lab);
   });
   after(async () => {
-    await s?.agent.close();
-    if (s && s.child.exitCode === null) s.child.kill('SIGKILL');
+    await stopServed(s);
     await lab?.close();
   });
 
@@ -206,18 +196,12 @@ describe('coexist serve: drain (SIGTERM, POST /drain)', () => {
   let s: Served;
 
   before(async () => {
-    const { index } = parseEstate(await readFile(demoEstateFile, 'utf8'), demoEstateFile);
-    lab = await startLab({
-      index,
-      logger: createLogger({ level: 'warn', destination: new LineSink() }),
-      maxPingHoldMs: 600_000,
-    });
+    lab = await labForServe();
     // A long grace, ended by POST /drain once the test has seen what happens during it.
     s = await serve(lab, ['--drain-grace', '600', '--drain-timeout', '900']);
   });
   after(async () => {
-    await s?.agent.close();
-    if (s && s.child.exitCode === null) s.child.kill('SIGKILL');
+    await stopServed(s);
     await lab?.close();
   });
 
@@ -295,17 +279,11 @@ describe('coexist serve: a second SIGTERM during a drain stops at once', () => {
   let s: Served;
 
   before(async () => {
-    const { index } = parseEstate(await readFile(demoEstateFile, 'utf8'), demoEstateFile);
-    lab = await startLab({
-      index,
-      logger: createLogger({ level: 'warn', destination: new LineSink() }),
-      maxPingHoldMs: 600_000,
-    });
+    lab = await labForServe();
     s = await serve(lab, ['--drain-grace', '600', '--drain-timeout', '900']);
   });
   after(async () => {
-    await s?.agent.close();
-    if (s && s.child.exitCode === null) s.child.kill('SIGKILL');
+    await stopServed(s);
     await lab?.close();
   });
 

@@ -30,17 +30,13 @@ import type { Dispatcher } from 'undici';
 import { Agent, buildConnector, request } from 'undici';
 import { decodeWbxml, encodeWbxml } from '../../src/codec/wbxml.ts';
 import { parsePing, pingRequest } from '../../src/client/activesync/commands.ts';
-import { parseEstate } from '../../src/config/index.ts';
 import type { Lab } from '../../src/lab/index.ts';
-import { startLab } from '../../src/lab/index.ts';
 import { freePort } from '../../src/lab/daemon.ts';
 import type { RedisDaemon } from '../../src/lab/redis.ts';
 import { startRedis } from '../../src/lab/redis.ts';
-import { createLogger } from '../../src/observability/log.ts';
-import { basic, demoPassword, LineSink } from '../support/lab-client.ts';
-import { demoEstateFile } from '../support/logged-lab.ts';
+import { basic, demoPassword } from '../support/lab-client.ts';
 import type { Served } from '../support/serve-in-lab.ts';
-import { serve, until } from '../support/serve-in-lab.ts';
+import { labForServe, serve, stopServed, until } from '../support/serve-in-lab.ts';
 
 const mail = 'https://mail.o365info.com';
 /** The balancer's address towards the front ends: the one they read PROXY headers from. */
@@ -187,12 +183,7 @@ describe('two front ends behind HAProxy (deploy/haproxy.cfg)', () => {
     dir = await mkdtemp(join(tmpdir(), 'coexist-haproxy-'));
     const keys = join(dir, 'session.keys');
     await writeFile(keys, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
-    const { index } = parseEstate(await readFile(demoEstateFile, 'utf8'), demoEstateFile);
-    lab = await startLab({
-      index,
-      logger: createLogger({ level: 'warn', destination: new LineSink() }),
-      maxPingHoldMs: 600_000,
-    });
+    lab = await labForServe();
     extra = [
       '--session-key-file',
       keys,
@@ -243,10 +234,7 @@ describe('two front ends behind HAProxy (deploy/haproxy.cfg)', () => {
   after(async () => {
     await client?.close();
     haproxy?.kill('SIGKILL');
-    for (const s of fronts.values()) {
-      await s.agent.close();
-      if (s.child.exitCode === null) s.child.kill('SIGKILL');
-    }
+    for (const s of fronts.values()) await stopServed(s);
     await lab?.close();
     await redis?.close();
     await rm(dir, { recursive: true, force: true });

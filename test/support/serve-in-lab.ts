@@ -10,8 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, buildConnector } from 'undici';
+import { parseEstate } from '../../src/config/index.ts';
 import type { Lab } from '../../src/lab/index.ts';
+import { startLab } from '../../src/lab/index.ts';
 import { hostsByServer, labAddresses } from '../../src/lab/lab.ts';
+import { createLogger } from '../../src/observability/log.ts';
+import { LineSink } from './lab-client.ts';
 import { demoEstateFile } from './logged-lab.ts';
 
 const entry = fileURLToPath(new URL('../../src/cli/entry.ts', import.meta.url));
@@ -119,4 +123,20 @@ export async function serve(
       .map((l) => JSON.parse(l) as Record<string, unknown>)
       .filter((l) => l['msg'] === msg);
   return { child, exit, port, adminPort, agent, dir, estate, out: () => out, lines };
+}
+
+/** The demo lab behind served front ends: a quiet log, and Pings held until released (`lab.releasePings`). */
+export async function labForServe(): Promise<Lab> {
+  const { index } = parseEstate(await readFile(demoEstateFile, 'utf8'), demoEstateFile);
+  return startLab({
+    index,
+    logger: createLogger({ level: 'warn', destination: new LineSink() }),
+    maxPingHoldMs: 600_000,
+  });
+}
+
+/** Close a served front end's client and kill the process if it still runs. */
+export async function stopServed(s: Served | undefined): Promise<void> {
+  await s?.agent.close();
+  if (s && s.child.exitCode === null) s.child.kill('SIGKILL');
 }
