@@ -13,6 +13,7 @@ import { registerServe } from './commands/serve.ts';
 import { registerActiveSync } from './commands/activesync.ts';
 import { registerCheck } from './commands/check.ts';
 import { registerStatus } from './commands/status.ts';
+import { registerDiscover } from './commands/discover.ts';
 import type { Io } from './common.ts';
 import { processIo } from './common.ts';
 
@@ -32,6 +33,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   registerActiveSync(program, io);
   registerCheck(program, io);
   registerStatus(program, io);
+  registerDiscover(program, io);
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return 0;
