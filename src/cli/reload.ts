@@ -10,6 +10,7 @@ import { EstateConfigError } from '../config/index.ts';
 import type { EstateSettings } from '../config/index.ts';
 import type { Directory } from '../directory/directory.ts';
 import type { CertificateEntry, ServerNode } from '../dataplane/index.ts';
+import type { DrainReport } from '../dataplane/reload.ts';
 import type { AdminActions, AdminAnswer } from '../observability/admin-actions.ts';
 import type { LifecycleObserver } from '../observability/lifecycle-metrics.ts';
 import type { Logger } from '../observability/log.ts';
@@ -26,7 +27,8 @@ export interface Loaded {
 export type OpenedDirectory = Directory & { close(): Promise<void> };
 
 export interface LifecycleOptions<L extends Loaded = Loaded> {
-  readonly node: ServerNode;
+  /** The server node, or what stands for the workers in a `serve --workers` primary (serve-cluster.ts). */
+  readonly node: Pick<ServerNode, 'generation' | 'reload' | 'drain' | 'close'>;
   /** Read and check every file, as at start: throws with every problem. */
   readonly load: () => Promise<L>;
   /** The directory an estate's settings name (LDAP), opened; undefined for the estate file's users. */
@@ -44,6 +46,11 @@ export interface LifecycleOptions<L extends Loaded = Loaded> {
   readonly drainTimeoutMs: number;
   /** For the log: the estate file. */
   readonly estateFile: string;
+  /**
+   * Whether SIGHUP reloads (default). A `serve --workers` worker leaves it to the primary, which checks the
+   * estate once and then tells every worker (serve-cluster.ts); a SIGHUP sent to a worker is ignored.
+   */
+  readonly hangup?: boolean;
 }
 
 /** One problem of a refused reload, as the log and `POST /reload` give it. */
@@ -144,6 +151,17 @@ export class Lifecycle<L extends Loaded = Loaded> {
     return { status: 200, body: { reloaded: true, generation: result.generation } };
   }
 
+  /** Whether a drain has started. */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** Stop as a first SIGINT does (a worker told by its primary); while draining, cut what is left. */
+  close(): void {
+    if (this.#draining) this.#cutNow();
+    else this.#stop('close');
+  }
+
   /** Start draining, or end the grace of a drain under way; the answer `POST /drain` gives. */
   drain(trigger: string): AdminAnswer {
     if (this.#draining) {
@@ -160,9 +178,12 @@ export class Lifecycle<L extends Loaded = Loaded> {
    * Serve until stopped: SIGHUP reloads, SIGTERM (or `drain`) drains, SIGINT closes; a second SIGTERM or
    * SIGINT while draining cuts what is left. Resolves once the node is closed and the directory with it.
    */
-  async run(): Promise<void> {
+  async run(): Promise<DrainReport | undefined> {
     const { node, logger } = this.#o;
-    const onHup = (): void => void this.reload('SIGHUP');
+    const onHup =
+      this.#o.hangup === false
+        ? (): void => logger.warn({ signal: 'SIGHUP' }, 'SIGHUP ignored: send it to the primary process')
+        : (): void => void this.reload('SIGHUP');
     const how = await new Promise<'drain' | 'close'>((resolve) => {
       this.#stop = resolve;
       process.on('SIGHUP', onHup);
@@ -178,7 +199,7 @@ export class Lifecycle<L extends Loaded = Loaded> {
     try {
       if (how === 'close') {
         await node.close();
-        return;
+        return undefined;
       }
       this.#o.observer.draining();
       const { drainGraceMs: graceMs, drainTimeoutMs: timeoutMs } = this.#o;
@@ -190,6 +211,7 @@ export class Lifecycle<L extends Loaded = Loaded> {
         cutNow: this.#cut,
       });
       logger.info({ ...report }, 'drained');
+      return report;
     } finally {
       process.off('SIGHUP', onHup);
       process.off('SIGTERM', again);

@@ -51,6 +51,11 @@ export interface ListenOptions {
    * other address no header is looked for.
    */
   readonly proxyProtocolFrom?: ReadonlySet<string>;
+  /**
+   * Bind with SO_REUSEPORT (`serve --workers` on a runtime that has it, docs/operations.md "Workers"): each
+   * worker its own listening socket on the same port, the kernel spreading connections over them.
+   */
+  readonly reusePort?: boolean;
 }
 
 /** A listening server. */
@@ -366,7 +371,9 @@ export async function listen(
     server.once('error', reject);
     // A deep accept queue: thousands of phones reconnect at once after a network blip (Node's default is
     // 511; the kernel caps it at net.core.somaxconn).
-    server.listen({ port: options.port, host: options.host, backlog: 4096 }, () => {
+    // `reusePort` is Node 22.12's; @types/node 20 does not know it yet.
+    const reuse = options.reusePort ? ({ reusePort: true } as object) : {};
+    server.listen({ port: options.port, host: options.host, backlog: 4096, ...reuse }, () => {
       server.off('error', reject);
       resolve();
     });

@@ -31,6 +31,7 @@ import { Lockout } from './lockout.ts';
 import { OwaSessions } from './owa-session.ts';
 import type { SharedStoreSettings } from './redis-store.ts';
 import { openSharedStore } from './redis-store.ts';
+import type { SharedStore } from './shared-store.ts';
 import type {
   HopObserver,
   ListenerInfo,
@@ -58,6 +59,8 @@ export interface NodeListener {
   readonly certificates?: readonly CertificateEntry[];
   /** Layer-4 load balancers that send a PROXY protocol header, by address (listener.ts `proxyProtocolFrom`). */
   readonly proxyProtocolFrom?: ReadonlySet<string>;
+  /** Bind with SO_REUSEPORT (listener.ts `reusePort`): each `serve --workers` worker its own socket. */
+  readonly reusePort?: boolean;
 }
 
 export interface ServerNodeOptions {
@@ -98,6 +101,8 @@ export interface ServerNodeOptions {
   readonly sessionKeys?: readonly Uint8Array[];
   /** The shared store for revocations and lockout counters (`--redis`); default this process's memory. */
   readonly redis?: SharedStoreSettings;
+  /** A shared store opened by the caller (a `serve --workers` worker's, ipc-store.ts); instead of `redis`. */
+  readonly sharedStore?: SharedStore;
   readonly retryAfterSeconds?: number;
   readonly idleTimeoutsMs?: Readonly<Partial<Record<Protocol, number>>>;
   /** Stand-in endpoints of mailbox servers (the lab's real ActiveSync servers); see `StoreEndpoint`. */
@@ -154,12 +159,14 @@ export function blockList(networks: readonly string[]): BlockList {
 /** Start a server node. */
 export async function startServerNode(o: ServerNodeOptions): Promise<ServerNode> {
   const upstreams = new Upstreams(o.upstreams);
-  const store = await openSharedStore({
-    redis: o.redis,
-    log: o.logger.child({ server: o.server.name }),
-    onState: o.metrics?.sharedStoreObserver(),
-    memory: { maxKeys: o.lockout?.maxKeys ?? lockoutDefaults.maxKeys, now: o.lockout?.now ?? Date.now },
-  });
+  const store =
+    o.sharedStore ??
+    (await openSharedStore({
+      redis: o.redis,
+      log: o.logger.child({ server: o.server.name }),
+      onState: o.metrics?.sharedStoreObserver(),
+      memory: { maxKeys: o.lockout?.maxKeys ?? lockoutDefaults.maxKeys, now: o.lockout?.now ?? Date.now },
+    }));
   // What lives as long as the process, whatever estate is loaded: pools, OWA sessions, held Pings, the edge's
   // known sources and the lockout's counters (a reload that changes the lockout's settings keeps them).
   const shared: Shared = {
@@ -214,6 +221,7 @@ export async function startServerNode(o: ServerNodeOptions): Promise<ServerNode>
           ...(l.certificates ? { certificates: l.certificates } : {}),
           ...(o.internalCa === undefined ? {} : { clientCa: o.internalCa }),
           ...(l.proxyProtocolFrom ? { proxyProtocolFrom: l.proxyProtocolFrom } : {}),
+          ...(l.reusePort ? { reusePort: true } : {}),
           gate,
         },
         // Each request is handled with the estate in use when it came in, to its end (a reload swaps

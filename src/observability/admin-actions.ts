@@ -57,6 +57,20 @@ export function refusal(req: IncomingMessage, own: readonly string[]): AdminAnsw
 }
 
 /**
+ * Why this request may not read `/metrics`, `/status` or `/readyz`, as its answer; undefined when it may. They
+ * name the next hops, their URLs and errors, the certificates and every counter: a page on a name rebound to
+ * 127.0.0.1 would read them with the browser's own request, which carries that name as `Host`. So `Host` must
+ * be the listener's own address, as for the actions (`own`). A request with no `Host` at all passes: no browser
+ * sends one, while an HTTP/1.0 health checker (HAProxy's `option httpchk` default) may not. `/healthz` says only
+ * "ok" and is not checked.
+ */
+export function readRefusal(req: IncomingMessage, own: readonly string[]): AdminAnswer | undefined {
+  const host = req.headers.host;
+  if (host === undefined || own.includes(host.toLowerCase())) return undefined;
+  return { status: 403, body: { error: "Host is not this listener's own address", reason: 'host' } };
+}
+
+/**
  * The `Host` values of a listener on `host`:`port`, as clients write them. A listener on every address
  * (`0.0.0.0`, `::`) is reached at any of this machine's addresses: each of them, loopback included, is its
  * own (`addresses`: os.networkInterfaces()'s, given by the caller). A name is never one: a name is what DNS

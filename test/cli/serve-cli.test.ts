@@ -57,6 +57,8 @@ describe('coexist serve --as CAS2013-NY', () => {
         '127.0.0.1:0',
         '--admin',
         '127.0.0.1:0',
+        '--workers',
+        '1',
         '--cert',
         `mail.o365info.com=${join(dir, 'mail.crt')},${join(dir, 'mail.key')}`,
         '--cert',
@@ -334,4 +336,53 @@ describe('coexist serve: bad internal CA and client certificate files', () => {
     assert.equal(r.code, 2);
     assert.match(r.stderr, /lb\.example: expected an IP address/);
   });
+});
+
+describe('coexist serve: a step that fails after the listeners opened', () => {
+  // A process that went on serving would never exit: the test's timeout is that failure, far beyond the few
+  // seconds a start takes on a loaded machine.
+  test(
+    'its admin address taken: the process says why and exits 1, it does not go on serving half set up',
+    { timeout: 120_000 },
+    async () => {
+      const { createServer } = await import('node:net');
+      const taken = createServer();
+      await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+      const address = taken.address();
+      assert.ok(address !== null && typeof address === 'object');
+      try {
+        for (const workers of ['1', '2']) {
+          const child = spawn(
+            process.execPath,
+            [
+              '--import',
+              'tsx',
+              entry,
+              'serve',
+              '--estate',
+              estate,
+              '--as',
+              'CAS2013-NY',
+              '--allow-http',
+              '--listen',
+              '127.0.0.1:0',
+              '--admin',
+              `127.0.0.1:${address.port}`,
+              '--workers',
+              workers,
+            ],
+            { stdio: 'pipe' },
+          );
+          let err = '';
+          child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+          child.stdout.resume();
+          const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+          assert.equal(code, 1, `--workers ${workers}: ${err}`);
+          assert.match(err, /EADDRINUSE|address already in use/i, `--workers ${workers}`);
+        }
+      } finally {
+        await new Promise((resolve) => taken.close(resolve));
+      }
+    },
+  );
 });

@@ -23,7 +23,18 @@ import { runCli } from '../support/run-cli.ts';
 
 const entry = fileURLToPath(new URL('../../src/cli/entry.ts', import.meta.url));
 const estate = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
-const base = ['serve', '--estate', estate, '--as', 'CAS2013-NY', '--allow-http', '--listen', '127.0.0.1:0'];
+const base = [
+  'serve',
+  '--estate',
+  estate,
+  '--as',
+  'CAS2013-NY',
+  '--allow-http',
+  '--listen',
+  '127.0.0.1:0',
+  '--workers',
+  '1',
+];
 const key = randomBytes(32);
 const redisPassword = `pw-${randomBytes(9).toString('hex')}`;
 

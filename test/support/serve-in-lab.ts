@@ -89,6 +89,8 @@ export async function serve(
       // The next hops' certificates are the lab CA's.
       '--internal-ca',
       lab.caPath,
+      // One process unless a test asks for workers (test/cli/serve-workers.test.ts).
+      ...(extra.includes('--workers') ? [] : ['--workers', '1']),
       ...extra,
     ],
     {

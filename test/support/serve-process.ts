@@ -29,7 +29,10 @@ export interface ServeProcess {
   stop(): Promise<number | null>;
 }
 
-/** Start `coexist serve ARGS --listen 127.0.0.1:0 --admin 127.0.0.1:0` and wait until it listens. */
+/**
+ * Start `coexist serve ARGS --listen 127.0.0.1:0 --admin 127.0.0.1:0` (and `--workers 1` unless ARGS say how
+ * many) and wait until it listens.
+ */
 export async function startServe(
   args: readonly string[],
   o: { readonly env?: NodeJS.ProcessEnv; readonly deadlineMs?: number } = {},
@@ -37,7 +40,19 @@ export async function startServe(
   const deadlineMs = o.deadlineMs ?? 30_000;
   const child: ChildProcessWithoutNullStreams = spawn(
     process.execPath,
-    ['--import', 'tsx', entry, 'serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...args],
+    [
+      '--import',
+      'tsx',
+      entry,
+      'serve',
+      '--listen',
+      '127.0.0.1:0',
+      '--admin',
+      '127.0.0.1:0',
+      // One process unless a test asks for workers: cheaper on a 2-core machine (serve-workers tests have several).
+      ...(args.includes('--workers') ? [] : ['--workers', '1']),
+      ...args,
+    ],
     { stdio: 'pipe', env: o.env ?? process.env },
   );
   let out = '';

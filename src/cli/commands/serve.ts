@@ -1,5 +1,10 @@
-/** `coexist serve`: run one server of the estate (the front end, `--as CAS2013-NY`) on real sockets. */
+/**
+ * `coexist serve`: run one server of the estate (the front end, `--as CAS2013-NY`) on real sockets, in this
+ * process or in `--workers` processes (serve-cluster.ts, serve-worker.ts; docs/operations.md "Workers").
+ */
+import cluster from 'node:cluster';
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { rootCertificates } from 'node:tls';
 import type { Command } from 'commander';
 import { loadEstate } from '../../config/index.ts';
@@ -10,7 +15,13 @@ import { createLogger } from '../../observability/log.ts';
 import { Metrics, startAdminServer } from '../../observability/metrics.ts';
 import type { Io } from '../common.ts';
 import { collect, usage } from '../common.ts';
+import type { Loaded } from '../reload.ts';
 import { Lifecycle } from '../reload.ts';
+import type { Server } from '../../core/estate/estate.ts';
+import type { EdgeLimits } from '../../dataplane/edge-limits.ts';
+import { runPrimary } from '../serve-cluster.ts';
+import type { WorkerSetup } from '../serve-worker.ts';
+import { joinPrimary, shareLimits, workerLogger } from '../serve-worker.ts';
 import { lifecycleMetrics } from '../../observability/lifecycle-metrics.ts';
 import { loadInternalPki } from '../internal-pki.ts';
 import { sessionOptions } from '../session-options.ts';
@@ -44,6 +55,7 @@ interface ServeOptions {
   sessionKeyFile?: string;
   redis?: string;
   redisPasswordFile?: string;
+  workers: string;
 }
 
 export function registerServe(program: Command, io: Io): void {
@@ -128,114 +140,198 @@ export function registerServe(program: Command, io: Io): void {
     .option('--session-key-file <file>', 'OWA session keys shared by the front ends (docs/operations.md)')
     .option('--redis <url>', 'shared store of several front ends: redis:// or rediss:// (docs/operations.md)')
     .option('--redis-password-file <file>', "the shared store's password, on one line")
+    .option(
+      '--workers <n>',
+      'worker processes, each a full front end on the same ports, connections spread by the kernel; 1 runs ' +
+        'in this process alone (docs/operations.md "Workers")',
+      String(availableParallelism()),
+    )
     .action(async (o: ServeOptions) => {
-      if (o.estate === undefined)
-        throw usage(
-          'give --estate FILE: the estate file (YAML) this server is part of, e.g. --estate examples/o365info.yaml (docs/config.md)',
-        );
-      const estateFile = o.estate;
-      // Everything read from files, at start and again at each reload (docs/operations.md "Reload").
-      let lastLoaded: readonly CertificateInUse[] = [];
-      const load = async () => {
-        const loaded = await loadEstate(estateFile);
-        const listenerCertificates = await loadListenerCertificates(o.cert, o.certPasswordFile);
-        lastLoaded = listenerCertificates.inUse;
-        return { ...loaded, certificates: listenerCertificates.entries, inUse: listenerCertificates.inUse };
-      };
-      const drainGraceMs = seconds('--drain-grace', o.drainGrace);
-      const drainTimeoutMs = seconds('--drain-timeout', o.drainTimeout);
-      const { index, settings, certificates, inUse } = await load();
-      const server = index.server(o.as);
-      if (!server) throw usage(`--as ${o.as}: no such server in ${o.estate}`);
-      if (certificates.length === 0 && !o.allowHttp) {
-        throw usage('give --cert for TLS, or --allow-http to listen without it');
+      const workers = workerCount(o.workers);
+      // Every file read and checked before anything starts, in the primary as in each worker.
+      const checked = await checkServe(o);
+      if (workers > 1 && cluster.isPrimary) {
+        await runPrimary({ o, io, checked, workers, hostPort, pkiInUse: internalPkiInUse(checked.pki, o) });
+        return;
       }
-      const tls = certificates.length > 0 ? { certificates } : {};
-      const listeners: NodeListener[] = [];
-      for (const a of o.proxyProtocolFrom) checkAddress(a);
-      const proxied =
-        o.proxyProtocolFrom.length > 0 ? { proxyProtocolFrom: new Set(o.proxyProtocolFrom) } : {};
-      if (server.roles.includes('cas'))
-        listeners.push({ name: 'front', role: 'cas', ...hostPort(o.listen), ...tls, ...proxied });
-      if (server.roles.includes('mailbox')) {
-        const at = o.backendListen ?? (server.roles.includes('cas') ? undefined : o.listen);
-        if (at) listeners.push({ name: 'mailbox', role: 'mailbox', ...hostPort(at), ...tls });
-      }
-      const logger = createLogger({ level: o.logLevel });
-      const metrics = new Metrics({ server: server.name, defaultMetrics: true });
-      for (const cidr of o.internalNetwork) checkCidr(cidr);
-      for (const a of [...o.trustedProxy, ...o.serverAddress]) checkAddress(a);
-      // How servers authenticate each other (docs/security.md): checked now, each bad file named.
-      const pki = await loadInternalPki({ caFile: o.internalCa, clientCert: o.clientCert }, server);
-      // --cert (in load) and --ca: read and checked, each bad file named (docs/operations.md "Certificates").
-      const caBundle = o.ca === undefined ? undefined : await loadCaBundle(o.ca);
-      const upstreamCa = [...(pki?.ca ?? []), ...(caBundle?.pems ?? [])];
-      // Their expiry in the metrics, the log and /status, kept current by reloads (docs/operations.md "Certificates").
-      const inUseNow = new CertificatesInUse(metrics, logger, [
-        ...internalPkiInUse(pki, o),
-        ...(caBundle?.inUse ?? []),
-      ]);
-      inUseNow.use(inUse);
-      // The estate file's directory.ldap section, when there is one; else its embedded users.
-      const ldapOptions = settings.directory?.ldap;
-      const ldap = ldapOptions ? await openLdapDirectory(index, ldapOptions) : undefined;
-      const node = await startServerNode({
-        index,
-        server,
-        listeners,
-        logger,
-        metrics,
-        ...(ldap ? { directory: ldap } : {}),
-        internalNetworks: o.internalNetwork,
-        ...(o.trustedProxy.length > 0 ? { trustedProxies: new Set(o.trustedProxy) } : {}),
-        ...(o.serverAddress.length > 0 ? { serverAddresses: o.serverAddress } : {}),
-        ...(pki === undefined ? {} : { internalCa: pki.ca }),
-        ...(upstreamCa.length === 0
-          ? {}
-          : {
-              // Next hops' server certificates: Node's bundle, the internal CA (an internal URL's certificate
-              // is usually the internal CA's) and --ca.
-              upstreams: {
-                ca: [...rootCertificates, ...upstreamCa],
-                ...(pki?.clientCertificate ? { clientCertificate: pki.clientCertificate } : {}),
-              },
-            }),
-        // Several front ends: the OWA session keys and the shared store (docs/operations.md).
-        ...sessionOptions(o),
-        // The estate file's lockout section; on with its defaults when absent (docs/security.md).
-        ...(settings.lockout ? { lockout: settings.lockout } : {}),
-        // The estate file's limits section; the defaults for what it leaves out (docs/security.md).
-        ...(settings.limits ? { limits: settings.limits } : {}),
-        // The estate file's health section: the probes behind healthcheck.htm and /readyz (docs/operations.md).
-        ...(settings.health ? { health: settings.health } : {}),
-      });
-      // SIGHUP and POST /reload, SIGTERM and POST /drain (docs/operations.md "Reload", "Drain").
-      const life = new Lifecycle({
-        node,
-        load,
-        openDirectory: async (i, s) =>
-          s.directory?.ldap ? openLdapDirectory(i, s.directory.ldap) : undefined,
-        directory: ldap,
-        logger,
-        observer: inUseNow.following(lifecycleMetrics(metrics), () => lastLoaded),
-        drainGraceMs,
-        drainTimeoutMs,
-        estateFile,
-      });
-      const admin = await startAdminServer({
-        actions: life.actions,
-        metrics,
-        ...hostPort(o.admin),
-        readiness: () => node.health.readiness(),
-        // Every next hop's state, for `coexist status` (docs/operations.md "Next hops").
-        status: () => ({ ...nodeStatus(node), certificates: inUseNow.status() }),
-      });
-      for (const l of node.listeners)
-        io.out(`coexist serve: ${server.name} ${l.name} listening on ${l.scheme} port ${l.port}\n`);
-      io.out(`coexist serve: metrics on http://${hostPort(o.admin).host}:${admin.port}/metrics\n`);
-      await life.run();
-      await admin.close();
+      const worker = workers > 1 ? await joinPrimary(workers) : undefined;
+      await runServer(o, io, checked, worker);
     });
+}
+
+/** What `serve` reads and checks before it starts anything: each bad file or option named. */
+export interface CheckedServe {
+  readonly estateFile: string;
+  /** Everything read from files, at start and again at each reload (docs/operations.md "Reload"). */
+  readonly load: () => Promise<Loaded & { readonly inUse: readonly CertificateInUse[] }>;
+  /** The certificates the last `load` read. */
+  readonly lastLoaded: () => readonly CertificateInUse[];
+  readonly first: Loaded & { readonly inUse: readonly CertificateInUse[] };
+  readonly server: Server;
+  readonly listeners: readonly NodeListener[];
+  readonly drainGraceMs: number;
+  readonly drainTimeoutMs: number;
+  readonly pki: Awaited<ReturnType<typeof loadInternalPki>>;
+  readonly caBundle: Awaited<ReturnType<typeof loadCaBundle>> | undefined;
+  readonly session: ReturnType<typeof sessionOptions>;
+}
+
+async function checkServe(o: ServeOptions): Promise<CheckedServe> {
+  if (o.estate === undefined)
+    throw usage(
+      'give --estate FILE: the estate file (YAML) this server is part of, e.g. --estate examples/o365info.yaml (docs/config.md)',
+    );
+  const estateFile = o.estate;
+  let lastLoaded: readonly CertificateInUse[] = [];
+  const load = async () => {
+    const loaded = await loadEstate(estateFile);
+    const listenerCertificates = await loadListenerCertificates(o.cert, o.certPasswordFile);
+    lastLoaded = listenerCertificates.inUse;
+    return { ...loaded, certificates: listenerCertificates.entries, inUse: listenerCertificates.inUse };
+  };
+  const drainGraceMs = seconds('--drain-grace', o.drainGrace);
+  const drainTimeoutMs = seconds('--drain-timeout', o.drainTimeout);
+  const first = await load();
+  const server = first.index.server(o.as);
+  if (!server) throw usage(`--as ${o.as}: no such server in ${o.estate}`);
+  if (first.certificates.length === 0 && !o.allowHttp) {
+    throw usage('give --cert for TLS, or --allow-http to listen without it');
+  }
+  const tls = first.certificates.length > 0 ? { certificates: first.certificates } : {};
+  const listeners: NodeListener[] = [];
+  for (const a of o.proxyProtocolFrom) checkAddress(a);
+  const proxied = o.proxyProtocolFrom.length > 0 ? { proxyProtocolFrom: new Set(o.proxyProtocolFrom) } : {};
+  if (server.roles.includes('cas'))
+    listeners.push({ name: 'front', role: 'cas', ...hostPort(o.listen), ...tls, ...proxied });
+  if (server.roles.includes('mailbox')) {
+    const at = o.backendListen ?? (server.roles.includes('cas') ? undefined : o.listen);
+    if (at) listeners.push({ name: 'mailbox', role: 'mailbox', ...hostPort(at), ...tls });
+  }
+  hostPort(o.admin);
+  for (const cidr of o.internalNetwork) checkCidr(cidr);
+  for (const a of [...o.trustedProxy, ...o.serverAddress]) checkAddress(a);
+  // How servers authenticate each other (docs/security.md): checked now, each bad file named.
+  const pki = await loadInternalPki({ caFile: o.internalCa, clientCert: o.clientCert }, server);
+  // --cert (in load) and --ca: read and checked, each bad file named (docs/operations.md "Certificates").
+  const caBundle = o.ca === undefined ? undefined : await loadCaBundle(o.ca);
+  // Several front ends: the OWA session keys and the shared store (docs/operations.md).
+  const session = sessionOptions(o);
+  return {
+    estateFile,
+    load,
+    lastLoaded: () => lastLoaded,
+    first,
+    server,
+    listeners,
+    drainGraceMs,
+    drainTimeoutMs,
+    pki,
+    caBundle,
+    session,
+  };
+}
+
+/** One front end in this process: alone (`--workers 1`), or as one worker of a primary (`worker`). */
+async function runServer(
+  o: ServeOptions,
+  io: Io,
+  checked: CheckedServe,
+  worker: WorkerSetup | undefined,
+): Promise<void> {
+  const { server, pki, caBundle, load, estateFile } = checked;
+  const { index, settings, inUse } = checked.first;
+  const logger = worker ? workerLogger(o.logLevel, worker) : createLogger({ level: o.logLevel });
+  const metrics = new Metrics({ server: server.name, defaultMetrics: true });
+  const upstreamCa = [...(pki?.ca ?? []), ...(caBundle?.pems ?? [])];
+  // Their expiry in the metrics, the log and /status, kept current by reloads (docs/operations.md "Certificates").
+  const inUseNow = new CertificatesInUse(metrics, logger, [
+    ...internalPkiInUse(pki, o),
+    ...(caBundle?.inUse ?? []),
+  ]);
+  inUseNow.use(inUse);
+  // A worker's share of the edge's caps (docs/security.md "Limits and timeouts at the edge").
+  const limitsOf = (l: Partial<EdgeLimits> | undefined) => (worker ? shareLimits(l, worker.workers) : l);
+  const limits = limitsOf(settings.limits);
+  // The estate file's directory.ldap section, when there is one; else its embedded users.
+  const ldapOptions = settings.directory?.ldap;
+  const ldap = ldapOptions ? await openLdapDirectory(index, ldapOptions) : undefined;
+  const node = await startServerNode({
+    index,
+    server,
+    listeners: worker ? worker.listeners(checked.listeners) : checked.listeners,
+    logger,
+    metrics,
+    ...(ldap ? { directory: ldap } : {}),
+    internalNetworks: o.internalNetwork,
+    ...(o.trustedProxy.length > 0 ? { trustedProxies: new Set(o.trustedProxy) } : {}),
+    ...(o.serverAddress.length > 0 ? { serverAddresses: o.serverAddress } : {}),
+    ...(pki === undefined ? {} : { internalCa: pki.ca }),
+    ...(upstreamCa.length === 0
+      ? {}
+      : {
+          // Next hops' server certificates: Node's bundle, the internal CA (an internal URL's certificate
+          // is usually the internal CA's) and --ca.
+          upstreams: {
+            ca: [...rootCertificates, ...upstreamCa],
+            ...(pki?.clientCertificate ? { clientCertificate: pki.clientCertificate } : {}),
+          },
+        }),
+    // Several front ends (and workers): the OWA session keys and the shared store (docs/operations.md).
+    ...checked.session,
+    ...(worker?.sessionKeys ? { sessionKeys: worker.sessionKeys } : {}),
+    ...(worker ? await worker.sharedStore(logger, metrics) : {}),
+    // The estate file's lockout section; on with its defaults when absent (docs/security.md).
+    ...(settings.lockout ? { lockout: settings.lockout } : {}),
+    // The estate file's limits section; the defaults for what it leaves out (docs/security.md).
+    ...(limits ? { limits } : {}),
+    // The estate file's health section: the probes behind healthcheck.htm and /readyz (docs/operations.md).
+    ...(settings.health ? { health: settings.health } : {}),
+  });
+  // SIGHUP and POST /reload, SIGTERM and POST /drain (docs/operations.md "Reload", "Drain").
+  const life = new Lifecycle({
+    node,
+    load: worker
+      ? async () => {
+          const l = await load();
+          return { ...l, settings: { ...l.settings, limits: limitsOf(l.settings.limits) } };
+        }
+      : load,
+    openDirectory: async (i, s) => (s.directory?.ldap ? openLdapDirectory(i, s.directory.ldap) : undefined),
+    directory: ldap,
+    logger,
+    observer: inUseNow.following(lifecycleMetrics(metrics), checked.lastLoaded),
+    drainGraceMs: checked.drainGraceMs,
+    drainTimeoutMs: checked.drainTimeoutMs,
+    estateFile,
+    // A worker's reloads come from its primary, which checks the estate once (serve-cluster.ts).
+    ...(worker ? { hangup: false } : {}),
+  });
+  if (worker) {
+    // No admin listener of its own: the primary's asks it over IPC (serve-worker.ts).
+    worker.serve({ node, life, metrics });
+    worker.done(await life.run());
+    return;
+  }
+  const admin = await startAdminServer({
+    actions: life.actions,
+    metrics,
+    ...hostPort(o.admin),
+    readiness: () => node.health.readiness(),
+    // Every next hop's state, for `coexist status` (docs/operations.md "Next hops").
+    status: () => ({ ...nodeStatus(node), certificates: inUseNow.status() }),
+  });
+  for (const l of node.listeners)
+    io.out(`coexist serve: ${server.name} ${l.name} listening on ${l.scheme} port ${l.port}\n`);
+  io.out(`coexist serve: metrics on http://${hostPort(o.admin).host}:${admin.port}/metrics\n`);
+  await life.run();
+  await admin.close();
+}
+
+/** `--workers`: a whole number from 1. */
+function workerCount(value: string): number {
+  if (!/^\d{1,4}$/.test(value) || Number(value) < 1)
+    throw usage(`--workers ${value}: expected a number of processes, 1 or more`);
+  return Number(value);
 }
 
 /** A number of seconds from an option, in milliseconds. */
