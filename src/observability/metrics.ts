@@ -15,7 +15,7 @@ import { protocols } from '../core/protocols/protocol.ts';
 import type { CertificateInUse } from './certificates.ts';
 import type { AccessOutcome, AccessRecord, AuthResult } from './log.ts';
 import type { AdminActions } from './admin-actions.ts';
-import { actionOf, ownHosts, refusal } from './admin-actions.ts';
+import { actionOf, ownHosts, readRefusal, refusal } from './admin-actions.ts';
 
 /**
  * Seconds, 0.5 ms to 60 s: a front end answers redirects and Autodiscover in well under a millisecond and
@@ -404,9 +404,12 @@ export class Metrics {
   }
 }
 
+/** What `/metrics` serves: one server's `Metrics`, or the series of several workers merged (serve --workers). */
+export type MetricsSource = Pick<Metrics, 'text' | 'contentType'>;
+
 /** Options of `startAdminServer`. */
 export interface AdminServerOptions {
-  readonly metrics: Metrics;
+  readonly metrics: MetricsSource;
   /** Address to listen on; 127.0.0.1 when absent. */
   readonly host?: string;
   /** 0 (the default) picks a free port. */
@@ -417,14 +420,15 @@ export interface AdminServerOptions {
    * Instead of `ready`: whether `/readyz` answers 200, with a JSON body saying why (which protocol and next hop
    * is down: the admin listener is the operator's).
    */
-  readonly readiness?: () => { readonly ready: boolean };
+  readonly readiness?: () => { readonly ready: boolean } | Promise<{ readonly ready: boolean }>;
   /** Allow a non-loopback `host`: the admin listener has no authentication. */
   readonly allowRemote?: boolean;
   /**
    * What `GET /status` answers, as JSON (`coexist status`, docs/operations.md "Next hops"): an object whose
    * `hops` array lists every next hop's state, open to more sections. Absent: `/status` is 404.
    */
-  readonly status?: () => { readonly hops: readonly unknown[] };
+  readonly status?: () =>
+    { readonly hops: readonly unknown[] } | Promise<{ readonly hops: readonly unknown[] }>;
   /** `POST /reload` and `POST /drain` (admin-actions.ts: POST only, never from a web page). */
   readonly actions?: AdminActions;
 }
@@ -473,7 +477,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   const server = createServer((req, res) => {
     const action = actions && actionOf(pathOf(req.url ?? '/'));
     if (actions && action) void runAction(req, res, actions, action, own);
-    else void answer(req, res, metrics, readiness, detailed, options.status);
+    else void answer(req, res, metrics, readiness, detailed, options.status, own);
   });
   // Probes and scrapes are small and quick; a client that trickles its head does not hold a socket long.
   server.headersTimeout = 10_000;
@@ -487,13 +491,17 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   });
   const { port } = server.address() as AddressInfo;
   // Bound to every address: the machine's own addresses are the listener's (networkInterfaces: IPv6 link-local
-  // ones carry a %scope a Host cannot, and are left out by the URL form).
+  // ones carry a %scope a Host cannot, and are left out by the URL form). Asked only then: listing them takes a
+  // netlink socket, which deploy/coexist.service does not allow (RestrictAddressFamilies).
+  const everyAddress = host === '0.0.0.0' || host === '::';
   own = ownHosts(
     host,
     port,
-    Object.values(networkInterfaces())
-      .flat()
-      .flatMap((i) => (i === undefined || i.address.includes('%') ? [] : [i.address])),
+    everyAddress
+      ? Object.values(networkInterfaces())
+          .flat()
+          .flatMap((i) => (i === undefined || i.address.includes('%') ? [] : [i.address]))
+      : [],
   );
   return {
     port,
@@ -540,10 +548,11 @@ async function runAction(
 async function answer(
   req: IncomingMessage,
   res: ServerResponse,
-  metrics: Metrics,
-  readiness: () => { readonly ready: boolean },
+  metrics: MetricsSource,
+  readiness: NonNullable<AdminServerOptions['readiness']>,
   detailed: boolean,
   status: AdminServerOptions['status'],
+  own: readonly string[],
 ): Promise<void> {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
@@ -565,9 +574,19 @@ async function answer(
     send(res, 200, 'ok');
     return;
   }
+  // What a page rebound to 127.0.0.1 could otherwise read (admin-actions.ts `readRefusal`).
+  const refused = readRefusal(req, own);
+  if (refused !== undefined) {
+    send(res, refused.status, `${JSON.stringify(refused.body)}\n`, {
+      'content-type': 'application/json; charset=utf-8',
+    });
+    return;
+  }
   if (path === '/status' && status !== undefined) {
     try {
-      send(res, 200, `${JSON.stringify(status())}\n`, { 'content-type': 'application/json; charset=utf-8' });
+      send(res, 200, `${JSON.stringify(await status())}\n`, {
+        'content-type': 'application/json; charset=utf-8',
+      });
     } catch {
       send(res, 500, 'status failed\n');
     }
@@ -576,7 +595,7 @@ async function answer(
   if (path === '/readyz') {
     let state: { readonly ready: boolean } = { ready: false };
     try {
-      state = readiness();
+      state = await readiness();
     } catch {
       // A readiness check that throws is not ready; the probe itself must not fail.
     }

@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile, chmod } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -17,6 +18,7 @@ import { runCli } from '../support/run-cli.ts';
 
 const run = promisify(execFile);
 const deploy = fileURLToPath(new URL('../../deploy/', import.meta.url));
+const root = fileURLToPath(new URL('../../', import.meta.url));
 
 describe('deploy/', () => {
   let dir = '';
@@ -60,12 +62,16 @@ describe('deploy/', () => {
 
   test('coexist.service passes systemd-analyze verify, and passes coexist serve only options it has', async () => {
     const unit = await readFile(join(deploy, 'coexist.service'), 'utf8');
-    // The unit runs /opt/coexist/bin/coexist: point it at an executable that exists here.
+    // The program it runs is the checkout's own (docs/deploy.md clones it to /opt/coexist), executable.
+    const program = /^ExecStart=\/opt\/coexist\/(\S+) /m.exec(unit)?.[1] ?? '';
+    assert.ok(program !== '', 'ExecStart runs a program under /opt/coexist');
+    await access(join(root, program), constants.X_OK);
+    // systemd-analyze checks that the program exists: point it at an executable that exists here.
     const bin = join(dir, 'coexist');
     await writeFile(bin, '#!/bin/sh\nexit 0\n');
     await chmod(bin, 0o755);
     const copy = join(dir, 'coexist.service');
-    await writeFile(copy, unit.replaceAll('/opt/coexist/bin/coexist', bin));
+    await writeFile(copy, unit.replaceAll(`/opt/coexist/${program}`, bin));
     const verified = await run('systemd-analyze', ['verify', copy]).then(
       (r) => r.stdout + r.stderr,
       (e: { stdout: string; stderr: string }) => e.stdout + e.stderr,
@@ -81,5 +87,17 @@ describe('deploy/', () => {
     for (const option of options) assert.ok(help.stdout.includes(option), `coexist serve has ${option}`);
     for (const line of ['ExecReload=/bin/kill -HUP $MAINPID', 'KillSignal=SIGTERM', 'LimitNOFILE='])
       assert.ok(unit.includes(line), line);
+    // A reload reads the certificate and its password again: systemd copies credentials (%d) at start only,
+    // so a renewed certificate there would never be seen (docs/deploy.md "Patching one front end at a time").
+    assert.doesNotMatch(exec, /--cert(-password-file)? \S*%d\//);
+    // V8 takes memory protection keys at start: a filter without them kills Node (SIGSYS).
+    assert.match(unit, /^SystemCallFilter=@pkey$/m);
+  });
+
+  test('every file of the checkout docs/deploy.md names under /opt/coexist exists there', async () => {
+    const doc = await readFile(join(root, 'docs', 'deploy.md'), 'utf8');
+    const paths = [...new Set([...doc.matchAll(/\/opt\/coexist\/([\w./-]*\w)/g)].map((m) => m[1] as string))];
+    assert.ok(paths.includes('bin/coexist.js'), `the doc runs the program: ${paths.join(' ')}`);
+    for (const path of paths) await access(join(root, path));
   });
 });

@@ -48,7 +48,10 @@ function renderHaproxy(
   text: string,
   o: { port: number; servers: readonly [string, number][]; ca: string; socket: string },
 ): string {
-  const lines = text.split('\n').filter((l) => !/^\s*(server fe\d|log \/dev\/log)/.test(l));
+  // Not this machine's: the syslog socket, Debian's chroot and user, the system's stats socket (its own below).
+  const lines = text
+    .split('\n')
+    .filter((l) => !/^\s*(server fe\d|log \/dev\/log|chroot |user |group |stats socket )/.test(l));
   let out = lines
     .join('\n')
     .replace('    maxconn 100000', `    maxconn 1000\n    stats socket ${o.socket} level admin`)
