@@ -61,6 +61,12 @@ module.exports = {
       'src/net (shared network helpers) imports only src/net and src/core.',
     ),
     onlyFrom(
+      'discover-only-core',
+      'discover',
+      ['core'],
+      'src/discover (coexist discover) imports only src/discover and src/core: it reads exports into a plain model; the CLI checks the estate it writes.',
+    ),
+    onlyFrom(
       'observability-only-core',
       'observability',
       ['core'],

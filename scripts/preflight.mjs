@@ -17,7 +17,8 @@ import { fileURLToPath } from 'node:url';
 
 /**
  * Each Debian package the suite drives and how to tell it is there: `files` at the absolute paths the
- * code uses (joined to `root` in tests), `programs` on PATH, as the tests run them.
+ * code uses (joined to `root` in tests), `programs` on PATH, as the tests run them, `multiarch` files under
+ * a multiarch library dir, /usr/lib/<triplet>.
  */
 export const requirements = [
   // OpenLDAP: test/directory/ldap-directory.contract.test.ts and src/lab/slapd.ts start throwaway slapds.
@@ -51,6 +52,18 @@ export const requirements = [
   // and certutil to trust the lab CA in a throwaway NSS database.
   { package: 'chromium', files: ['/usr/bin/chromium'] },
   { package: 'libnss3-tools', programs: ['certutil'] },
+  // A real Active Directory: src/lab/samba/ provisions throwaway Samba AD domain controllers
+  // (test/directory/*ad*.test.ts; docs/lab.md §5). The provisioning data and the directory modules are only
+  // recommended by samba, and provisioning fails without the VFS modules (the sysvol ACLs).
+  { package: 'samba', files: ['/usr/sbin/samba', '/usr/bin/samba-tool'] },
+  {
+    package: 'samba-ad-provision',
+    files: ['/usr/share/samba/setup/aggregate_schema.ldif'],
+    executable: false,
+  },
+  { package: 'samba-dsdb-modules', multiarch: ['samba/ldb/samba_dsdb.so'] },
+  { package: 'samba-vfs-modules', multiarch: ['samba/vfs/acl_xattr.so'] },
+  { package: 'winbind', files: ['/usr/sbin/winbindd'] },
 ];
 
 /**
@@ -70,6 +83,7 @@ export function missingPackages(where = {}) {
       if (r.programs && !r.programs.every(onPath)) return true;
       if (r.python && !imports(at('/usr/bin/python3'), r.python)) return true;
       if (r.postgres && !postgresBinaries(at('/usr/lib/postgresql'), r.postgres)) return true;
+      if (r.multiarch && !multiarchFiles(at('/usr/lib'), r.multiarch)) return true;
       return false;
     })
     .map((r) => r.package);
@@ -106,6 +120,17 @@ function imports(python, module) {
   if (!usable(python, true)) return false;
   const r = spawnSync(python, ['-c', `import ${module}`], { stdio: 'ignore', timeout: 30_000 });
   return r.status === 0;
+}
+
+/** Whether some multiarch library dir, /usr/lib/<triplet> (x86_64-linux-gnu, aarch64-linux-gnu, ...), holds every one of `files`. */
+function multiarchFiles(dir, files) {
+  let triplets;
+  try {
+    triplets = readdirSync(dir).filter((d) => /^[a-z0-9_]+-linux-[a-z0-9_]+$/.test(d));
+  } catch {
+    return false;
+  }
+  return triplets.some((t) => files.every((f) => usable(join(dir, t, f), false)));
 }
 
 /** Whether some /usr/lib/postgresql/<major>/bin holds every one of `binaries` (any major version). */

@@ -8,9 +8,11 @@
 # sogo-activesync + dovecot-imapd + memcached + postgresql (a real ActiveSync back end: the SOGo tests
 # start throwaway SOGo stacks on loopback, src/lab/sogo/; docs/lab.md §3) and
 # libwbxml2-utils (xml2wbxml/wbxml2xml, to decode EAS traffic by hand), haproxy + nginx + libnginx-mod-stream +
-# systemd (the load balancers and the unit of deploy/, run and checked by test/deploy/). Without them those tests fail, they
+# systemd (the load balancers and the unit of deploy/, run and checked by test/deploy/), samba +
+# samba-ad-provision + samba-dsdb-modules + samba-vfs-modules + winbind (a real Active Directory: throwaway Samba AD
+# domain controllers on loopback addresses of their own, src/lab/samba/; docs/lab.md §5). Without them those tests fail, they
 # never skip. No package's service is started by the install (a deny-all policy-rc.d is in place while
-# apt-get runs): the tests start their own daemons on 127.0.0.1. Needs node (for the list), not node_modules.
+# apt-get runs): the tests start their own daemons on loopback addresses. Needs node (for the list), not node_modules.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,7 +37,7 @@ apt-get update -qq
 # §1).
 echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections
 # Without a policy-rc.d, apt would start dovecot (IMAP on all interfaces), memcached, Redis, PostgreSQL's
-# cluster and SOGo as services. A deny-all one (exit 101: "action forbidden") keeps them all stopped; one
+# cluster, SOGo and Samba's smbd, nmbd and winbind as services. A deny-all one (exit 101: "action forbidden") keeps them all stopped; one
 # that is already there (container images ship one) is left as it is.
 policy=/usr/sbin/policy-rc.d
 made_policy=

@@ -1,10 +1,11 @@
 /**
  * The `coexist` command line. `main(argv)` returns the exit code: 0 success, 1 internal failure,
- * 2 bad input (unknown user, protocol or namespace; a broken estate file; a bad option).
+ * 2 bad input (unknown user, protocol or namespace; a broken estate file; a bad option; a malformed
+ * discover export): `exitCodeOf` in core/errors.ts, docs/errors.md "Exit codes".
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { CoexistError } from '../core/errors.ts';
+import { CoexistError, exitCodeOf } from '../core/errors.ts';
 import { EstateConfigError, formatConfigProblems } from '../config/index.ts';
 import { registerTrace } from './commands/trace.ts';
 import { registerHashPassword } from './commands/hash-password.ts';
@@ -63,7 +64,7 @@ function report(e: unknown, io: Io): number {
   }
   if (e instanceof CoexistError) {
     io.err(`coexist: ${e.message} [${e.code}]\n`);
-    return e.code.startsWith('CX_CLI_') || e.code.startsWith('CX_CONFIG_') ? 2 : 1;
+    return exitCodeOf(e.code);
   }
   io.err(`coexist: internal error: ${e instanceof Error ? e.message : String(e)}\n`);
   return 1;

@@ -31,6 +31,12 @@ export const catalogue = {
     status: 0,
     summary: 'The host name is neither a namespace nor a server of the estate.',
   },
+  // Discovery (what `coexist discover` reads)
+  CX_DISCOVER_INPUT: {
+    status: 0,
+    summary:
+      'An export given to coexist discover cannot be read or is not a well-formed export it reads; or Active Directory holds no Exchange organisation.',
+  },
   // Identity (who is the request for; src/core/protocols)
   CX_IDENTITY_BASIC_MALFORMED: {
     status: 400,
@@ -179,6 +185,12 @@ export const catalogue = {
 export type ErrorCode = keyof typeof catalogue;
 
 export const statusOf = (code: ErrorCode): number => catalogue[code].status;
+
+/**
+ * The exit code of a command that ends with this error (docs/errors.md "Exit codes"): 2 for bad input (the
+ * command line, the estate file, discover's exports), 1 for everything else.
+ */
+export const exitCodeOf = (code: ErrorCode): 1 | 2 => (/^CX_(CLI|CONFIG|DISCOVER)_/.test(code) ? 2 : 1);
 
 /** The one error class of coexist: a catalogue code, structured details, and an optional cause. */
 export class CoexistError extends Error {

@@ -16,7 +16,13 @@
 import { readFile } from 'node:fs/promises';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
-import { Client, InvalidCredentialsError, NoSuchObjectError, ResultCodeError } from 'ldapts';
+import {
+  Client,
+  InvalidCredentialsError,
+  NoSuchObjectError,
+  ResultCodeError,
+  SizeLimitExceededError,
+} from 'ldapts';
 import type { Entry } from 'ldapts';
 import type { EstateIndex, Mailbox } from '../core/estate/estate-index.ts';
 import type { Server, User } from '../core/estate/estate.ts';
@@ -24,6 +30,7 @@ import { familyOf } from '../core/estate/estate.ts';
 import { hostOfUrl } from '../core/host.ts';
 import type { Directory } from './directory.ts';
 import { DirectoryUnavailableError } from './directory.ts';
+import { FirstAddresses } from './first-addresses.ts';
 import type {
   ImpersonationAssignment,
   LdapDirectoryOptions,
@@ -434,24 +441,81 @@ export class LdapDirectory implements Directory {
     });
   }
 
+  /**
+   * The primary SMTP addresses of the mailbox users under baseDn (user entries with the mailbox location
+   * attribute, through `userFilter`), the first `limit` by address (first-addresses.ts), and how many there
+   * are: the sample `coexist trace --all` traces. One paged search of two attributes; each page within
+   * timeoutMs, the whole within ten times that (a minute at least).
+   */
+  mailboxAddresses(limit: number): Promise<{ readonly first: string[]; readonly total: number }> {
+    const m = this.#o.mapping;
+    const located = m.mailboxLocation === 'homeMDB' ? m.homeMDB : m.homeServer;
+    const filter = `(&(objectClass=${m.userObjectClass})${m.userFilter ?? ''}(${located}=*))`;
+    const deadline = Math.max(60_000, 10 * this.#o.timeoutMs);
+    return this.#withDeadline(
+      'listing',
+      async (signal) => {
+        const { conn } = await this.#pool.acquire(signal);
+        const first = new FirstAddresses(limit);
+        try {
+          const pages = conn.client.searchPaginated(this.#o.baseDn, {
+            scope: 'sub',
+            filter,
+            attributes: [m.mail, m.proxyAddresses],
+            derefAliases: 'never',
+            paged: { pageSize: 500 },
+            timeLimit: Math.max(1, Math.ceil(this.#o.timeoutMs / 1000)),
+          });
+          for await (const page of pages) {
+            if (signal.aborted) throw signal.reason as Error;
+            for (const entry of page.searchEntries) {
+              const primary =
+                valuesOf(entry, m.proxyAddresses)
+                  .find((p) => p.startsWith('SMTP:'))
+                  ?.slice(5) ?? firstOf(entry, m.mail);
+              if (primary !== undefined) first.add(primary);
+            }
+          }
+          this.#pool.release(conn);
+          return { first: first.values(), total: first.seen };
+        } catch (error) {
+          this.#pool.discard(conn);
+          if (error instanceof SizeLimitExceededError) {
+            // A sample from a cut listing would not be the first N: say where the limit is instead.
+            throw new DirectoryUnavailableError(
+              `LDAP listing at ${this.#o.url} was stopped by the directory's size limit after ${first.seen} entries: let ${this.#o.bindDn} page through every user (OpenLDAP: limits dn.exact="${this.#o.bindDn}" size.prtotal=unlimited)`,
+              { cause: error },
+            );
+          }
+          throw error;
+        }
+      },
+      deadline,
+    );
+  }
+
   /** Close the pooled connections; later calls fail with DirectoryUnavailableError. */
   async close(): Promise<void> {
     this.#closed = true;
     await this.#pool.close();
   }
 
-  /** Run `work` within timeoutMs; past it the caller gets DirectoryUnavailableError and the work is abandoned. */
-  #withDeadline<T>(what: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  /** Run `work` within `ms` (timeoutMs); past it the caller gets DirectoryUnavailableError and the work is abandoned. */
+  #withDeadline<T>(
+    what: string,
+    work: (signal: AbortSignal) => Promise<T>,
+    ms: number = this.#o.timeoutMs,
+  ): Promise<T> {
     if (this.#closed) return Promise.reject(new DirectoryUnavailableError('LDAP directory closed'));
     const controller = new AbortController();
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         const error = new DirectoryUnavailableError(
-          `LDAP ${what} at ${this.#o.url} did not complete within ${this.#o.timeoutMs} ms`,
+          `LDAP ${what} at ${this.#o.url} did not complete within ${ms} ms`,
         );
         controller.abort(error);
         reject(error);
-      }, this.#o.timeoutMs);
+      }, ms);
       work(controller.signal).then(
         (value) => {
           clearTimeout(timer);

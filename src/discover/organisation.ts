@@ -146,6 +146,8 @@ export interface Organisation {
   readonly acceptedDomains: readonly AcceptedDomain[];
   readonly mailboxes?: readonly Mailbox[];
   readonly certificates?: readonly ServerCertificate[];
+  /** AD's site subnets (CIDR), when read from AD: candidates for the estate's internalNetworks. */
+  readonly subnets?: readonly string[];
   readonly notes: readonly DiscoveryNote[];
 }
 

@@ -14,10 +14,37 @@ export interface WrittenEstate {
   readonly plan: EstatePlan;
 }
 
-/** Organisation -> plan -> YAML. `sources` are the files read, named in the header. */
-export function writeEstate(org: Organisation, sources: readonly string[]): WrittenEstate {
+/**
+ * Where the organisation was read, for the header: Exchange Management Shell exports (the default), or
+ * Active Directory, with the directory.ldap section to fill in (commented: its password stays outside).
+ */
+export interface EstateOrigin {
+  /** `Exchange Management Shell exports` or `Active Directory (ldaps://...)`. */
+  readonly from: string;
+  /** Where the users came from, for the comment above them. */
+  readonly usersFrom: string;
+  /** directory.ldap's settings as read, written commented below the users. */
+  readonly directory?: {
+    readonly url: string;
+    readonly baseDn: string;
+    readonly bindDn: string;
+    readonly caFile?: string;
+  };
+}
+
+const shellOrigin: EstateOrigin = {
+  from: 'Exchange Management Shell exports',
+  usersFrom: 'From the Get-Mailbox export.',
+};
+
+/** Organisation -> plan -> YAML. `sources` are the files (or the directory) read, named in the header. */
+export function writeEstate(
+  org: Organisation,
+  sources: readonly string[],
+  origin: EstateOrigin = shellOrigin,
+): WrittenEstate {
   const plan = planEstate(org);
-  return { yaml: estateYaml(plan, org, sources), plan };
+  return { yaml: estateYaml(plan, org, sources, origin), plan };
 }
 
 /** A YAML scalar: plain when that reads back as the same text, else double-quoted (JSON's escaping is YAML's). */
@@ -32,7 +59,12 @@ export function scalar(v: string | number | boolean): string {
 
 const list = (xs: readonly string[]): string => `[${xs.map(scalar).join(', ')}]`;
 
-function estateYaml(plan: EstatePlan, org: Organisation, sources: readonly string[]): string {
+function estateYaml(
+  plan: EstatePlan,
+  org: Organisation,
+  sources: readonly string[],
+  origin: EstateOrigin,
+): string {
   const out: string[] = [];
   const line = (indent: number, text: string): void => void out.push(' '.repeat(indent) + text);
   const comment = (indent: number, text: string): void => {
@@ -41,10 +73,13 @@ function estateYaml(plan: EstatePlan, org: Organisation, sources: readonly strin
 
   comment(
     0,
-    `Written by coexist discover from Exchange Management Shell exports: ${sources.join(', ')}. How each value was found: docs/discover.md.`,
+    `Written by coexist discover from ${origin.from}: ${sources.join(', ')}. How each value was found: docs/discover.md.`,
   );
   line(0, '#');
-  line(0, '# TO DECIDE (discover could not tell from the exports):');
+  line(
+    0,
+    `# TO DECIDE (discover could not tell from the ${origin === shellOrigin ? 'exports' : 'directory'}):`,
+  );
   for (const u of plan.undecided) {
     const [first, ...rest] = wrap(u, 104);
     line(0, `#  - ${first ?? ''}`);
@@ -77,7 +112,12 @@ function estateYaml(plan: EstatePlan, org: Organisation, sources: readonly strin
   line(2, 'mobileAutodiscover: site-namespace');
   out.push('');
   comment(0, 'The networks of internal clients are not in Exchange: write them.');
-  line(0, '# internalNetworks: [10.0.0.0/8]');
+  if (org.subnets !== undefined && org.subnets.length > 0)
+    line(
+      0,
+      `# internalNetworks: ${list(org.subnets)} # the subnets of AD's sites: keep those of internal clients`,
+    );
+  else line(0, '# internalNetworks: [10.0.0.0/8]');
   if (plan.remoteDomains.length > 0) {
     out.push('');
     comment(
@@ -143,8 +183,18 @@ function estateYaml(plan: EstatePlan, org: Organisation, sources: readonly strin
   } else {
     comment(
       0,
-      'From the Get-Mailbox export. No password hashes: passwords are checked by the directory, or add hashes (coexist hash-password).',
+      `${origin.usersFrom} No password hashes: passwords are checked by the directory, or add hashes (coexist hash-password).`,
     );
+    if (origin.directory) {
+      line(0, '# directory:');
+      line(0, '#   ldap:');
+      line(0, `#     url: ${scalar(origin.directory.url)}`);
+      line(0, `#     baseDn: ${scalar(origin.directory.baseDn)}`);
+      line(0, `#     bindDn: ${scalar(origin.directory.bindDn)}`);
+      line(0, '#     bindPasswordFile: /etc/coexist/ldap-password');
+      if (origin.directory.caFile !== undefined)
+        line(0, `#     tls: { caFile: ${scalar(origin.directory.caFile)} }`);
+    }
     line(0, plan.users.length === 0 ? 'users: []' : 'users:');
     for (const u of plan.users) {
       line(2, `- address: ${scalar(u.address)}`);

@@ -160,6 +160,11 @@ export async function labBanner(lab: Lab, o: LabBannerOptions = {}): Promise<str
     ...(lab.slapd
       ? [`Directory: OpenLDAP slapd at ${lab.slapd.url} (StartTLS, the lab CA), loaded with the estate.`]
       : []),
+    ...(lab.samba
+      ? [
+          `Directory: Samba Active Directory at ${lab.samba.ldapsUrl} (${lab.samba.ad.domain.dnsName}; LDAPS, its CA in ${lab.samba.dir}/tls/ca.pem), loaded with the estate as Exchange writes it.`,
+        ]
+      : []),
     ...[...lab.sogo].map(
       ([server, stack]) =>
         `ActiveSync of ${server}: SOGo at ${stack.activeSyncUrl} (IMAP 127.0.0.1:${stack.imapPort}), a real ActiveSync server.`,

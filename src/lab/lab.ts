@@ -39,6 +39,8 @@ import type { SogoMessage, SogoStack } from './sogo/index.ts';
 import { startSogoStack } from './sogo/index.ts';
 import type { Slapd } from './slapd.ts';
 import { randomLabPassword, startSlapd } from './slapd.ts';
+import { startLabAd } from './samba/lab-ad.ts';
+import type { SambaAd } from './samba/samba.ts';
 import { LdapDirectory } from '../directory/ldap-directory.ts';
 import { estateLdapLayout, estateLdif } from '../directory/estate-ldif.ts';
 import { verifyPassword } from '../directory/password-hash.ts';
@@ -76,9 +78,11 @@ export interface LabOptions {
   readonly health?: HealthSettings & { readonly timers?: HealthTimers };
   /**
    * Where users live: the estate file's embedded directory (default), or a throwaway OpenLDAP slapd on
-   * loopback loaded with the estate (AD-style entries, StartTLS with the lab CA) that every server asks.
+   * loopback loaded with the estate (AD-style entries, StartTLS with the lab CA) that every server asks, or
+   * a throwaway Samba Active Directory domain controller loaded with it as Exchange would have (`ad`,
+   * docs/lab.md §5; LDAPS).
    */
-  readonly directory?: 'file' | 'ldap';
+  readonly directory?: 'file' | 'ldap' | 'ad';
   /** The users' clear password for the LDAP directory (the estate file holds only hashes); the demo one by default. */
   readonly ldapUserPassword?: string;
   /**
@@ -112,6 +116,8 @@ export interface Lab {
   implementationOf(server: string): string;
   /** The lab's slapd when it runs on LDAP (tests stop and start it). */
   readonly slapd?: Slapd;
+  /** The lab's Samba AD domain controller when it runs on Active Directory (`directory: 'ad'`). */
+  readonly samba?: SambaAd;
   /** The SOGo stack answering ActiveSync for each 2007 mailbox server, by server name (`activeSync: 'sogo'`). */
   readonly sogo: ReadonlyMap<string, SogoStack>;
   /**
@@ -286,15 +292,20 @@ export async function startLab(o: LabOptions): Promise<Lab> {
   const caDir = o.caDir ?? (await mkdtemp(join(tmpdir(), 'coexist-lab-')));
   const caPath = await ca.writeCaFile(caDir);
   const recorder = new HopRecorder(o.recordedRequests);
-  const ldap =
-    o.directory === 'ldap' ? await startLabLdap(o.index, ca, o.ldapUserPassword ?? demoPassword) : undefined;
+  const ldap: { directory: LdapDirectory; slapd?: Slapd; samba?: SambaAd } | undefined =
+    o.directory === 'ldap'
+      ? await startLabLdap(o.index, ca, o.ldapUserPassword ?? demoPassword)
+      : o.directory === 'ad'
+        ? await startLabAd(o.index, o.ldapUserPassword ?? demoPassword)
+        : undefined;
   const store = new MailboxStore(o.maxPingHoldMs === undefined ? {} : { maxPingHoldMs: o.maxPingHoldMs });
   let sogo: Map<string, SogoStack>;
   try {
     sogo = o.activeSync === 'sogo' ? await startLabSogo(o, o.ldapUserPassword ?? demoPassword) : new Map();
   } catch (err) {
     await ldap?.directory.close();
-    await ldap?.slapd.close();
+    await ldap?.slapd?.close();
+    await ldap?.samba?.close();
     throw err;
   }
   const storeEndpoints = (server: string, protocol: Protocol): StoreEndpoint | undefined => {
@@ -386,7 +397,8 @@ export async function startLab(o: LabOptions): Promise<Lab> {
     await Promise.all([...nodes.values()].map((n) => n.close(0)));
     await Promise.all([...sogo.values()].map((s) => s.stop()));
     await ldap?.directory.close();
-    await ldap?.slapd.close();
+    await ldap?.slapd?.close();
+    await ldap?.samba?.close();
     if (o.caDir === undefined) await rm(caDir, { recursive: true, force: true });
     throw err;
   }
@@ -420,7 +432,8 @@ export async function startLab(o: LabOptions): Promise<Lab> {
     recorder,
     nodes,
     metrics,
-    ...(ldap ? { slapd: ldap.slapd } : {}),
+    ...(ldap?.slapd ? { slapd: ldap.slapd } : {}),
+    ...(ldap?.samba ? { samba: ldap.samba } : {}),
     sogo,
     resolve,
     implementationOf: (name) => labImplementation(byName(name)),
@@ -442,7 +455,8 @@ export async function startLab(o: LabOptions): Promise<Lab> {
       nodes.clear();
       await Promise.all([...sogo.values()].map((s) => s.stop()));
       await ldap?.directory.close();
-      await ldap?.slapd.close();
+      await ldap?.slapd?.close();
+      await ldap?.samba?.close();
       // The CA directory is the lab's own unless the caller named one.
       if (o.caDir === undefined) await rm(caDir, { recursive: true, force: true });
     },

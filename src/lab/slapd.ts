@@ -44,6 +44,11 @@ export interface SlapdOptions {
   readonly port?: number;
   /** A password for `cn=admin,<suffix>` (the rootdn, which may write); none by default. */
   readonly rootPassword?: string;
+  /**
+   * The most entries a paged search of a bound user returns in all (each page stays within slapd's size
+   * limit, 500); `unlimited` by default, as Active Directory pages through any number of entries.
+   */
+  readonly pagedSearchLimit?: number | 'unlimited';
   /** Attributes indexed for equality; the ones `LdapDirectory` searches by default. */
   readonly indexAttributes?: readonly string[];
   /** How long to wait for slapd to answer; 10 s by default. */
@@ -157,6 +162,8 @@ export async function startSlapd(o: SlapdOptions): Promise<Slapd> {
         ? []
         : [`rootdn ${quote(`cn=admin,${o.suffix}`)}`, `rootpw ${sshaPassword(o.rootPassword)}`]),
       `directory ${quote(join(dir, 'db'))}`,
+      // Without it slapd cuts a paged search at its size limit too (`coexist trace --all` lists every mailbox).
+      `limits users size.prtotal=${o.pagedSearchLimit ?? 'unlimited'}`,
       'index objectClass eq',
       `index ${(o.indexAttributes ?? defaultIndexes).join(',')} eq`,
       // Passwords: only usable to bind with. Everything else: readable by any bound user (AD's

@@ -103,14 +103,14 @@ describe('coexist discover --from-shell', () => {
     assert.equal(r.code, 2);
     assert.equal(
       r.stderr,
-      `coexist: ${stray}:3:249: not valid CSV: a quoted field is followed by text before the next comma [CX_CLI_USAGE]\n`,
+      `coexist: ${stray}:3:249: not valid CSV: a quoted field is followed by text before the next comma [CX_DISCOVER_INPUT]\n`,
     );
     const short = `${fixtures}malformed/short-row.csv`;
     const s = await runCli(['discover', '--from-shell', ...exportsOf('o365info', 'csv'), short]);
     assert.equal(s.code, 2);
     assert.equal(
       s.stderr,
-      `coexist: ${short}:4:283: not valid CSV: this line has a different number of fields than the header (5 fields; the header has 17) [CX_CLI_USAGE]\n`,
+      `coexist: ${short}:4:283: not valid CSV: this line has a different number of fields than the header (5 fields; the header has 17) [CX_DISCOVER_INPUT]\n`,
     );
   });
 
@@ -121,7 +121,7 @@ describe('coexist discover --from-shell', () => {
     assert.equal(r.code, 2);
     assert.match(
       r.stderr,
-      /Get-Process\.csv: not an export coexist reads: its columns \(Name, Id, CPU\) match none of the cmdlets/,
+      /Get-Process\.csv: not an export coexist reads: its columns \(Name, Id, CPU\) match none of the cmdlets.* \[CX_DISCOVER_INPUT\]\n$/,
     );
     const json = join(dir, 'servers.json');
     await writeFile(
@@ -132,7 +132,7 @@ describe('coexist discover --from-shell', () => {
     assert.equal(j.code, 2);
     assert.match(
       j.stderr,
-      /servers\.json:8:1: not valid JSON: expected a value, found "\]" \[CX_CLI_USAGE\]/,
+      /servers\.json:8:1: not valid JSON: expected a value, found "\]" \[CX_DISCOVER_INPUT\]/,
     );
   });
 

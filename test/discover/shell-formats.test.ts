@@ -157,7 +157,10 @@ describe('what the exports must hold', () => {
     );
     assert.throws(
       () => organisationFromShellExports(files.filter((f) => !f.file.endsWith('ExchangeServer.csv'))),
-      /no Get-ExchangeServer export among .*: discovery starts from the servers/,
+      {
+        code: 'CX_DISCOVER_INPUT',
+        message: /no Get-ExchangeServer export among .*: discovery starts from the servers/,
+      },
     );
   });
 

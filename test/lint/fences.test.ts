@@ -100,6 +100,7 @@ describe('dependency-cruiser: the arrows between folders, no cycles', () => {
       'core-only-core: src/core/imports-outside.ts -> undici (package)',
       'dataplane-not-outward: src/dataplane/imports-lab.ts -> src/lab/lab.ts',
       'directory-not-outward: src/directory/imports-config.ts -> src/config/settings.ts',
+      'discover-only-core: src/discover/imports-config.ts -> src/config/settings.ts',
       'lab-not-to-cli: src/lab/lab.ts -> src/cli/main.ts',
       'net-only-net-core: src/net/imports-client.ts -> src/client/client.ts',
       // The cycle the CLI had, through a type-only import.

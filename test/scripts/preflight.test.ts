@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -23,6 +23,7 @@ interface Requirement {
   readonly programs?: readonly string[];
   readonly python?: string;
   readonly postgres?: readonly string[];
+  readonly multiarch?: readonly string[];
 }
 const all = (requirements as readonly Requirement[]).map((r) => r.package);
 const missingIn = missingPackages as (where: { root: string; path: string }) => string[];
@@ -44,6 +45,7 @@ async function completeMachine(): Promise<{ root: string; bin: string }> {
     for (const p of r.programs ?? []) await executable(join(bin, p));
     if (r.python) await executable(join(root, '/usr/bin/python3'));
     for (const b of r.postgres ?? []) await executable(join(root, '/usr/lib/postgresql/15/bin', b));
+    for (const f of r.multiarch ?? []) await executable(join(root, '/usr/lib/aarch64-linux-gnu', f));
   }
   return { root, bin };
 }
@@ -63,10 +65,15 @@ test("the list is the suite's Debian packages", () => {
     'postgresql',
     'python3-exchangelib',
     'redis-server',
+    'samba',
+    'samba-ad-provision',
+    'samba-dsdb-modules',
+    'samba-vfs-modules',
     'slapd',
     'sogo',
     'sogo-activesync',
     'systemd',
+    'winbind',
   ]);
 });
 
@@ -126,6 +133,10 @@ test('each probe on its own: one thing taken away, that one package is missing',
   // PostgreSQL without pg_isready
   await chmod(join(root, '/usr/lib/postgresql/15/bin/pg_isready'), 0o644);
   assert.deepEqual(missingIn({ root, path: bin }), ['postgresql']);
+  await chmod(join(root, '/usr/lib/postgresql/15/bin/pg_isready'), 0o755);
+  // a library of a multiarch dir (/usr/lib/<triplet>, here aarch64-linux-gnu)
+  await rm(join(root, '/usr/lib/aarch64-linux-gnu/samba/vfs/acl_xattr.so'));
+  assert.deepEqual(missingIn({ root, path: bin }), ['samba-vfs-modules']);
 });
 
 test("npm test raises the file limit, runs the preflight first, then the test files, and ends with the tests' exit code", async () => {

@@ -4,7 +4,8 @@
  * tree of steps with their timing, the servers each answer came back through beside the ones `coexist
  * trace` computes from the estate, and what to fix when a step fails. Exit 0 when everything passed
  * (warnings allowed), 1 when a step failed or could not run, 2 for bad usage. The password comes from
- * --password or COEXIST_PASSWORD and is never printed.
+ * --password or COEXIST_PASSWORD and is never printed. With `directory.ldap`, the user (and so the hops to
+ * expect) is found in that directory with the estate's service account (estate-users.ts).
  */
 import { isIP } from 'node:net';
 import type { Command } from 'commander';
@@ -19,10 +20,13 @@ import {
   reportJson,
   runCheck,
 } from '../../check/index.ts';
+import type { LoadedEstate } from '../../config/index.ts';
 import { loadEstate } from '../../config/index.ts';
+import type { EstateIndex } from '../../core/estate/estate-index.ts';
 import { CoexistError } from '../../core/errors.ts';
 import type { Io } from '../common.ts';
 import { collect, connectTarget, defaultEstatePath, parseConnectTo, readCa, usage } from '../common.ts';
+import { indexWithMailboxes, openEstateUsers } from '../estate-users.ts';
 
 interface CheckCliOptions {
   user?: string;
@@ -104,13 +108,9 @@ export function registerCheck(program: Command, io: Io): void {
         throw usage(`--autodiscover-url takes an https URL, not "${o.autodiscoverUrl}"`);
       const rules = o.connectTo.map(parseConnectTo);
       const ca = o.ca === undefined ? undefined : await readCa(o.ca);
-      const { index } = await loadEstate(o.estate);
-      if (!index.user(user))
-        throw new CoexistError(
-          'CX_CLI_UNKNOWN_USER',
-          `unknown user "${user}": the estate ${index.estate.name} (${o.estate}) has no such user, so the hops to expect are unknown (give the estate with --estate)`,
-          { user },
-        );
+      const index = await indexForUser(await loadEstate(o.estate), o.estate, user, (m) =>
+        err(`coexist check: ${m}\n`),
+      );
 
       const progress = process.stderr.isTTY === true;
       const report: CheckReport = await runCheck({
@@ -141,6 +141,40 @@ export function registerCheck(program: Command, io: Io): void {
         redact(`check ${report.verdict === 'fail' ? 'failed' : 'incomplete'} for ${user}: ${what}`),
       );
     });
+}
+
+/**
+ * The estate's index with the user's mailbox in it, for the hops to expect: from the estate file's users, or
+ * with `directory.ldap` from that directory, asked with the estate's service account (docs/config.md
+ * "directory"); the user's own password is only for the probes.
+ */
+async function indexForUser(
+  loaded: LoadedEstate,
+  file: string,
+  user: string,
+  warn: (message: string) => void,
+): Promise<EstateIndex> {
+  const unknown = (where: string): CoexistError =>
+    new CoexistError(
+      'CX_CLI_UNKNOWN_USER',
+      `unknown user "${user}": ${where} has no such user, so the hops to expect are unknown (give the estate with --estate)`,
+      { user },
+    );
+  if (loaded.settings.directory?.ldap === undefined) {
+    if (!loaded.index.user(user)) throw unknown(`the estate ${loaded.index.estate.name} (${file})`);
+    return loaded.index;
+  }
+  const users = await openEstateUsers(loaded, file, warn);
+  try {
+    const mailbox = await users.find(user);
+    if (mailbox === undefined)
+      throw unknown(
+        `the directory ${users.directoryUrl ?? ''} of the estate ${loaded.index.estate.name} (${file})`,
+      );
+    return indexWithMailboxes(loaded.index, [mailbox], new Map([[user.toLowerCase(), mailbox]]));
+  } finally {
+    await users.close();
+  }
 }
 
 /** The password, and the base64 of `login:password` a Basic header carries. */

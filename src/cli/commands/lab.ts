@@ -18,7 +18,7 @@ interface LabCliOptions {
   caDir?: string;
   logLevel: string;
   admin?: string;
-  directory: 'file' | 'ldap';
+  directory: 'file' | 'ldap' | 'ad';
   activesync: 'simulator' | 'sogo';
 }
 
@@ -39,9 +39,9 @@ export function registerLab(program: Command, io: Io): void {
     .addOption(
       new Option(
         '--directory <kind>',
-        'where users live: the estate file, or a throwaway OpenLDAP slapd loaded with it',
+        'where users live: the estate file, a throwaway OpenLDAP slapd loaded with it, or a throwaway Samba Active Directory domain controller (Debian samba; docs/lab.md §5)',
       )
-        .choices(['file', 'ldap'])
+        .choices(['file', 'ldap', 'ad'])
         .default('file'),
     )
     .addOption(

@@ -76,7 +76,7 @@ export function organisationFromShellExports(exports: readonly ShellExport[]): O
   const records = (kind: ExportKind): ExportRecord[] => (byKind.get(kind) ?? []).flatMap((c) => c.records);
   if (!byKind.has('Get-ExchangeServer')) {
     throw new CoexistError(
-      'CX_CLI_USAGE',
+      'CX_DISCOVER_INPUT',
       `no Get-ExchangeServer export among ${exports.map((e) => e.file).join(', ')}: discovery starts from the servers (docs/discover.md)`,
     );
   }

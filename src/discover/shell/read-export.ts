@@ -31,7 +31,7 @@ export interface ShellExport {
 /** A malformed or unreadable export: names the file and, when known, the line and column. */
 export function exportError(file: string, message: string, line?: number, column?: number): CoexistError {
   const at = line === undefined ? file : `${file}:${line}${column === undefined ? '' : `:${column}`}`;
-  return new CoexistError('CX_CLI_USAGE', `${at}: ${message}`, {
+  return new CoexistError('CX_DISCOVER_INPUT', `${at}: ${message}`, {
     file,
     ...(line !== undefined && { line }),
     ...(column !== undefined && { column }),
