@@ -38,10 +38,30 @@ import { lifecycleMetrics } from '../observability/lifecycle-metrics.ts';
 import { createLogger } from '../observability/log.ts';
 import { Metrics, startAdminServer } from '../observability/metrics.ts';
 import type { Io } from './common.ts';
+import type { loadCaBundle } from './certificates.ts';
+import type { loadInternalPki } from './internal-pki.ts';
+import type { sessionOptions } from './session-options.ts';
 import type { Loaded } from './reload.ts';
 import { Lifecycle } from './reload.ts';
 import { clientConnections, mergeMetrics, mergeReadiness, mergeStatus } from './serve-merge.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './serve-worker.ts';
+
+/** What `serve` reads and checks before it starts anything: each bad file or option named. */
+export interface CheckedServe {
+  readonly estateFile: string;
+  /** Everything read from files, at start and again at each reload (docs/operations.md "Reload"). */
+  readonly load: () => Promise<Loaded & { readonly inUse: readonly CertificateInUse[] }>;
+  /** The certificates the last `load` read. */
+  readonly lastLoaded: () => readonly CertificateInUse[];
+  readonly first: Loaded & { readonly inUse: readonly CertificateInUse[] };
+  readonly server: Server;
+  readonly listeners: readonly NodeListener[];
+  readonly drainGraceMs: number;
+  readonly drainTimeoutMs: number;
+  readonly pki: Awaited<ReturnType<typeof loadInternalPki>>;
+  readonly caBundle: Awaited<ReturnType<typeof loadCaBundle>> | undefined;
+  readonly session: ReturnType<typeof sessionOptions>;
+}
 
 /** What the primary needs of `serve`'s options and checked files (commands/serve.ts). */
 export interface PrimaryInput {
@@ -54,18 +74,7 @@ export interface PrimaryInput {
   readonly io: Io;
   readonly workers: number;
   readonly hostPort: (s: string) => { host: string; port: number };
-  readonly checked: {
-    readonly estateFile: string;
-    readonly load: () => Promise<Loaded & { readonly inUse: readonly CertificateInUse[] }>;
-    readonly lastLoaded: () => readonly CertificateInUse[];
-    readonly first: Loaded & { readonly inUse: readonly CertificateInUse[] };
-    readonly server: Server;
-    readonly listeners: readonly NodeListener[];
-    readonly drainGraceMs: number;
-    readonly drainTimeoutMs: number;
-    readonly pki?: { readonly ca: readonly string[] } | undefined;
-    readonly caBundle?: { readonly inUse: readonly CertificateInUse[] } | undefined;
-  };
+  readonly checked: CheckedServe;
   /** The certificates of `--internal-ca`, `--client-cert` (certificates.ts `internalPkiInUse`). */
   readonly pkiInUse?: readonly CertificateInUse[];
 }

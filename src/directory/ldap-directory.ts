@@ -27,6 +27,7 @@ import type { Entry } from 'ldapts';
 import type { EstateIndex, Mailbox } from '../core/estate/estate-index.ts';
 import type { Server, User } from '../core/estate/estate.ts';
 import { familyOf } from '../core/estate/estate.ts';
+import { firstRdnValue } from '../core/dn.ts';
 import { hostOfUrl } from '../core/host.ts';
 import type { Directory } from './directory.ts';
 import { DirectoryUnavailableError } from './directory.ts';
@@ -38,7 +39,7 @@ import type {
 } from './ldap-settings.ts';
 import { defaultImpersonationGroup, ldapDirectorySchema } from './ldap-settings.ts';
 
-export { DirectoryUnavailableError };
+export { DirectoryUnavailableError, firstRdnValue };
 
 /** What the estate file only points to: the service account's password and the CA certificate text. */
 export interface LdapSecrets {
@@ -104,31 +105,6 @@ export function escapeFilterValue(value: string): string {
 /** True when `s` has whitespace or an ASCII control character. */
 const hasSpaceOrControl = (s: string): boolean =>
   /\s/.test(s) || [...s].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
-
-/** The value of the first RDN of a DN (RFC 4514 escapes undone), e.g. MBX2007-NY of cn=MBX2007-NY,cn=Servers,... */
-export function firstRdnValue(dn: string): string | undefined {
-  const eq = dn.indexOf('=');
-  if (eq <= 0) return undefined;
-  const bytes: number[] = [];
-  for (let i = eq + 1; i < dn.length; i++) {
-    const c = dn[i] as string;
-    if (c === ',' || c === '+') break;
-    if (c === '\\') {
-      const hex = dn.slice(i + 1, i + 3);
-      if (/^[0-9a-fA-F]{2}$/.test(hex)) {
-        bytes.push(parseInt(hex, 16));
-        i += 2;
-      } else if (i + 1 < dn.length) {
-        bytes.push(...Buffer.from(dn[i + 1] as string, 'utf8'));
-        i += 1;
-      }
-      continue;
-    }
-    bytes.push(...Buffer.from(c, 'utf8'));
-  }
-  const value = Buffer.from(bytes).toString('utf8').trim();
-  return value === '' ? undefined : value;
-}
 
 /** The server name in msExchHomeServerName: the last cn= of a legacy DN, the first RDN of a DN, or the value. */
 function serverNameOf(value: string): string | undefined {

@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import { Agent, buildConnector, request } from 'undici';
 import { createLabCa } from '../../src/lab/lab-ca.ts';
 import { basic } from '../support/lab-client.ts';
 import { runCli } from '../support/run-cli.ts';
+import { spawnServe } from '../support/serve-process.ts';
 
 const entry = fileURLToPath(new URL('../../src/cli/entry.ts', import.meta.url));
 const estate = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
@@ -345,34 +347,25 @@ describe('coexist serve: a step that fails after the listeners opened', () => {
     'its admin address taken: the process says why and exits 1, it does not go on serving half set up',
     { timeout: 120_000 },
     async () => {
-      const { createServer } = await import('node:net');
       const taken = createServer();
       await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
       const address = taken.address();
       assert.ok(address !== null && typeof address === 'object');
       try {
         for (const workers of ['1', '2']) {
-          const child = spawn(
-            process.execPath,
-            [
-              '--import',
-              'tsx',
-              entry,
-              'serve',
-              '--estate',
-              estate,
-              '--as',
-              'CAS2013-NY',
-              '--allow-http',
-              '--listen',
-              '127.0.0.1:0',
-              '--admin',
-              `127.0.0.1:${address.port}`,
-              '--workers',
-              workers,
-            ],
-            { stdio: 'pipe' },
-          );
+          const child = spawnServe([
+            '--estate',
+            estate,
+            '--as',
+            'CAS2013-NY',
+            '--allow-http',
+            '--listen',
+            '127.0.0.1:0',
+            '--admin',
+            `127.0.0.1:${address.port}`,
+            '--workers',
+            workers,
+          ]);
           let err = '';
           child.stderr.on('data', (d: Buffer) => (err += d.toString()));
           child.stdout.resume();

@@ -29,6 +29,14 @@ export interface ServeProcess {
   stop(): Promise<number | null>;
 }
 
+/** `coexist serve ARGS` as a process, nothing added and nothing awaited. */
+export function spawnServe(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): ChildProcessWithoutNullStreams {
+  return spawn(process.execPath, ['--import', 'tsx', entry, 'serve', ...args], { stdio: 'pipe', env });
+}
+
 /**
  * Start `coexist serve ARGS --listen 127.0.0.1:0 --admin 127.0.0.1:0` (and `--workers 1` unless ARGS say how
  * many) and wait until it listens.
@@ -38,13 +46,8 @@ export async function startServe(
   o: { readonly env?: NodeJS.ProcessEnv; readonly deadlineMs?: number } = {},
 ): Promise<ServeProcess> {
   const deadlineMs = o.deadlineMs ?? 30_000;
-  const child: ChildProcessWithoutNullStreams = spawn(
-    process.execPath,
+  const child = spawnServe(
     [
-      '--import',
-      'tsx',
-      entry,
-      'serve',
       '--listen',
       '127.0.0.1:0',
       '--admin',
@@ -53,7 +56,7 @@ export async function startServe(
       ...(args.includes('--workers') ? [] : ['--workers', '1']),
       ...args,
     ],
-    { stdio: 'pipe', env: o.env ?? process.env },
+    o.env,
   );
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));

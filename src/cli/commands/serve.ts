@@ -15,11 +15,10 @@ import { createLogger } from '../../observability/log.ts';
 import { Metrics, startAdminServer } from '../../observability/metrics.ts';
 import type { Io } from '../common.ts';
 import { collect, usage } from '../common.ts';
-import type { Loaded } from '../reload.ts';
 import { Lifecycle } from '../reload.ts';
-import type { Server } from '../../core/estate/estate.ts';
 import type { EdgeLimits } from '../../dataplane/edge-limits.ts';
 import { runPrimary } from '../serve-cluster.ts';
+import type { CheckedServe } from '../serve-cluster.ts';
 import type { WorkerSetup } from '../serve-worker.ts';
 import { joinPrimary, shareLimits, workerLogger } from '../serve-worker.ts';
 import { lifecycleMetrics } from '../../observability/lifecycle-metrics.ts';
@@ -157,23 +156,6 @@ export function registerServe(program: Command, io: Io): void {
       const worker = workers > 1 ? await joinPrimary(workers) : undefined;
       await runServer(o, io, checked, worker);
     });
-}
-
-/** What `serve` reads and checks before it starts anything: each bad file or option named. */
-export interface CheckedServe {
-  readonly estateFile: string;
-  /** Everything read from files, at start and again at each reload (docs/operations.md "Reload"). */
-  readonly load: () => Promise<Loaded & { readonly inUse: readonly CertificateInUse[] }>;
-  /** The certificates the last `load` read. */
-  readonly lastLoaded: () => readonly CertificateInUse[];
-  readonly first: Loaded & { readonly inUse: readonly CertificateInUse[] };
-  readonly server: Server;
-  readonly listeners: readonly NodeListener[];
-  readonly drainGraceMs: number;
-  readonly drainTimeoutMs: number;
-  readonly pki: Awaited<ReturnType<typeof loadInternalPki>>;
-  readonly caBundle: Awaited<ReturnType<typeof loadCaBundle>> | undefined;
-  readonly session: ReturnType<typeof sessionOptions>;
 }
 
 async function checkServe(o: ServeOptions): Promise<CheckedServe> {

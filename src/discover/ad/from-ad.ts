@@ -9,6 +9,7 @@
  * Autodiscover service connection point, and the accepted domains; the mailboxes are the domain's users
  * with a homeMDB. docs/lab.md §5.4 maps each fact to its place, docs/discover.md says how it is read.
  */
+import { firstRdnValue } from '../../core/dn.ts';
 import type {
   AcceptedDomain,
   AcceptedDomainType,
@@ -83,27 +84,7 @@ export function value(entry: AdEntry, name: string): string | undefined {
 }
 
 /** The value of a DN's first RDN (`CAS2007-NY` of `CN=CAS2007-NY,CN=Servers,...`), RFC 4514 escapes undone. */
-export function rdnValue(dn: string): string {
-  const eq = dn.indexOf('=');
-  const bytes: number[] = [];
-  for (let i = eq + 1; i < dn.length; i++) {
-    const c = dn[i] as string;
-    if (c === ',' || c === '+') break;
-    if (c === '\\') {
-      const hex = dn.slice(i + 1, i + 3);
-      if (/^[0-9a-fA-F]{2}$/.test(hex)) {
-        bytes.push(parseInt(hex, 16));
-        i += 2;
-      } else if (i + 1 < dn.length) {
-        bytes.push(...Buffer.from(dn[i + 1] as string, 'utf8'));
-        i += 1;
-      }
-      continue;
-    }
-    bytes.push(...Buffer.from(c, 'utf8'));
-  }
-  return Buffer.from(bytes).toString('utf8').trim();
-}
+export const rdnValue = (dn: string): string => firstRdnValue(dn) ?? '';
 
 /** The DN's parent (everything after the first unescaped comma). */
 export function parentDn(dn: string): string {
