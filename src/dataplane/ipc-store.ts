@@ -41,7 +41,11 @@ export interface StoreChannel {
 export interface IpcStoreOptions {
   readonly channel: StoreChannel;
   readonly log: StoreLog;
-  /** Longest a call may take; default 500 ms, as Redis's. */
+  /**
+   * Longest a call may take; default 2 s. Longer than Redis's 500 ms: the primary is on this machine, so a late
+   * answer means a loaded machine (its run queue), not a frozen server, and the lockout should stay one count
+   * through a load spike; a primary that is really gone costs one sign-in this long, then none.
+   */
   readonly timeoutMs?: number;
   /** While the primary does not answer, a ping this often; default 1 s. */
   readonly probeMs?: number;
@@ -66,7 +70,7 @@ export class IpcSharedStore implements SharedStore {
   private constructor(o: IpcStoreOptions) {
     this.#o = o;
     this.#memory = new Memory(o.memory);
-    this.#timeoutMs = o.timeoutMs ?? 500;
+    this.#timeoutMs = o.timeoutMs ?? 2_000;
     this.#unsubscribe = o.channel.subscribe((m) => {
       const a = m as Partial<StoreAnswer> | null;
       if (a?.coexistStore !== 'answer' || typeof a.id !== 'number') return;

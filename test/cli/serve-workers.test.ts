@@ -273,7 +273,7 @@ describe('coexist serve --workers 2', () => {
     const one = await onWorker(1);
     process.kill(s.child.pid as number, 'SIGSTOP');
     try {
-      // A sign-in asks the lockout's counters in the primary's store: no answer within 500 ms, this worker's memory.
+      // A sign-in asks the lockout's counters in the primary's store: no answer within 2 s, this worker's memory.
       const r = await one.send('/owa/auth.owa', {
         method: 'POST',
         headers: formType,
