@@ -1,6 +1,6 @@
 /**
- * A throwaway Samba Active Directory domain controller on loopback, for tests (and later `coexist lab
- * --directory ad`): the estate's domain provisioned into a temp dir, Exchange's schema subset
+ * A throwaway Samba Active Directory domain controller on loopback, for tests and `coexist lab --directory ad`
+ * (lab-ad.ts): the estate's domain provisioned into a temp dir, Exchange's schema subset
  * (exchange-schema.ts) and the estate's objects (ad-estate.ts) written over LDAPS as an administrator, then
  * `samba -M single` with only its LDAP service, in the foreground as a child of this process. Recipe,
  * timings and pitfalls: docs/lab.md §5.
