@@ -1,9 +1,10 @@
 /**
- * What the lab's throwaway daemons (slapd, the SOGo stacks) share: a free loopback port, running a program
+ * What the lab's throwaway daemons (slapd, Samba AD, the SOGo stacks) share: a free loopback port, running a program
  * to completion, waiting for a port or socket to accept, and ending the daemons when this process exits
  * without stopping them.
  */
 import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { basename } from 'node:path';
@@ -139,4 +140,47 @@ export function killOnExit(kill: () => void): () => void {
   return () => {
     atExit.delete(kill);
   };
+}
+
+/** A daemon run in the foreground as a child of this process (slapd, samba): its last output and its exit. */
+export interface Foreground {
+  readonly child: ChildProcess;
+  /** The last 4 000 characters it wrote on the streams piped, and a spawn error's message. */
+  output(): string;
+  /** Its exit code or signal; undefined while it runs. */
+  exitCode(): number | string | null | undefined;
+  /** Settles once it has exited. If this process exits first, it is SIGKILLed (`killOnExit`). */
+  readonly exited: Promise<void>;
+}
+
+/**
+ * Start `path args` in the foreground, its standard error (and standard output with `stdout`) kept as its
+ * last output; `onExit` runs when it exits, before `exited` settles.
+ */
+export function runForeground(
+  path: string,
+  args: readonly string[],
+  o: { readonly stdout: boolean; readonly onExit: () => void },
+): Foreground {
+  const child = spawn(path, args, { stdio: ['ignore', o.stdout ? 'pipe' : 'ignore', 'pipe'] });
+  let output = '';
+  const collect = (d: Buffer): void => {
+    output = (output + d.toString()).slice(-4000);
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  child.once('error', (error) => {
+    output += error.message;
+  });
+  let exitCode: number | string | null | undefined;
+  const release = killOnExit(() => child.kill('SIGKILL'));
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', (code, signal) => {
+      exitCode = code ?? signal;
+      o.onExit();
+      release();
+      resolve();
+    });
+  });
+  return { child, output: () => output, exitCode: () => exitCode, exited };
 }

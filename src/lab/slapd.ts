@@ -5,7 +5,7 @@
  * Recipe and timings: docs/lab.md §1 (Debian's slapd 2.5, back_mdb as a
  * module in /usr/lib/ldap, `slapd/no_configuration` so the package leaves no service running).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sshaPassword } from '../directory/estate-ldif.ts';
-import { accepts, delay, freePort, isExecutable, killOnExit, run } from './daemon.ts';
+import { accepts, delay, freePort, isExecutable, run, runForeground } from './daemon.ts';
 import { whenStopped } from './stopped.ts';
 
 /** The schema shipped with coexist (examples/ldap, also in the npm package). */
@@ -260,34 +260,24 @@ class RunningSlapd implements Slapd {
   async #spawn(): Promise<void> {
     const pidFile = join(this.dir, 'slapd.pid');
     await rm(pidFile, { force: true });
-    const child = spawn(this.slapdPath, ['-f', this.confFile, '-h', `${this.url}/`, '-d', '0'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => {
-      stderr = (stderr + d.toString()).slice(-4000);
-    });
-    let exitCode: number | string | null | undefined;
-    const release = killOnExit(() => child.kill('SIGKILL'));
-    this.#exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        exitCode = code ?? signal;
+    const daemon = runForeground(this.slapdPath, ['-f', this.confFile, '-h', `${this.url}/`, '-d', '0'], {
+      stdout: false,
+      onExit: () => {
         if (this.#child === child) this.#child = undefined;
-        release();
-        resolve();
-      });
+      },
     });
-    child.once('error', (error) => {
-      stderr += error.message;
-    });
+    const child = daemon.child;
+    this.#exited = daemon.exited;
     this.#child = child;
     this.#paused = false;
 
     const deadline = Date.now() + this.readyTimeoutMs;
     for (;;) {
+      const exitCode = daemon.exitCode();
       if (exitCode !== undefined) {
+        const stderr = daemon.output();
         throw new SlapdExitedError(
-          `slapd exited (${exitCode}) before answering on ${this.url} (port in use, or a bad slapd.conf in ${this.dir})${stderr ? `: ${stderr.trim()}` : ''}`,
+          `slapd exited (${String(exitCode)}) before answering on ${this.url} (port in use, or a bad slapd.conf in ${this.dir})${stderr ? `: ${stderr.trim()}` : ''}`,
         );
       }
       const pid = await readFile(pidFile, 'utf8').then(

@@ -12,7 +12,7 @@
  * 389/636/3268/3269) and its own certificate, issued for the DC's name and that address by a CA the caller
  * trusts.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { Attribute, Change, Client } from 'ldapts';
 import type { Estate } from '../../core/estate/estate.ts';
 import type { LdapDirectoryOptions } from '../../directory/ldap-settings.ts';
-import { accepts, delay, errorText, isExecutable, killOnExit, run } from '../daemon.ts';
+import { accepts, delay, errorText, isExecutable, run, runForeground } from '../daemon.ts';
 import { createLabCa } from '../lab-ca.ts';
 import { adEstate, type AdEstate } from './ad-estate.ts';
 import type { LdapAddition } from './exchange-schema.ts';
@@ -318,33 +318,22 @@ class RunningSamba implements SambaAd {
       this.confFile,
     ];
     if (this.o.maxRuntimeSeconds !== undefined) args.push(`--maximum-runtime=${this.o.maxRuntimeSeconds}`);
-    const child = spawn(this.o.sambaPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    const collect = (d: Buffer): void => {
-      output = (output + d.toString()).slice(-4000);
-    };
-    child.stdout?.on('data', collect);
-    child.stderr?.on('data', collect);
-    let exitCode: number | string | null | undefined;
-    const release = killOnExit(() => child.kill('SIGKILL'));
-    this.#exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        exitCode = code ?? signal;
+    const daemon = runForeground(this.o.sambaPath, args, {
+      stdout: true,
+      onExit: () => {
         if (this.#child === child) this.#child = undefined;
-        release();
-        resolve();
-      });
+      },
     });
-    child.once('error', (error) => {
-      output += error.message;
-    });
+    const child = daemon.child;
+    this.#exited = daemon.exited;
     this.#child = child;
     const deadline = Date.now() + this.o.readyTimeoutMs;
     let last: unknown;
     for (;;) {
+      const exitCode = daemon.exitCode();
       if (exitCode !== undefined) {
         throw new Error(
-          `samba exited (${String(exitCode)}) before answering on ${this.ldapsUrl} (address in use, or see ${this.dir}): ${output.trim()}`,
+          `samba exited (${String(exitCode)}) before answering on ${this.ldapsUrl} (address in use, or see ${this.dir}): ${daemon.output().trim()}`,
         );
       }
       try {
@@ -363,7 +352,7 @@ class RunningSamba implements SambaAd {
       if (Date.now() > deadline) {
         await this.stop();
         throw new Error(
-          `samba did not answer on ${this.ldapsUrl} within ${this.o.readyTimeoutMs} ms (last: ${errorText(last)}): ${output.trim()}`,
+          `samba did not answer on ${this.ldapsUrl} within ${this.o.readyTimeoutMs} ms (last: ${errorText(last)}): ${daemon.output().trim()}`,
         );
       }
       await delay(50);
