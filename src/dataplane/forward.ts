@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { clientAddressOf } from '../net/proxy-protocol.ts';
+import { ClientGone } from './body.ts';
 import { EventEmitter } from 'node:events';
 import type { Client, Dispatcher } from 'undici';
 import { errors } from 'undici';
@@ -123,7 +124,8 @@ export async function forward(
     clientAborted = true;
     cancel.emit('abort');
   };
-  res.once('close', onClose);
+  // `on`: 'close' is emitted once; `once` would add a wrapper closure held for the whole request.
+  res.on('close', onClose);
 
   try {
     const url = new URL(target.url);
@@ -143,7 +145,17 @@ export async function forward(
     const idle = options.idleTimeoutsMs?.[target.protocol] ?? idleTimeoutMs[target.protocol];
 
     const length = req.headers['content-length'];
-    const buffered = target.body;
+    let buffered = target.body;
+    // The client's own body, read here only to hold less: still not sent a second time (below).
+    const readHere = buffered === undefined && channel === undefined && isSmallBody(req);
+    if (readHere) {
+      try {
+        buffered = await readSmallBody(req);
+      } catch (err) {
+        clientAborted = true;
+        throw err;
+      }
+    }
     const hasBody =
       buffered === undefined &&
       (req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0'));
@@ -192,7 +204,14 @@ export async function forward(
         // Once more, only when the request never reached the hop (or a bodiless safe request met a stale
         // keep-alive socket) and its body, if any, is still whole in memory (Caddy's tryAgain).
         const first = classifyUpstreamError(err, { clientAborted });
-        if (progress.status !== undefined || clientAborted || hasBody || !retryable(first, method)) throw err;
+        if (
+          progress.status !== undefined ||
+          clientAborted ||
+          hasBody ||
+          readHere ||
+          !retryable(first, method)
+        )
+          throw err;
         retried = first;
         await relay(pool, request, res, cancel, answer, progress);
       }
@@ -249,6 +268,49 @@ export async function forward(
     // A channel's connection ends with it (Upstreams.channel).
     if (channel) options.upstreams.endChannel(channel);
   }
+}
+
+/**
+ * Request bodies of at most this many bytes, declared by `Content-Length`, are read before the exchange and
+ * sent as one buffer. A streamed body costs, for as long as the request is held, undici's body writer (with
+ * the whole request head as a string) and its listeners on the request, which undici removes only when the
+ * request closes: about 2 KB per held ActiveSync Ping, whose body is a few dozen bytes (docs/lab.md
+ * §4.2). Larger bodies, and bodies of unknown length, stream as before.
+ */
+export const smallBodyBytes = 16 * 1024;
+
+/** A body with a declared length of 1 to `smallBodyBytes` bytes, not yet read (Node checked the header). */
+function isSmallBody(req: IncomingMessage): boolean {
+  if (req.headers['transfer-encoding'] !== undefined || req.readableEnded) return false;
+  const declared = Number(req.headers['content-length']);
+  return declared > 0 && declared <= smallBodyBytes;
+}
+
+/**
+ * Read a small body whole; rejects when the client goes away first. Its listeners go with it, so nothing of
+ * the read stays on the request while it is held.
+ */
+function readSmallBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      size += chunk.length;
+    };
+    const onEnd = (): void => {
+      stop();
+      resolve(Buffer.concat(chunks, size));
+    };
+    const onGone = (): void => {
+      stop();
+      reject(new ClientGone());
+    };
+    const stop = (): void => {
+      req.off('data', onData).off('end', onEnd).off('error', onGone).off('close', onGone);
+    };
+    req.on('data', onData).on('end', onEnd).on('error', onGone).on('close', onGone);
+  });
 }
 
 /** Response headers as undici's dispatcher hands them over (lower-case names). */
