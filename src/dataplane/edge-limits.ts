@@ -160,7 +160,8 @@ export class EdgeGate {
     this.total++;
     if (key !== undefined) this.bySource.set(key, held + 1);
     this.o.observer?.opened();
-    socket.once('close', () => {
+    // `on`: 'close' is emitted once; `once` would add a wrapper that lives as long as the connection.
+    socket.on('close', () => {
       this.total--;
       this.o.observer?.closed();
       if (key === undefined) return;

@@ -160,10 +160,16 @@ export async function listen(
     socket.destroy();
   };
 
+  // One function for every connection, not a closure each: it and the timer would otherwise stay alive as long
+  // as the connection, a held long poll's too (docs/lab.md §4.2).
+  const clearHeadTimer = function (this: Socket): void {
+    clearTimeout(headTimers.get(this));
+    headTimers.delete(this);
+  };
   const ready = (socket: Socket): void => {
     const timer = setTimeout(() => cut(socket, 'head_timeout', timeoutAnswer), limits.headTimeoutMs);
     headTimers.set(socket, timer);
-    socket.once('close', () => clearTimeout(timer));
+    socket.on('close', clearHeadTimer);
     sniffRequestLine(socket, () => {
       handed.add(socket);
       httpConnection.call(server, socket);
@@ -176,6 +182,7 @@ export async function listen(
     if (timer !== undefined) {
       clearTimeout(timer);
       headTimers.delete(socket);
+      socket.off('close', clearHeadTimer);
     }
     if (req.rawHeaders.length > limits.maxHeaderCount * 2) {
       refuseHead(socket, req, res);
@@ -192,8 +199,10 @@ export async function listen(
       unanswered.delete(res);
       if (current.get(socket) === entry) current.delete(socket);
     };
-    res.once('finish', done);
-    res.once('close', done);
+    // `on`, not `once`, here and for every 'close' below: each is emitted once, and `once` adds a wrapper
+    // closure per listener that lives as long as the request or connection (a held long poll's too).
+    res.on('finish', done);
+    res.on('close', done);
     handler(req, res);
     // The handler gave an Outlook Anywhere channel back its method (restoreMethod, synchronously): its body
     // is the channel itself, quiet for minutes between RPC PDUs, and the protocol's own idle limit applies.
@@ -304,8 +313,8 @@ export async function listen(
       return;
     }
     open.add(raw);
-    raw.once('close', () => open.delete(raw));
-    raw.on('error', () => raw.destroy());
+    raw.on('close', () => open.delete(raw));
+    raw.on('error', destroySelf);
     if (!tls) {
       ready(raw);
       return;
@@ -317,7 +326,7 @@ export async function listen(
     handshakes.set(key, timer);
     const client = clientAddressOf(raw);
     if (client !== raw.remoteAddress && client !== undefined) proxied.set(key, client);
-    raw.once('close', () => {
+    raw.on('close', () => {
       clearTimeout(timer);
       if (handshakes.get(key) === timer) handshakes.delete(key);
       proxied.delete(key);
@@ -469,6 +478,7 @@ export function sniffRequestLine(socket: Socket, ready: () => void): void {
     socket.pause();
     if (out !== undefined && out !== seen) rewritten.add(socket);
     socket.unshift(out ?? seen);
+    seen = undefined;
     ready();
     process.nextTick(() => socket.resume());
   };
@@ -478,7 +488,14 @@ export function sniffRequestLine(socket: Socket, ready: () => void): void {
   };
   socket.on('data', onData);
   socket.once('end', onEnd);
-  socket.on('error', () => socket.destroy());
+  // Not a closure: one here would keep this function's scope (the first bytes read, both listeners) alive
+  // as long as the connection.
+  socket.on('error', destroySelf);
+}
+
+/** An 'error' listener that destroys the socket it is called on. */
+function destroySelf(this: Socket): void {
+  this.destroy();
 }
 
 /** The bytes to parse: rewritten when the first line uses an RPC method; undefined when more are needed. */

@@ -119,7 +119,8 @@ export class Generations<G> {
   handle(res: ServerResponse): G {
     const g = this.#current;
     this.#inFlight.set(g, (this.#inFlight.get(g) ?? 0) + 1);
-    res.once('close', () => {
+    // `on`: 'close' is emitted once; `once` would add a wrapper that lives as long as the request.
+    res.on('close', () => {
       const left = (this.#inFlight.get(g) ?? 1) - 1;
       if (left > 0) {
         this.#inFlight.set(g, left);
