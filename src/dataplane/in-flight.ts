@@ -23,6 +23,8 @@ export interface InFlight {
   readonly listener: ListenerInfo;
   body?: Uint8Array;
   protocol?: Protocol;
+  /** Ends the request's count in `coexist_inflight_requests`, once it is classified. */
+  done?: () => void;
 }
 
 export type Mutable<T> = { -readonly [K in keyof T]: T[K] };

@@ -31,6 +31,7 @@ import { readBody } from './body.ts';
 import type { HeldPing, HeldPings } from './drain.ts';
 import { isPing, pingExpiredBody } from './drain.ts';
 import type { ConnectingSid, ImpersonationVerdict, ListenerInfo, ServerContext } from './contracts.ts';
+import type { ForwardResult } from './forward.ts';
 import { forward } from './forward.ts';
 import type { HealthMonitor } from './health.ts';
 import { healthPageOf } from './health.ts';
@@ -57,8 +58,13 @@ export function createRequestHandler(
   };
 }
 
-/** Classify and identify, then route; whatever happens, one access line, metrics. */
-async function handle(
+/**
+ * Classify and identify, then route; whatever happens, one access line, metrics. Not an async function: its
+ * frame, every local of it, would stay suspended for as long as the request is held (an ActiveSync Ping,
+ * up to an hour); the steps run in `serve()`, and what ends the request waits on its promise, keeping only
+ * `flight` (docs/lab.md §4.2).
+ */
+function handle(
   ctx: ServerContext,
   listener: ListenerInfo,
   req: IncomingMessage,
@@ -111,63 +117,72 @@ async function handle(
     ...(client !== peer && client !== undefined ? { forwardedClient: client } : {}),
   };
   const flight: InFlight = { req, res, head, record, started, peer: peerIs, clientAddress: client, listener };
-  let done: (() => void) | undefined;
-  try {
-    // The host is checked before anything else: a request for a host this server does not answer for is
-    // not classified, authenticated or routed (docs/security.md "Trust per request").
-    const misdirected = hostRefusal(req, ctx.index, ctx.server);
-    if (misdirected !== undefined) {
-      refuse(flight, misdirected, { connection: 'close' });
-      return;
-    }
-    // A load balancer's health page: after the host check, before anything about who is asking; never
-    // proxied or redirected (docs/operations.md "Health pages").
-    const page = ctx.health && (head.method === 'GET' || head.method === 'HEAD') && healthPageOf(head.path);
-    if (ctx.health && page) {
-      answerHealth(ctx.health, flight, page);
-      return;
-    }
-    const module = classify(head);
-    if (!module) {
-      refuse(flight, 'CX_HTTP_NOT_FOUND');
-      return;
-    }
-    flight.protocol = module.protocol;
-    record.protocol = module.protocol;
-    done = ctx.metrics?.inflight(module.protocol);
-    let id = module.identify(head);
-    if (id.kind === 'needs-body') {
-      const body = await readBody(req, id.maxBytes);
-      if (body === undefined) {
-        refuse(flight, 'CX_IDENTITY_BODY_TOO_LARGE', { connection: 'close' });
-        return;
+  return serve(ctx, flight)
+    .catch((err: unknown) => {
+      ctx.logger.error(
+        { reqId: requestId, server: ctx.server.name, err: errorSummary(err) },
+        'request failed',
+      );
+      if (!res.headersSent && !res.destroyed) {
+        refuse(flight, 'CX_HTTP_INTERNAL');
+      } else {
+        res.destroy();
       }
-      flight.body = body;
-      id = module.identify(head, body);
-    }
-    if (isInvalid(id)) {
-      // A body Autodiscover cannot read gets the schema's own error answer, not a bare 400 (MS-OXDSCLI 600).
-      if (module.protocol === 'autodiscover' && id.code !== 'CX_IDENTITY_BODY_TOO_LARGE') {
-        await answerAutodiscoverError(ctx, flight, undefined, 'invalid-request', id.code);
-        return;
-      }
-      refuse(flight, id.code);
-      return;
-    }
-    await route(ctx, flight, id);
-  } catch (err) {
-    ctx.logger.error({ reqId: requestId, server: ctx.server.name, err: errorSummary(err) }, 'request failed');
-    if (!res.headersSent && !res.destroyed) {
-      refuse(flight, 'CX_HTTP_INTERNAL');
-    } else {
-      res.destroy();
-    }
-  } finally {
-    done?.();
-    record.timings.totalMs = round(performance.now() - started);
-    logAccess(ctx.logger, record);
-    ctx.metrics?.observeRequest(record);
+    })
+    .finally(() => {
+      flight.done?.();
+      record.timings.totalMs = round(performance.now() - started);
+      logAccess(ctx.logger, record);
+      ctx.metrics?.observeRequest(record);
+    });
+}
+
+/** The steps of `handle`, up to the answer; rejects on a failure of this server's own. */
+async function serve(ctx: ServerContext, flight: InFlight): Promise<void> {
+  const { req, head, record } = flight;
+  // The host is checked before anything else: a request for a host this server does not answer for is
+  // not classified, authenticated or routed (docs/security.md "Trust per request").
+  const misdirected = hostRefusal(req, ctx.index, ctx.server);
+  if (misdirected !== undefined) {
+    refuse(flight, misdirected, { connection: 'close' });
+    return;
   }
+  // A load balancer's health page: after the host check, before anything about who is asking; never
+  // proxied or redirected (docs/operations.md "Health pages").
+  const page = ctx.health && (head.method === 'GET' || head.method === 'HEAD') && healthPageOf(head.path);
+  if (ctx.health && page) {
+    answerHealth(ctx.health, flight, page);
+    return;
+  }
+  const module = classify(head);
+  if (!module) {
+    refuse(flight, 'CX_HTTP_NOT_FOUND');
+    return;
+  }
+  flight.protocol = module.protocol;
+  record.protocol = module.protocol;
+  flight.done = ctx.metrics?.inflight(module.protocol);
+  let id = module.identify(head);
+  if (id.kind === 'needs-body') {
+    const body = await readBody(req, id.maxBytes);
+    if (body === undefined) {
+      refuse(flight, 'CX_IDENTITY_BODY_TOO_LARGE', { connection: 'close' });
+      return;
+    }
+    flight.body = body;
+    id = module.identify(head, body);
+  }
+  if (isInvalid(id)) {
+    // A body Autodiscover cannot read gets the schema's own error answer, not a bare 400 (MS-OXDSCLI 600).
+    if (module.protocol === 'autodiscover' && id.code !== 'CX_IDENTITY_BODY_TOO_LARGE') {
+      await answerAutodiscoverError(ctx, flight, undefined, 'invalid-request', id.code);
+      return;
+    }
+    refuse(flight, id.code);
+    return;
+  }
+  // Returned, not awaited: this frame ends here rather than staying suspended for the hold.
+  return route(ctx, flight, id);
 }
 
 /**
@@ -237,7 +252,9 @@ async function route(ctx: ServerContext, flight: InFlight, id: Identity): Promis
     ctx.policies,
   );
   record.decision = decision.kind;
-  await execute(ctx, flight, decision, mailbox, caller.mailbox);
+  // Returned, not awaited: this frame ends here instead of staying suspended while a long poll is held
+  // (docs/lab.md §4.2).
+  return execute(ctx, flight, decision, mailbox, caller.mailbox);
 }
 
 /**
@@ -313,8 +330,8 @@ async function execute(
 ): Promise<void> {
   switch (d.kind) {
     case 'proxy':
-      await proxy(ctx, flight, d, mailbox?.address ?? caller.address);
-      return;
+      // Returned, not awaited, as in route(): no frame of this function held for the hold.
+      return proxy(ctx, flight, d, mailbox?.address ?? caller.address);
     case 'redirect':
       redirect(ctx, flight, d);
       return;
@@ -339,8 +356,10 @@ async function execute(
 /**
  * Stream to the next hop: the decision's vdir URL plus the rest of the client's path and query. Of the
  * decision's server and its equivalents, the one next-hops.ts chooses for the routed mailbox (`anchor`).
+ * Not an async function: while the next hop holds the request, only what `proxied()` needs is kept, not
+ * this frame with the decision and every local (docs/lab.md §4.2).
  */
-async function proxy(ctx: ServerContext, flight: InFlight, d: ProxyDecision, anchor: string): Promise<void> {
+function proxy(ctx: ServerContext, flight: InFlight, d: ProxyDecision, anchor: string): Promise<void> {
   const { record, res, head, listener } = flight;
   const protocol = flight.protocol as Protocol;
   const choice = ctx.nextHops?.choose(d, protocol, anchor);
@@ -354,7 +373,9 @@ async function proxy(ctx: ServerContext, flight: InFlight, d: ProxyDecision, anc
   const ping =
     protocol === 'activesync' && ctx.pings && isPing(head) ? holdPing(ctx.pings, flight) : undefined;
   const upstreamStarted = performance.now();
-  const result = await forward(
+  const toName = to.name;
+  const via = d.via;
+  return forward(
     flight.req,
     res,
     {
@@ -376,12 +397,27 @@ async function proxy(ctx: ServerContext, flight: InFlight, d: ProxyDecision, anc
       ...(ctx.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: ctx.retryAfterSeconds }),
       ...(ping === undefined ? {} : { cancel: ping.cancel }),
     },
-  );
+  ).then((result) => {
+    proxied(ctx, flight, result, ping, { upstreamStarted, base, to: toName, via, url });
+  });
+}
+
+/** Record what forward() did with a proxied request: the next hop's health, the access record, the flow. */
+function proxied(
+  ctx: ServerContext,
+  flight: InFlight,
+  result: ForwardResult,
+  ping: HeldPing | undefined,
+  hop: { upstreamStarted: number; base: string; to: string; via: ProxyDecision['via']; url: string },
+): void {
+  const { record } = flight;
+  const protocol = flight.protocol as Protocol;
+  const { upstreamStarted, base, to, via, url } = hop;
   ping?.done();
   record.timings.upstreamMs = round(performance.now() - upstreamStarted);
-  ctx.nextHops?.report(ctx.nextHops.keyOf(base, protocol), to.name, protocol, result);
+  ctx.nextHops?.report(ctx.nextHops.keyOf(base, protocol), to, protocol, result);
   record.outcome = result.outcome;
-  record.hops = [ctx.server.name, to.name];
+  record.hops = [ctx.server.name, to];
   record.bytesIn = result.bytesIn;
   record.bytesOut = result.bytesOut;
   if (result.status !== undefined) record.status = result.status;
@@ -394,7 +430,7 @@ async function proxy(ctx: ServerContext, flight: InFlight, d: ProxyDecision, anc
     record.status = 200;
     delete record.code;
   }
-  observe(ctx, flight, { to: to.name, via: d.via, url });
+  observe(ctx, flight, { to, via, url });
 }
 
 /** Hold a proxied Ping; its early answer is Exchange's for a heartbeat that ran out with nothing to report. */
