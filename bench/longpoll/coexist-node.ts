@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { writeHeapSnapshot } from 'node:v8';
 import { parseEstate } from '../../src/config/index.ts';
 import { startServerNode } from '../../src/dataplane/server-node.ts';
 import type { ServerNode } from '../../src/dataplane/server-node.ts';
@@ -49,6 +50,10 @@ onAsk((ask) => {
       },
     );
     return {};
+  }
+  if (ask.cmd === 'heapsnapshot') {
+    // `{ cmd: 'heapsnapshot', file }`: for attributing the heap per held request (docs/lab.md §4.2).
+    return { file: writeHeapSnapshot(String(ask['file'])) };
   }
   if (ask.cmd === 'close') {
     void node?.close(0).finally(() => process.exit(0));
