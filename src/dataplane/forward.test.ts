@@ -330,6 +330,43 @@ describe('forward', () => {
     assert.equal(r?.status, undefined);
   });
 
+  test('a small body the client abandons halfway is a client abort, read here and never passed on', async () => {
+    // Small enough to be read whole before the exchange (smallBodyBytes): the client goes while it is read.
+    const req = request({
+      host: '127.0.0.1',
+      port: frontPort,
+      path: '/echo?Cmd=Ping',
+      method: 'POST',
+      headers: { 'x-test-id': 'small-abort', 'content-length': '100', 'x-test-protocol': 'activesync' },
+      agent: false,
+    });
+    req.on('error', () => {}); // the socket is destroyed on purpose
+    await new Promise<void>((resolve) => req.write(Buffer.alloc(10), () => resolve()));
+    req.destroy();
+    await waitFor(() => results.has('small-abort'), 'the forward result');
+    const r = results.get('small-abort');
+    assert.equal(r?.outcome, 'client_aborted');
+    assert.equal(r?.status, undefined);
+    assert.equal(r?.bytesOut, 0);
+  });
+
+  test('a small body goes to the next hop whole, with its declared length', async () => {
+    const body = Buffer.from('0123456789'.repeat(100));
+    const reply = await send(
+      '/echo?Cmd=Ping',
+      { 'x-test-id': 'small-whole', 'content-length': String(body.length) },
+      async (req) => {
+        // Sent in two writes: the next hop still gets one body of the declared length.
+        await new Promise<void>((resolve) => req.write(body.subarray(0, 400), () => resolve()));
+        req.write(body.subarray(400));
+      },
+    );
+    assert.equal(reply.status, 201);
+    assert.deepEqual(reply.body, body);
+    assert.equal(seen.get('small-whole')?.headers['content-length'], String(body.length));
+    assert.equal(results.get('small-whole')?.bytesIn, body.length);
+  });
+
   test('answers 502, not a client abort, when the next hop drops a request mid-upload', async () => {
     let status = 0;
     const req = request(
