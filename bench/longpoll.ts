@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { coexistNodeFlags } from '../src/cli/node-flags.ts';
 import { createLabCa } from '../src/lab/lab-ca.ts';
 import type { Answer } from './longpoll/ipc.ts';
 import { pingRequestBody } from './longpoll/ipc.ts';
@@ -116,9 +117,13 @@ function spawnRaised(
   return proc;
 }
 
-/** A bench/longpoll/<script>.ts child, talked to over IPC. */
-function spawnScript(script: string): Child {
-  const proc = spawnRaised(process.execPath, ['--import', 'tsx', `bench/longpoll/${script}`], 'ipc');
+/** A bench/longpoll/<script>.ts child, talked to over IPC; `nodeFlags` before the script (coexist's own). */
+function spawnScript(script: string, nodeFlags: readonly string[] = []): Child {
+  const proc = spawnRaised(
+    process.execPath,
+    [...nodeFlags, '--import', 'tsx', `bench/longpoll/${script}`],
+    'ipc',
+  );
   let next = 1;
   const waiting = new Map<number, (a: Answer) => void>();
   let onReady: (port: number) => void = () => undefined;
@@ -549,6 +554,7 @@ async function startServe(
   const proc = spawnRaised(
     process.execPath,
     [
+      ...coexistNodeFlags(),
       '--import',
       'tsx',
       '--import',
@@ -710,7 +716,8 @@ export async function benchLongPoll(
     }
     rows.push(
       await measure(plan, cert, async (backPorts) => {
-        const nodes = backPorts.map(() => spawnScript('coexist-node.ts'));
+        // With the Node flags `coexist` runs with (bin/coexist.js): the memory measured is a real server's.
+        const nodes = backPorts.map(() => spawnScript('coexist-node.ts', coexistNodeFlags()));
         nodes.forEach((c, i) => void c.ask('start', { backPort: backPorts[i], caPem: cert.caPem }));
         const ports = await Promise.all(nodes.map((c) => c.ready));
         return {
@@ -776,7 +783,7 @@ export async function benchLongPoll(
     [
       'Client: raw sockets (bench/longpoll/client.ts), plain HTTP/1.1, one POST Cmd=Ping&User=alice per connection,',
       `Basic alice@o365info.com, at most ${formatInt(plan.ratePerSecond)} connections/s and ${plan.window} per lane ahead of the held; back end: HTTPS (ECDSA P-256), holds each Ping`,
-      "until every one is held, then answers 200. coexist (N processes) = startServerNode as CAS2013-NY, MBX2013-NY's back end",
+      `until every one is held, then answers 200. coexist (N processes) = startServerNode as CAS2013-NY (node ${coexistNodeFlags().join(' ')}), MBX2013-NY's back end`,
       'resolved to the holding back end (TLS upstream, like nginx proxy_pass https); logger silent; run under tsx.',
       `coexist serve --workers ${plan.workers} = the CLI under tsx as CAS2013-NY of the demo estate (--allow-http, --log-level warn; caps`,
       `${formatInt(perWorkerCap)} connections per worker, none per source), a primary and ${plan.workers} workers on one port; its next hop's TLS connections`,

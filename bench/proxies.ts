@@ -19,6 +19,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
+import { coexistNodeFlags } from '../src/cli/node-flags.ts';
 import type { Summary } from './table.ts';
 import { formatInt, formatRate, formatRatio, formatSpread, printTable, summarize } from './table.ts';
 
@@ -186,7 +187,15 @@ function startNode(
   script: string,
   args: readonly string[],
 ): Promise<{ http: number; https?: number }> {
-  const c = spawnPinned(cpu, process.execPath, ['--import', 'tsx', join(here, script), ...args], true);
+  // The Node processes under test (coexist and the bare Node proxy) run with coexist's own Node flags
+  // (bin/coexist.js), so that the two compare code, not flags.
+  const flags = script === 'coexist-node.ts' || script === 'node-proxy.ts' ? coexistNodeFlags() : [];
+  const c = spawnPinned(
+    cpu,
+    process.execPath,
+    [...flags, '--import', 'tsx', join(here, script), ...args],
+    true,
+  );
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`${script} did not start in 30 s`)), 30_000);
     c.once('message', (m: { http: number; https?: number }) => {

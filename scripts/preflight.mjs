@@ -106,6 +106,27 @@ export function report(missing, who) {
   ].join('\n');
 }
 
+/** The Node.js major version the project runs on (package.json `engines`, README "Runtime"). */
+export const nodeMajor = 24;
+
+/**
+ * One line when the running node is not Node 24 or later (empty otherwise): the suite, the lab and the
+ * benches are meant for it, and the libraries need at least Node 22, so a run on another version fails in
+ * ways that do not say why. `npm install` brings Node 24 (the `node` package) and npm scripts put it first
+ * on PATH; running `node` by hand bypasses it.
+ * @param {string} version `process.version`
+ * @param {string} execPath `process.execPath`
+ */
+export function runtimeNote(version, execPath) {
+  const major = Number(/^v?(\d+)/.exec(version)?.[1]);
+  if (major >= nodeMajor) return '';
+  return [
+    `preflight: this is Node ${version} (${execPath}), not Node ${nodeMajor}: coexist and its libraries need Node ${nodeMajor};`,
+    '  run npm install (its `node` package brings Node 24) and then the npm scripts (npm test), which use it.',
+    '',
+  ].join('\n');
+}
+
 function usable(file, executable) {
   try {
     accessSync(file, executable ? constants.X_OK : constants.F_OK);
@@ -152,6 +173,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     process.stdout.write(missing.length > 0 ? `${missing.join(' ')}\n` : '');
   } else {
     try {
+      process.stdout.write(runtimeNote(process.version, process.execPath));
       process.stdout.write(report(missingPackages(), { asRoot: process.getuid?.() === 0 }));
     } catch (e) {
       process.stderr.write(`preflight: could not check the Debian programs: ${String(e)}\n`);

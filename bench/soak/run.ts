@@ -21,7 +21,7 @@ import type { EstateIndex } from '../../src/core/estate/estate-index.ts';
 import type { Lab } from '../../src/lab/index.ts';
 import { labAddresses, startLab } from '../../src/lab/index.ts';
 import { createLogger } from '../../src/observability/log.ts';
-import { collectGarbage } from '../table.ts';
+import { collectAllGarbage } from '../table.ts';
 import type { FaultWindow, Judged, Observation, Verdict } from './classify.ts';
 import { judge } from './classify.ts';
 import type { Child, LabEndpoint } from './ipc.ts';
@@ -267,7 +267,7 @@ const settled = (lab: Lab, deadlineMs: number): Promise<boolean> =>
   until(async () => (await labConnections(lab)) === 0, deadlineMs);
 
 async function read(label: string, probe: SoakProbe): Promise<Reading> {
-  collectGarbage();
+  collectAllGarbage();
   const m = process.memoryUsage();
   const r: Reading = {
     rssBytes: m.rss,

@@ -181,8 +181,10 @@ export async function forward(
       headersTimeout: idle,
       bodyTimeout: idle,
       // `Connection: close` and no reuse: a pooled socket the server has silently closed would fail the
-      // next request (docs/lab.md §3.4: SOGo fails every second request on a kept-alive connection).
-      ...(target.keepAlive === false ? { reset: true } : {}),
+      // next request (docs/lab.md §3.4: SOGo fails every second request on a kept-alive connection); and an
+      // Outlook Anywhere channel is the one request of its connection (MS-RPCH), which the next hop may close
+      // as soon as it has answered.
+      ...(target.keepAlive === false || channel !== undefined ? { reset: true } : {}),
     };
     const answer = (status: number, upstreamHeaders: IncomingHttpHeaders): OutgoingHeaders =>
       noStoreOwa(

@@ -59,6 +59,8 @@ export class Upstreams {
     if (this.#closed) throw new errors.ClientClosedError();
     const o = this.#options;
     const pool = new Pool(origin, {
+      // HTTP/1.1 to every next hop (the connector offers nothing else: net/connector.ts).
+      allowH2: false,
       connections: o.connectionsPerOrigin ?? null,
       connect: this.#connector(),
       ...(o.localAddress === undefined ? {} : { localAddress: o.localAddress }),
@@ -72,13 +74,13 @@ export class Upstreams {
   /**
    * A client of its own for one Outlook Anywhere channel (RPC_IN_DATA / RPC_OUT_DATA): a new connection,
    * as Outlook opens one per channel (MS-RPCH), and as a next hop built on a parser that accepts such a
-   * method only first on a connection (Node's, see listener.ts) needs. The caller closes it when the
-   * channel ends; closing from this side (not asking the server to, with `Connection: close`) also keeps
-   * clear of undici 7's crash when a server's FIN meets a paused parser (nodejs/undici#5360).
+   * method only first on a connection (Node's, see listener.ts) needs. The channel's request says
+   * `Connection: close` (forward.ts), and the caller lets the client go when the channel ends (`endChannel`).
    */
   channel(origin: string): Client {
     if (this.#closed) throw new errors.ClientClosedError();
     const client = new Client(origin, {
+      allowH2: false,
       connect: this.#connector(),
       ...(this.#options.localAddress === undefined ? {} : { localAddress: this.#options.localAddress }),
     });

@@ -31,6 +31,15 @@ export interface ConnectorOptions {
   readonly connectTimeoutMs?: number | undefined;
 }
 
+/**
+ * The key exchange groups offered to the servers this connector reaches, in order: the classic elliptic
+ * curves, which Exchange's TLS stack (Schannel) negotiates. Node 24's OpenSSL default puts the hybrid
+ * post-quantum X25519MLKEM768 first, and a client connection keeps its ML-KEM key share for as long as it
+ * is open: about 13 KB more per connection, which every held long poll pays (docs/operations.md "Memory per
+ * held long poll"). The listeners, which clients reach, keep OpenSSL's defaults.
+ */
+export const nextHopGroups = 'X25519:P-256:P-384:P-521';
+
 /** A connector with `o.route` applied to every connection it opens, all sharing one TLS context. */
 export function routedConnector(o: ConnectorOptions = {}): buildConnector.connector {
   // One TLS context for every connection. Without it, tls.connect builds a context (and parses the CA
@@ -38,12 +47,16 @@ export function routedConnector(o: ConnectorOptions = {}): buildConnector.connec
   // socket, which every held long poll keeps (measured with 2 000 sockets), and CPU per handshake.
   // The client certificate goes into the same one context: every connection presents it, none builds its own.
   const secureContext = createSecureContext({
+    ecdhCurve: nextHopGroups,
     ...(o.ca === undefined ? {} : { ca: typeof o.ca === 'string' ? o.ca : [...o.ca] }),
     ...(o.clientCertificate === undefined
       ? {}
       : { cert: o.clientCertificate.certPem, key: o.clientCertificate.keyPem }),
   });
   const base = buildConnector({
+    // HTTP/1.1 only: undici 8 offers h2 in ALPN by default, and an Exchange next hop on IIS would take it;
+    // Outlook Anywhere's channels and the hop-by-hop rules of the data plane are HTTP/1.1 (docs/protocols.md).
+    allowH2: false,
     ...(o.connectTimeoutMs === undefined ? {} : { timeout: o.connectTimeoutMs }),
     ...(o.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: o.rejectUnauthorized }),
     // undici passes options it does not know on to tls.connect.
@@ -80,6 +93,7 @@ export interface RoutedAgentOptions extends ConnectorOptions {
 /** An undici Agent for a client: its own CA, connect-to routing, local address and timeouts. */
 export function routedAgent(o: RoutedAgentOptions = {}): Agent {
   return new Agent({
+    allowH2: false,
     ...(o.localAddress === undefined ? {} : { localAddress: o.localAddress }),
     ...(o.answerTimeoutMs === undefined
       ? {}

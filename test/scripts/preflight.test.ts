@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 // @ts-expect-error: plain JavaScript (it runs before npm ci), no declarations
-import { missingPackages, report, requirements } from '../../scripts/preflight.mjs';
+import { missingPackages, nodeMajor, report, requirements, runtimeNote } from '../../scripts/preflight.mjs';
 
 const script = fileURLToPath(new URL('../../scripts/preflight.mjs', import.meta.url));
 const packageJson = fileURLToPath(new URL('../../package.json', import.meta.url));
@@ -28,6 +28,7 @@ interface Requirement {
 const all = (requirements as readonly Requirement[]).map((r) => r.package);
 const missingIn = missingPackages as (where: { root: string; path: string }) => string[];
 const reportOf = report as (missing: readonly string[], who: { asRoot: boolean }) => string;
+const noteOf = runtimeNote as (version: string, execPath: string) => string;
 
 async function executable(file: string, body = 'exit 0'): Promise<void> {
   await mkdir(dirname(file), { recursive: true });
@@ -111,6 +112,34 @@ test('the block: what is missing, and the one command (sudo unless root)', () =>
   );
   assert.match(reportOf(['curl'], { asRoot: true }), /1 Debian package the tests drive is not installed;/);
   assert.match(reportOf(['curl'], { asRoot: true }), /^ {2}install with: npm run setup$/m);
+});
+
+test('a node older than 24 is named first, with what to do; Node 24 and later say nothing', async () => {
+  assert.equal(nodeMajor, 24);
+  const note = noteOf('v20.20.2', '/usr/bin/node');
+  assert.equal(
+    note,
+    [
+      'preflight: this is Node v20.20.2 (/usr/bin/node), not Node 24: coexist and its libraries need Node 24;',
+      '  run npm install (its `node` package brings Node 24) and then the npm scripts (npm test), which use it.',
+      '',
+    ].join('\n'),
+  );
+  assert.equal(noteOf('v24.11.0', '/x/node'), '');
+  assert.equal(noteOf('v26.0.0', '/x/node'), '');
+  // package.json asks npm for the same major, and the project brings it.
+  const pkg = JSON.parse(await readFile(packageJson, 'utf8')) as {
+    engines: { node: string };
+    devDependencies: Record<string, string>;
+  };
+  assert.match(pkg.engines.node, new RegExp(`^>=${nodeMajor}\\.`));
+  assert.match(pkg.devDependencies['node'] ?? '', new RegExp(`^\\^${nodeMajor}\\.`));
+  // The script itself, run by this node: a note exactly when this node is older.
+  const r = spawnSync(process.execPath, [script], { encoding: 'utf8', env: { PATH: '' }, cwd: tmpdir() });
+  assert.equal(
+    r.stdout.startsWith('preflight: this is Node'),
+    Number(process.versions.node.split('.')[0]) < 24,
+  );
 });
 
 test('with everything there, nothing is missing and the report is one line', async () => {

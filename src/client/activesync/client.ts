@@ -239,7 +239,8 @@ export class ActiveSyncClient {
     this.protocolVersion = this.#preferred = preferred;
     this.url = o.url;
     this.#authorization = `Basic ${Buffer.from(`${user}:${o.password}`, 'utf8').toString('base64')}`;
-    this.#ownDispatcher = o.dispatcher ? undefined : new Agent();
+    // HTTP/1.1, as devices speak ActiveSync (undici 8 would otherwise take h2 when a server offers it).
+    this.#ownDispatcher = o.dispatcher ? undefined : new Agent({ allowH2: false });
     this.#dispatcher = o.dispatcher ?? (this.#ownDispatcher as Agent);
     this.#followRedirects = o.followRedirects ?? true;
     this.#keepAlive = o.keepAlive ?? false;
