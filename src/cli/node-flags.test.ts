@@ -21,13 +21,18 @@ test('the flags of a shebang line', () => {
   assert.throws(() => nodeFlagsOf('#!/bin/sh'), /not a node shebang line/);
 });
 
-test("bin/coexist.js runs with V8's young generation as Node 20 had it, and npm start the same", async () => {
+test("bin/coexist.js runs with V8's young generation as Node 20 had it, and npm start and npm run soak the same", async () => {
   const flags = coexistNodeFlags();
   assert.deepEqual(flags, ['--max-semi-space-size=16']);
   const pkg = JSON.parse(await readFile(new URL('package.json', root), 'utf8')) as {
     scripts: Record<string, string>;
   };
   assert.equal(pkg.scripts['start'], `node ${flags.join(' ')} bin/coexist.js lab`);
+  // The soak runs the whole lab in its own process: its memory readings are a real server's only with them.
+  assert.ok(
+    pkg.scripts['soak']?.includes(`exec node ${flags.join(' ')} --import tsx bench/soak.ts`),
+    pkg.scripts['soak'],
+  );
 });
 
 test('run as a program, the first line of bin/coexist.js gives node its flags', async () => {

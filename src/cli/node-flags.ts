@@ -1,8 +1,9 @@
 /**
  * The Node options a coexist server runs with. They are written once, in the first line of bin/coexist.js
  * (`#!/usr/bin/env -S node <flags>`), which is how `coexist`, `npx coexist` and a global install start it;
- * `npm start` repeats them (a test holds the two together), and the benches start their coexist processes
- * with what this module reads from there, so that they measure what a real server runs.
+ * `npm start` and `npm run soak` (whose process is the lab) repeat them (a test holds them together), and
+ * the benches start their coexist processes with what this module reads from there, so that they measure
+ * what a real server runs.
  *
  * `--max-semi-space-size=16` (MiB): V8's young generation as Node 20 had it. Node 24's V8 sizes it from the
  * heap limit, up to 64 MiB per semi-space on a machine with a few GB of memory, and a front end holding
