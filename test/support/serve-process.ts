@@ -54,6 +54,9 @@ export async function startServe(
       '127.0.0.1:0',
       // One process unless a test asks for workers: cheaper on a 2-core machine (serve-workers tests have several).
       ...(args.includes('--workers') ? [] : ['--workers', '1']),
+      // No load balancer to wait for: stop() ends at once instead of after the default 10 s of draining grace,
+      // which left a loaded machine only the rest of stop()'s deadline (a test that drains says its own).
+      ...(args.includes('--drain-grace') ? [] : ['--drain-grace', '0']),
       ...args,
     ],
     o.env,
@@ -94,7 +97,8 @@ export async function startServe(
     stop: async () => {
       if (child.exitCode === null) {
         child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+        // A deadline for a hung process, not a timing: a drain with no grace and nothing in flight ends at once.
+        const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
         const code = await exited;
         clearTimeout(timer);
         return code;
