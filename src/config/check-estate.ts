@@ -11,6 +11,7 @@
  */
 import type { ErrorCode } from '../core/errors.ts';
 import { hostOfUrl } from '../core/host.ts';
+import { protocols } from '../core/protocols/protocol.ts';
 import type { EstateFile } from './estate-schema.ts';
 
 export type PathSegment = string | number;
@@ -365,6 +366,26 @@ export function checkEstate(file: LooseEstateFile, options: CheckOptions = {}): 
       `site ${q(site.name ?? '')} is internet-facing but none of its servers has an external URL: add the external URLs of its Client Access servers, or set internetFacing: false`,
     );
   });
+
+  // --- Authentication per virtual directory (docs/config.md "authentication") ------------------------
+  for (const entry of servers) {
+    const { server, path } = entry;
+    if (!server.authentication || typeof server.authentication !== 'object') continue;
+    // A 2013+ mailbox server's back-end site serves every protocol on port 444, with no URL in the file.
+    const backEnd =
+      server.version !== undefined && server.version >= 2013 && knownRoles(server.roles)?.includes('mailbox');
+    if (backEnd || touched([...path, 'urls']) || unknownKeysUnder(unknownKeys, [...path, 'urls'])) continue;
+    const withUrl = new Set(server.urls ? urlEntries(server.urls).map(([p]) => p) : []);
+    for (const protocol of Object.keys(server.authentication)) {
+      // An unknown protocol is the schema's problem already.
+      if (withUrl.has(protocol) || !(protocols as readonly string[]).includes(protocol)) continue;
+      add(
+        'CX_CONFIG_INCONSISTENT',
+        [...path, 'authentication', protocol],
+        `${serverLabel(entry)} has no URL for ${protocol}, so no ${protocol} virtual directory whose authentication this could set: add urls.${protocol}, or remove ${protocol} here`,
+      );
+    }
+  }
 
   // --- Users ----------------------------------------------------------------------------------------
   const domains = file.domains;

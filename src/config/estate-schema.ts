@@ -99,6 +99,23 @@ const protocolUrls = z
     `URLs per protocol (${protocols.join(', ')}): Exchange's InternalUrl and ExternalUrl of each virtual directory.`,
   );
 
+const authMethods = z
+  .array(z.enum(['basic', 'ntlm', 'negotiate']))
+  .min(1, { message: 'list at least one method (basic, ntlm, negotiate)' })
+  .refine((list) => new Set(list).size === list.length, { message: 'lists a method twice' });
+
+const protocolAuthentication = z
+  .object(
+    Object.fromEntries(protocols.map((p) => [p, authMethods.optional()])) as Record<
+      (typeof protocols)[number],
+      z.ZodOptional<typeof authMethods>
+    >,
+  )
+  .strict()
+  .describe(
+    'What clients may authenticate with on each virtual directory, as Exchange\'s Set-*VirtualDirectory -BasicAuthentication/-WindowsAuthentication set it: basic, ntlm (Windows authentication, NTLM), negotiate (Windows authentication, Kerberos or NTLM inside SPNEGO). A protocol not listed offers basic only. Only protocols the server has a virtual directory for: a URL in urls, or any protocol on a 2013+ mailbox server (its back-end site). docs/config.md "authentication".',
+  );
+
 export const serverSchema = z
   .object({
     name: z.string().min(1).describe('Server name, unique in the estate, e.g. CAS2013-NY.'),
@@ -117,6 +134,7 @@ export const serverSchema = z
       .describe(
         'Mailbox databases mounted on this server (mailbox role only). Users may name a database instead of a server.',
       ),
+    authentication: protocolAuthentication.optional(),
   })
   .strict();
 

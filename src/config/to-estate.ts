@@ -24,6 +24,7 @@ export function toEstate(file: EstateFile): Estate {
         site: site.name,
         urls: s.urls ?? {},
         databases: s.databases ?? [],
+        ...(s.authentication !== undefined && { authentication: s.authentication }),
       };
     }),
   }));

@@ -42,6 +42,10 @@ export const catalogue = {
     status: 400,
     summary: 'The Authorization header says Basic but its credentials are not base64 of user:password.',
   },
+  CX_IDENTITY_WINDOWS_AUTH_MALFORMED: {
+    status: 400,
+    summary: 'The Authorization header says NTLM or Negotiate but its token cannot be read.',
+  },
   CX_IDENTITY_QUERY_MALFORMED: {
     status: 400,
     summary: 'The query string the protocol routes on is malformed (ActiveSync command line, RPC target).',
@@ -169,6 +173,11 @@ export const catalogue = {
   },
   CX_AUTH_REQUIRED: { status: 401, summary: 'The request carries no credentials coexist accepts.' },
   CX_AUTH_FAILED: { status: 401, summary: 'The user name or password is wrong.' },
+  CX_AUTH_WINDOWS_REROUTED: {
+    status: 401,
+    summary:
+      'An NTLM or Negotiate handshake began at one next hop and its AUTHENTICATE routes to another: the client must send X-AnchorMailbox.',
+  },
   CX_AUTH_ACCESS_DENIED: {
     status: 403,
     summary: 'The caller may not open the mailbox the request names.',

@@ -32,6 +32,9 @@ export interface HopRecord {
   readonly role: Role;
   readonly protocol?: Protocol;
   readonly user?: string;
+  /** How the request authenticated here, and which input routed it (the access line's; docs/security.md). */
+  readonly authMethod?: AccessRecord['authMethod'];
+  readonly routedBy?: string;
   readonly decision?: Decision['kind'];
   /** For proxy: the next server, how it was reached and the URL called. */
   readonly to?: string;
@@ -105,6 +108,13 @@ export interface ServerContext {
   readonly observer?: HopObserver;
   readonly responder?: MailboxResponder;
   /**
+   * Verifies the Windows authentication (NTLM, and NTLM inside Negotiate) of the clients this server
+   * terminates, against the domain (the lab: Samba's `ntlm_auth` on the lab's domain controller).
+   * Absent: this server cannot terminate Windows authentication, only pass it through (docs/security.md
+   * "Windows authentication").
+   */
+  readonly windowsAuth?: WindowsAuthVerifier;
+  /**
    * Load balancers in front, by address, whose `X-Forwarded-*` are believed (`coexist serve --trusted-proxy`);
    * never the estate's servers, which prove themselves by certificate (`estateServers`).
    */
@@ -159,4 +169,31 @@ export interface ListenerInfo {
   readonly role: Role;
   readonly scheme: 'http' | 'https';
   readonly port: number;
+}
+
+/**
+ * Windows authentication verified against the domain, one handshake per client connection (NTLM is
+ * connection-oriented: MS-NLMP). A handshake is begun when a connection's first NEGOTIATE arrives and closed
+ * when the connection closes or the handshake ends.
+ */
+export interface WindowsAuthVerifier {
+  begin(): WindowsAuthHandshake;
+}
+
+/** One handshake: tokens as they travel in `Authorization` / `WWW-Authenticate` (decoded from base64). */
+export interface WindowsAuthHandshake {
+  /**
+   * The client's next token: NEGOTIATE gets `continue` with the CHALLENGE to send back; AUTHENTICATE gets
+   * `done` with the verified account (`DOMAIN\\user`, as the domain spells it) or `failed` (a wrong password,
+   * an unknown or disabled account: the client gets 401 and no reason).
+   */
+  step(
+    token: Buffer,
+  ): Promise<
+    | { readonly kind: 'continue'; readonly token: Buffer }
+    | { readonly kind: 'done'; readonly account: string }
+    | { readonly kind: 'failed'; readonly reason: string }
+  >;
+  /** Ends the handshake and frees what it holds (a helper process is returned to its pool). */
+  close(): void;
 }

@@ -11,7 +11,7 @@ import type { Client, Dispatcher } from 'undici';
 import { errors } from 'undici';
 import type { Protocol } from '../core/protocols/protocol.ts';
 import type { OutgoingHeaders } from './headers.ts';
-import { forwardRequestHeaders, responseHeaders } from './headers.ts';
+import { forwardRequestHeaders, headerNames, responseHeaders } from './headers.ts';
 import type { PeerTrust } from './peer-trust.ts';
 import type { UpstreamFailure, UpstreamOutcome } from './upstream-errors.ts';
 import { classifyUpstreamError, failureResponse, retryable } from './upstream-errors.ts';
@@ -52,6 +52,17 @@ export interface ForwardTarget {
   readonly keepAlive?: boolean;
   /** The request body, when the pipeline had to read it to find the user (Autodiscover, OWA logon). */
   readonly body?: Uint8Array;
+  /**
+   * The client connection's own connection to this origin (Windows authentication, windows-auth.ts): used
+   * instead of the pool or an RPC channel, kept alive, and never retried on another connection.
+   */
+  readonly pinned?: Dispatcher;
+  /**
+   * The caller this server verified with Windows authentication, handed to the store it passes the request to
+   * (`X-Coexist-Caller`, believed only from a proven server: windows-auth.ts); the client's `Authorization`,
+   * bound to this connection, does not go along.
+   */
+  readonly caller?: string;
 }
 
 /** What `forward` needs from the listener and the process. */
@@ -130,9 +141,9 @@ export async function forward(
   try {
     const url = new URL(target.url);
     const method = req.method ?? 'GET';
-    if (method === 'RPC_IN_DATA' || method === 'RPC_OUT_DATA')
+    if (target.pinned === undefined && (method === 'RPC_IN_DATA' || method === 'RPC_OUT_DATA'))
       channel = options.upstreams.channel(url.origin);
-    const pool = channel ?? options.upstreams.pool(url.origin);
+    const pool = target.pinned ?? channel ?? options.upstreams.pool(url.origin);
     const headers = forwardRequestHeaders(req.headers, {
       peerAddress: clientAddressOf(req.socket),
       ...(options.peer === undefined ? {} : { peer: options.peer }),
@@ -142,6 +153,10 @@ export async function forward(
       serverName: target.serverName,
       requestId: options.requestId,
     });
+    if (target.caller !== undefined) {
+      delete headers['authorization'];
+      headers[headerNames.caller] = target.caller;
+    }
     const idle = options.idleTimeoutsMs?.[target.protocol] ?? idleTimeoutMs[target.protocol];
 
     const length = req.headers['content-length'];
@@ -209,6 +224,7 @@ export async function forward(
         if (
           progress.status !== undefined ||
           clientAborted ||
+          target.pinned !== undefined ||
           hasBody ||
           readHere ||
           !retryable(first, method)

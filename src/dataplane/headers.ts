@@ -60,6 +60,8 @@ export const headerNames = {
   backEndHttpStatus: 'x-backendhttpstatus',
   beServer: 'x-beserver',
   diagInfo: 'x-diaginfo',
+  /** The caller a store hop's sender verified with Windows authentication (windows-auth.ts); server to server only. */
+  caller: 'x-coexist-caller',
 } as const;
 
 /**

@@ -44,6 +44,8 @@ export function observe(
     role: flight.listener.role,
     ...(flight.protocol === undefined ? {} : { protocol: flight.protocol }),
     ...(r.user === undefined ? {} : { user: r.user }),
+    ...(r.authMethod === undefined ? {} : { authMethod: r.authMethod }),
+    ...(r.routedBy === undefined ? {} : { routedBy: r.routedBy }),
     ...(r.decision === undefined ? {} : { decision: r.decision }),
     ...hop,
     ...(r.status === undefined ? {} : { status: r.status }),

@@ -47,6 +47,16 @@ import { clientAddress, peerTrust } from './peer-trust.ts';
 import { crossSiteRequest, hostRefusal } from './request-trust.ts';
 import { challenge, refuse, send } from './reply.ts';
 import { signIn } from './sign-in.ts';
+import {
+  assertedCaller,
+  isWindowsRequest,
+  offerChallenges,
+  pinnedFor,
+  terminate,
+  verifiedCaller,
+  windowsRequestOf,
+  windowsRoute,
+} from './windows-auth.ts';
 
 /** The request handler of one listener. Never throws; every request ends with one access line. */
 export function createRequestHandler(
@@ -216,6 +226,10 @@ async function route(ctx: ServerContext, flight: InFlight, id: Identity): Promis
     return;
   }
   if (isOwa && (await answerOwaLogon(ctx, flight, clientLocation(ctx, flight, protocol)))) return;
+  // NTLM / Negotiate: routed on what the request says, passed through pinned (docs/security.md "Windows
+  // authentication").
+  if (isWindowsRequest(flight) && assertedCaller(flight) === undefined)
+    return routeWindows(ctx, flight, id, protocol);
 
   const caller = await authenticate(ctx, flight, id, isOwa);
   if (!caller) return;
@@ -242,6 +256,7 @@ async function route(ctx: ServerContext, flight: InFlight, id: Identity): Promis
     }
   }
   record.timings.lookupMs = round(performance.now() - lookupStarted);
+  record.routedBy = routedByOf(id);
 
   const location = clientLocation(ctx, flight, protocol);
   record.location = location;
@@ -258,6 +273,50 @@ async function route(ctx: ServerContext, flight: InFlight, id: Identity): Promis
 }
 
 /**
+ * A request with Windows authentication (windows-auth.ts): the mailbox the request names decides the chain as
+ * today; a hop that passes the handshake through forwards it on the client connection's own upstream connection
+ * (`proxy`), the hop that answers from a mailbox store or hands over to one terminates it, and then goes on as
+ * after a Basic sign-in.
+ */
+async function routeWindows(
+  ctx: ServerContext,
+  flight: InFlight,
+  id: Identity,
+  protocol: Protocol,
+): Promise<void> {
+  const { head, record } = flight;
+  const routed = await windowsRoute(ctx, flight, id, (err) => directoryDown(ctx, flight, err));
+  if (!routed) return;
+  const anchored = id.kind === 'user' && id.source !== 'basic-auth';
+  if (anchored) record.anchor = id.user;
+  const location = clientLocation(ctx, flight, protocol);
+  record.location = location;
+  const input = { protocol, client: location, host: hostOfHeader(head.host) } as const;
+  const at = { server: ctx.server, role: flight.listener.role } as const;
+  const decision = decide(at, { ...input, mailbox: routed.mailbox }, ctx.index, ctx.policies);
+  record.decision = decision.kind;
+  if (decision.kind === 'proxy' && decision.via !== 'store')
+    return execute(ctx, flight, decision, routed.mailbox, routed.caller ?? (routed.mailbox as Mailbox));
+  if (decision.kind === 'refuse') {
+    refuse(flight, decision.code);
+    return;
+  }
+  // Nothing is redirected or answered before the caller is verified here: a redirect would tell an
+  // unauthenticated client where a mailbox lives.
+  if (decision.kind === 'redirect' && routed.caller === undefined) {
+    offerChallenges(flight, ctx, 'CX_AUTH_REQUIRED');
+    return;
+  }
+  return terminate(ctx, flight, (caller) => {
+    // The caller now known, the anchor (or else the caller's own mailbox) decides, as after Basic.
+    const mailbox = anchored ? routed.mailbox : caller;
+    const d = anchored ? decision : decide(at, { ...input, mailbox }, ctx.index, ctx.policies);
+    record.decision = d.kind;
+    return execute(ctx, flight, d, mailbox, caller);
+  });
+}
+
+/**
  * Who is asking: Basic credentials, or for OWA/ECP a session whose credential goes on to the next hop.
  * Undefined when the request has been answered (challenge, logon page, directory down).
  */
@@ -271,7 +330,21 @@ async function authenticate(
   const authStarted = performance.now();
   let caller: Mailbox | undefined;
   let login: string;
-  if (isOwa && id.kind === 'session-cookie') {
+  const asserted = assertedCaller(flight);
+  if (asserted !== undefined) {
+    // A proven server of the estate verified this caller with Windows authentication (windows-auth.ts).
+    try {
+      caller = await ctx.directory.findMailbox(asserted);
+    } catch (err) {
+      await directoryDown(ctx, flight, err);
+      return undefined;
+    }
+    login = asserted;
+    if (!caller) {
+      challenge(flight, 'CX_AUTH_FAILED');
+      return undefined;
+    }
+  } else if (isOwa && id.kind === 'session-cookie') {
     const session = await presentSession(ctx, flight, id);
     if (!session) {
       redirectToLogon(flight);
@@ -292,7 +365,8 @@ async function authenticate(
     }
     if (credentials === undefined) {
       if (isOwa && head.method === 'GET') redirectToLogon(flight);
-      else challenge(flight, 'CX_AUTH_REQUIRED');
+      // One WWW-Authenticate per method the server offers for the protocol; Basic alone by default.
+      else offerChallenges(flight, ctx, 'CX_AUTH_REQUIRED');
       return undefined;
     }
     login = credentials.user;
@@ -311,6 +385,8 @@ async function authenticate(
     }
   }
   record.timings.authMs = round(performance.now() - authStarted);
+  record.authMethod =
+    asserted !== undefined ? 'ntlm' : isOwa && id.kind === 'session-cookie' ? 'session' : 'basic';
   if (!caller) {
     // A session whose user the directory no longer knows: log on again.
     redirectToLogon(flight);
@@ -369,6 +445,12 @@ function proxy(ctx: ServerContext, flight: InFlight, d: ProxyDecision, anchor: s
   const endpoint = d.via === 'store' ? ctx.storeEndpoints?.(to.name, protocol) : undefined;
   const base = endpoint?.url ?? choice?.url ?? d.url ?? `https://${to.fqdn}/`;
   const url = endpoint ? endpointUrl(endpoint.url, head) : nextHopUrl(base, head);
+  // Windows authentication passed through: the client connection's own upstream connection (windows-auth.ts);
+  // none when this request has been answered here (its handshake began at another next hop).
+  const windows = d.via !== 'store' && windowsRequestOf(flight) !== undefined;
+  const caller = d.via === 'store' ? verifiedCaller(flight) : undefined;
+  const pin = windows ? pinnedFor(ctx, flight, new URL(url).origin) : undefined;
+  if (windows && !pin) return Promise.resolve();
   // A Ping the drain may answer early (docs/operations.md "Drain"): Exchange's 200, Ping Status 1.
   const ping =
     protocol === 'activesync' && ctx.pings && isPing(head) ? holdPing(ctx.pings, flight) : undefined;
@@ -386,6 +468,8 @@ function proxy(ctx: ServerContext, flight: InFlight, d: ProxyDecision, anchor: s
       ...(endpoint?.keepAlive === false ? { keepAlive: false } : {}),
       ...(d.via === 'backend' || d.via === 'store' ? { backendTarget: to.fqdn } : {}),
       ...(flight.body === undefined ? {} : { body: flight.body }),
+      ...(pin === undefined ? {} : { pinned: pin.client }),
+      ...(d.via === 'store' && caller !== undefined ? { caller } : {}),
     },
     {
       upstreams: ctx.upstreams,
@@ -398,6 +482,7 @@ function proxy(ctx: ServerContext, flight: InFlight, d: ProxyDecision, anchor: s
       ...(ping === undefined ? {} : { cancel: ping.cancel }),
     },
   ).then((result) => {
+    pin?.release();
     proxied(ctx, flight, result, ping, { upstreamStarted, base, to: toName, via, url });
   });
 }
@@ -564,6 +649,25 @@ function clientLocation(ctx: ServerContext, flight: InFlight, protocol: Protocol
   if (client === undefined) return 'external';
   const family = client.includes(':') ? 'ipv6' : 'ipv4';
   return ctx.internalNetworks.check(client, family) ? 'internal' : 'external';
+}
+
+/** The access line's `routedBy` for a request authenticated here with Basic or an OWA session. */
+function routedByOf(id: Identity): string {
+  if (id.kind === 'session-cookie') return 'session';
+  // With Basic, a MAPI MailboxId or an RPC target names the caller's own mailbox (route() above).
+  if (id.kind !== 'user') return 'basic';
+  switch (id.source) {
+    case 'anchor-header':
+      return 'x-anchormailbox';
+    case 'autodiscover-body':
+    case 'autodiscover-url':
+    case 'autodiscover-legacy-dn':
+      return 'autodiscover-body';
+    case 'logon-form':
+      return 'session';
+    default:
+      return 'basic';
+  }
 }
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000;

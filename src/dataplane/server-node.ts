@@ -38,6 +38,7 @@ import type {
   MailboxResponder,
   ServerContext,
   StoreEndpoints,
+  WindowsAuthVerifier,
 } from './contracts.ts';
 import { createRequestHandler } from './pipeline.ts';
 import { HeldPings } from './drain.ts';
@@ -75,6 +76,8 @@ export interface ServerNodeOptions {
   readonly upstreams?: UpstreamsOptions;
   readonly observer?: HopObserver;
   readonly responder?: MailboxResponder;
+  /** Verifies the Windows authentication this server terminates (ServerContext.windowsAuth). */
+  readonly windowsAuth?: WindowsAuthVerifier;
   /**
    * Load balancers in front, by address: their `X-Forwarded-*` are believed (docs/security.md "How servers
    * authenticate each other"). Never the estate's servers: they prove themselves by certificate (`internalCa`).
@@ -408,6 +411,7 @@ function startGeneration(o: ServerNodeOptions, shared: Shared, previous: Generat
     ...(o.metrics === undefined ? {} : { metrics: o.metrics }),
     ...(o.observer === undefined ? {} : { observer: o.observer }),
     ...(o.responder === undefined ? {} : { responder: o.responder }),
+    ...(o.windowsAuth === undefined ? {} : { windowsAuth: o.windowsAuth }),
     ...(o.trustedProxies === undefined ? {} : { trustedProxies: o.trustedProxies }),
     ...(o.internalCa === undefined ? {} : { estateServers: estateServers(o.index) }),
     internalNetworks: blockList([...o.index.estate.internalNetworks, ...(o.internalNetworks ?? [])]),

@@ -92,6 +92,27 @@ export class Upstreams {
   readonly #channels = new Set<Client>();
 
   /**
+   * A connection of its own for one client connection's Windows authentication (NTLM, Negotiate: docs/security.md
+   * "Windows authentication"): never in a pool, never handed to another client connection (windows-auth.ts
+   * keeps it per client socket). Keep-alive, long: the handshake and the requests after it ride this one
+   * connection, and an idle gap must not end it (the client's own idle timeout ends both). The caller destroys
+   * it (`endChannel`) when either side closes: undici would otherwise open a new, unauthenticated socket.
+   */
+  pinned(origin: string): Client {
+    if (this.#closed) throw new errors.ClientClosedError();
+    const o = this.#options;
+    const client = new Client(origin, {
+      allowH2: false,
+      connect: this.#connector(),
+      ...(o.localAddress === undefined ? {} : { localAddress: o.localAddress }),
+      keepAliveTimeout: o.keepAliveMaxTimeoutMs ?? 600_000,
+      keepAliveMaxTimeout: o.keepAliveMaxTimeoutMs ?? 600_000,
+    });
+    this.#channels.add(client);
+    return client;
+  }
+
+  /**
    * The channel is over: its connection goes with it. The client leaves the set here, not on `disconnect`
    * alone, which a client that never connected (its next hop down) never emits; a destroyed client left in
    * the set would make `close()` fail with ClientDestroyedError.

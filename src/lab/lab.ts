@@ -39,7 +39,8 @@ import type { SogoMessage, SogoStack } from './sogo/index.ts';
 import { startSogoStack } from './sogo/index.ts';
 import type { Slapd } from './slapd.ts';
 import { randomLabPassword, startSlapd } from './slapd.ts';
-import { startLabAd } from './samba/lab-ad.ts';
+import { labAuthentication, offersWindowsAuth, startLabAd } from './samba/lab-ad.ts';
+import type { NtlmVerifier } from './samba/ntlm-verifier.ts';
 import type { SambaAd } from './samba/samba.ts';
 import { LdapDirectory } from '../directory/ldap-directory.ts';
 import { estateLdapLayout, estateLdif } from '../directory/estate-ldif.ts';
@@ -118,6 +119,11 @@ export interface Lab {
   readonly slapd?: Slapd;
   /** The lab's Samba AD domain controller when it runs on Active Directory (`directory: 'ad'`). */
   readonly samba?: SambaAd;
+  /**
+   * On Active Directory, NTLM verified by the DC (one pool of helpers) for every server that offers Windows
+   * authentication (docs/lab.md §5.5).
+   */
+  readonly windowsAuth?: NtlmVerifier;
   /** The SOGo stack answering ActiveSync for each 2007 mailbox server, by server name (`activeSync: 'sogo'`). */
   readonly sogo: ReadonlyMap<string, SogoStack>;
   /**
@@ -287,16 +293,19 @@ export function hostsByServer(index: EstateIndex): Map<string, Set<string>> {
 }
 
 /** Start every server of the estate. */
-export async function startLab(o: LabOptions): Promise<Lab> {
+export async function startLab(options: LabOptions): Promise<Lab> {
+  // On Active Directory the servers offer Windows authentication as Exchange does (lab-ad.ts, docs/lab.md §5.5).
+  const o = options.directory === 'ad' ? { ...options, index: labAuthentication(options.index) } : options;
   const ca = createLabCa({ commonName: `coexist lab CA (${o.index.estate.name})` });
   const caDir = o.caDir ?? (await mkdtemp(join(tmpdir(), 'coexist-lab-')));
   const caPath = await ca.writeCaFile(caDir);
   const recorder = new HopRecorder(o.recordedRequests);
-  const ldap: { directory: LdapDirectory; slapd?: Slapd; samba?: SambaAd } | undefined =
+  const ldap:
+    { directory: LdapDirectory; slapd?: Slapd; samba?: SambaAd; windowsAuth?: NtlmVerifier } | undefined =
     o.directory === 'ldap'
       ? await startLabLdap(o.index, ca, o.ldapUserPassword ?? demoPassword)
       : o.directory === 'ad'
-        ? await startLabAd(o.index, o.ldapUserPassword ?? demoPassword)
+        ? await startLabAd(o.index, o.ldapUserPassword ?? demoPassword, { logger: o.logger })
         : undefined;
   const store = new MailboxStore(o.maxPingHoldMs === undefined ? {} : { maxPingHoldMs: o.maxPingHoldMs });
   let sogo: Map<string, SogoStack>;
@@ -305,6 +314,7 @@ export async function startLab(o: LabOptions): Promise<Lab> {
   } catch (err) {
     await ldap?.directory.close();
     await ldap?.slapd?.close();
+    await ldap?.windowsAuth?.close();
     await ldap?.samba?.close();
     throw err;
   }
@@ -370,6 +380,7 @@ export async function startLab(o: LabOptions): Promise<Lab> {
       observer: recorder,
       responder: store,
       ...(ldap ? { directory: ldap.directory } : {}),
+      ...(ldap?.windowsAuth && offersWindowsAuth(server) ? { windowsAuth: ldap.windowsAuth } : {}),
       ...(metrics.get(server.name) ? { metrics: metrics.get(server.name) as Metrics } : {}),
       internalNetworks: internal,
       implementation: labImplementation(server),
@@ -398,6 +409,7 @@ export async function startLab(o: LabOptions): Promise<Lab> {
     await Promise.all([...sogo.values()].map((s) => s.stop()));
     await ldap?.directory.close();
     await ldap?.slapd?.close();
+    await ldap?.windowsAuth?.close();
     await ldap?.samba?.close();
     if (o.caDir === undefined) await rm(caDir, { recursive: true, force: true });
     throw err;
@@ -434,6 +446,7 @@ export async function startLab(o: LabOptions): Promise<Lab> {
     metrics,
     ...(ldap?.slapd ? { slapd: ldap.slapd } : {}),
     ...(ldap?.samba ? { samba: ldap.samba } : {}),
+    ...(ldap?.windowsAuth ? { windowsAuth: ldap.windowsAuth } : {}),
     sogo,
     resolve,
     implementationOf: (name) => labImplementation(byName(name)),
@@ -456,6 +469,7 @@ export async function startLab(o: LabOptions): Promise<Lab> {
       await Promise.all([...sogo.values()].map((s) => s.stop()));
       await ldap?.directory.close();
       await ldap?.slapd?.close();
+      await ldap?.windowsAuth?.close();
       await ldap?.samba?.close();
       // The CA directory is the lab's own unless the caller named one.
       if (o.caDir === undefined) await rm(caDir, { recursive: true, force: true });

@@ -260,6 +260,13 @@ export interface AccessRecord {
   readonly impersonating?: string;
   readonly impersonation?: ImpersonationResult;
   readonly auth?: AuthResult;
+  /** How the request authenticated: basic, ntlm, negotiate, session (OWA), none (docs/security.md "Windows authentication"). */
+  readonly authMethod?: 'basic' | 'ntlm' | 'negotiate' | 'session' | 'none';
+  /**
+   * Which input of the request chose its route: x-anchormailbox, activesync-user, mapi-mailboxid, rpc-target,
+   * autodiscover-body, ntlm-user, basic, session, connection (the connection's earlier route), default.
+   */
+  readonly routedBy?: string;
   readonly decision?: Decision['kind'];
   /** Servers the request went through, this one first. */
   readonly hops?: readonly string[];

@@ -124,6 +124,7 @@ export class Metrics {
   private readonly duration: Histogram<'protocol' | 'outcome'>;
   private readonly upstreamDuration: Histogram<'protocol'>;
   private readonly auth: Counter<'result'>;
+  private readonly authMethods: Counter<'protocol' | 'method'>;
   private readonly inflightGauge: Gauge<'protocol'>;
   private readonly upstreamFailures: Counter<'code'>;
   private readonly directoryEvents: Counter<'kind' | 'result'>;
@@ -169,6 +170,12 @@ export class Metrics {
       name: 'coexist_auth_total',
       help: 'Caller authentications, by result.',
       labelNames: ['result'] as const,
+      registers,
+    });
+    this.authMethods = new Counter({
+      name: 'coexist_requests_by_auth_method_total',
+      help: 'Requests by how they authenticated: basic, ntlm, negotiate, session, none (docs/security.md "Windows authentication").',
+      labelNames: ['protocol', 'method'] as const,
       registers,
     });
     this.inflightGauge = new Gauge({
@@ -293,6 +300,7 @@ export class Metrics {
     if (timings.upstreamMs !== undefined)
       this.upstreamDuration.observe({ protocol }, timings.upstreamMs / 1000);
     if (record.auth !== undefined) this.auth.inc({ result: record.auth });
+    if (record.authMethod !== undefined) this.authMethods.inc({ protocol, method: record.authMethod });
     if (upstreamFailureOutcomes.has(outcome))
       this.upstreamFailures.inc({ code: record.code ?? 'CX_UPSTREAM_ERROR' });
   }

@@ -36,7 +36,19 @@ export interface Server {
   readonly urls: Readonly<Partial<Record<Protocol, ProtocolUrls>>>;
   /** Mailbox databases mounted on this server (mailbox role). */
   readonly databases: readonly string[];
+  /**
+   * What each virtual directory lets clients authenticate with, as Exchange's
+   * `Set-*VirtualDirectory -BasicAuthentication/-WindowsAuthentication` set it. A protocol not listed
+   * offers Basic only (docs/config.md "sites[].servers[].authentication").
+   */
+  readonly authentication?: Readonly<Partial<Record<Protocol, readonly AuthMethod[]>>>;
 }
+
+/**
+ * A way a client proves who it is on a virtual directory: `basic` (RFC 7617), `ntlm` (MS-NLMP over HTTP,
+ * `Authorization: NTLM`), `negotiate` (RFC 4559 SPNEGO: Kerberos, or NTLM inside).
+ */
+export type AuthMethod = 'basic' | 'ntlm' | 'negotiate';
 
 export interface Site {
   readonly name: string;

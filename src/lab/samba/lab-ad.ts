@@ -3,18 +3,111 @@
  * (samba.ts, docs/lab.md §5) loaded with the estate as Exchange would have written it, and one LDAP
  * directory on it (LDAPS with the DC's lab CA, the service account, the domain root as the base) that every
  * server of the lab shares, as with slapd (`--directory ldap`).
+ *
+ * With a domain to verify it, the lab's servers also offer Windows authentication as Exchange's virtual
+ * directories do by default (`labAuthentication`), and those that offer it verify NTLM on the DC through one
+ * pool of `ntlm_auth` helpers (ntlm-verifier.ts, docs/lab.md §5.5).
  */
+import type { Estate, Server } from '../../core/estate/estate.ts';
 import type { EstateIndex } from '../../core/estate/estate-index.ts';
+import { indexEstate } from '../../core/estate/estate-index.ts';
+import type { Protocol } from '../../core/protocols/protocol.ts';
 import { LdapDirectory } from '../../directory/ldap-directory.ts';
+import type { Logger } from '../../observability/log.ts';
+import { NtlmVerifier } from './ntlm-verifier.ts';
 import type { SambaAd } from './samba.ts';
 import { sambaDirectorySettings, startSambaAd } from './samba.ts';
 
-/** Start the DC for `index`'s estate (every user with `userPassword`) and the directory that asks it. */
+type Authentication = NonNullable<Server['authentication']>;
+
+/**
+ * What a virtual directory offers when the estate file says nothing, in the lab on Active Directory:
+ * Exchange's defaults for Windows authentication (on for Autodiscover, EWS, OAB and MAPI/HTTP; NTLM for
+ * Outlook Anywhere, Negotiate too from 2013), with Basic kept on everywhere so that every Basic client and
+ * test works as on the other directories. ActiveSync, OWA and ECP stay Basic (forms) only, as in Exchange.
+ */
+function defaultMethods(server: Server, protocol: Protocol): Authentication[Protocol] {
+  switch (protocol) {
+    case 'autodiscover':
+    case 'ews':
+    case 'oab':
+    case 'mapi':
+      return ['basic', 'ntlm', 'negotiate'];
+    case 'rpc':
+      return server.version >= 2013 ? ['basic', 'ntlm', 'negotiate'] : ['basic', 'ntlm'];
+    default:
+      return undefined;
+  }
+}
+
+/** The protocols a server has a virtual directory for: its URLs; every one on a 2013+ mailbox server (444). */
+function virtualDirectories(server: Server): Protocol[] {
+  const all: Protocol[] = ['autodiscover', 'activesync', 'ews', 'owa', 'ecp', 'rpc', 'mapi', 'oab'];
+  if (server.version >= 2013 && server.roles.includes('mailbox')) return all;
+  return all.filter((p) => server.urls[p] !== undefined);
+}
+
+/** A server's authentication in the lab on AD: the estate file's when it says, else Exchange's defaults. */
+export function labServerAuthentication(server: Server): Authentication | undefined {
+  if (server.authentication !== undefined) return server.authentication;
+  const out: Partial<Record<Protocol, readonly ('basic' | 'ntlm' | 'negotiate')[]>> = {};
+  for (const p of virtualDirectories(server)) {
+    const methods = defaultMethods(server, p);
+    if (methods !== undefined) out[p] = methods;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+/** Whether `server` offers Windows authentication (NTLM or Negotiate) on some virtual directory. */
+export function offersWindowsAuth(server: Server): boolean {
+  return Object.values(server.authentication ?? {}).some(
+    (methods) => methods?.includes('ntlm') === true || methods?.includes('negotiate') === true,
+  );
+}
+
+/**
+ * The lab's estate on Active Directory: every server with its authentication (`labServerAuthentication`).
+ * Routing does not read authentication, so every flow and trace is the same as the file's.
+ */
+export function labAuthentication(index: EstateIndex): EstateIndex {
+  const estate: Estate = {
+    ...index.estate,
+    sites: index.estate.sites.map((site) => ({
+      ...site,
+      servers: site.servers.map((s) => {
+        const authentication = labServerAuthentication(s);
+        return authentication === undefined ? s : { ...s, authentication };
+      }),
+    })),
+  };
+  return indexEstate(estate);
+}
+
+/** What `startLabAd` starts. */
+export interface LabAd {
+  readonly samba: SambaAd;
+  readonly directory: LdapDirectory;
+  /** NTLM verified on the DC, when some server offers Windows authentication. */
+  readonly windowsAuth?: NtlmVerifier;
+}
+
+/**
+ * Start the DC for `index`'s estate (every user with `userPassword`) and the directory that asks it; when a
+ * server of `index` offers Windows authentication, the DC serves NTLM and one pool of helpers verifies for
+ * every server (each helper in a mount namespace of its own, so other labs' DCs serve NTLM at the same time:
+ * docs/lab.md §5.5).
+ */
 export async function startLabAd(
   index: EstateIndex,
   userPassword: string,
-): Promise<{ samba: SambaAd; directory: LdapDirectory }> {
-  const samba = await startSambaAd({ estate: index.estate, password: userPassword });
+  o: { readonly logger?: Logger } = {},
+): Promise<LabAd> {
+  const ntlm = index.estate.sites.some((site) => site.servers.some(offersWindowsAuth));
+  const samba = await startSambaAd({
+    estate: index.estate,
+    password: userPassword,
+    ntlm,
+  });
   try {
     // Only a name: the password itself is handed over below, never written anywhere.
     const options = sambaDirectorySettings(samba, { passwordEnv: 'COEXIST_LAB_AD_PASSWORD' });
@@ -22,7 +115,14 @@ export async function startLabAd(
       bindPassword: samba.serviceAccount.password,
       ca: samba.caPem,
     });
-    return { samba, directory };
+    const windowsAuth = ntlm
+      ? new NtlmVerifier({
+          confFile: samba.confFile,
+          winbindSocketDir: samba.winbindSocketDir,
+          ...(o.logger ? { logger: o.logger } : {}),
+        })
+      : undefined;
+    return { samba, directory, ...(windowsAuth ? { windowsAuth } : {}) };
   } catch (error) {
     await samba.close();
     throw error;

@@ -69,6 +69,12 @@ export interface SambaAdOptions {
   readonly readyTimeoutMs?: number;
   /** Samba ends itself after this many seconds (`--maximum-runtime`): a guard for tests; none by default. */
   readonly maxRuntimeSeconds?: number;
+  /**
+   * Serve NTLM: winbindd runs beside LDAP, its socket in `winbindSocketDir`, and the DC is ready once that
+   * accepts; `ntlm_auth` on `confFile` verifies against it, each helper in a mount namespace of its own
+   * (ntlm-verifier.ts, docs/lab.md §5.5). Any number of DCs may serve NTLM at once. Off by default.
+   */
+  readonly ntlm?: boolean;
   /** Debian's paths by default. */
   readonly sambaPath?: string;
   readonly sambaToolPath?: string;
@@ -101,6 +107,12 @@ export interface SambaAd {
   readonly serviceAccount: { readonly dn: string; readonly upn: string; readonly password: string };
   /** The instance's temp dir. */
   readonly dir: string;
+  /** Its smb.conf (`ntlm_auth --configfile`). */
+  readonly confFile: string;
+  /** Whether it serves NTLM (`SambaAdOptions.ntlm`): winbindd runs. */
+  readonly ntlm: boolean;
+  /** Its `winbindd socket directory` (holds `pipe` when it serves NTLM; `NtlmVerifierOptions`). */
+  readonly winbindSocketDir: string;
   readonly pid: number | undefined;
   readonly timings: SambaTimings;
   /** Start again after `stop()`, with the same data. */
@@ -141,16 +153,19 @@ async function addressFree(host: string): Promise<boolean> {
   return !taken.some(Boolean);
 }
 
-/** smb.conf of one instance: only the LDAP service, everything under `dir`, bound to `host` only. */
-function smbConf(dir: string, host: string, ad: AdEstate): string {
+/**
+ * smb.conf of one instance: only the LDAP service (and winbindd for NTLM), everything under `dir`, bound to
+ * `host` only.
+ */
+function smbConf(dir: string, host: string, ad: AdEstate, ntlm: boolean): string {
   const lines = [
     '[global]',
     `netbios name = ${dcHostName.toUpperCase()}`,
     `realm = ${ad.domain.dnsName.toUpperCase()}`,
     `workgroup = ${ad.domain.netbios}`,
     'server role = active directory domain controller',
-    // LDAP alone: no smbd, winbindd, KDC, DNS or RPC (docs/lab.md §5.1).
-    'server services = ldap',
+    // LDAP alone: no smbd, winbindd, KDC, DNS or RPC (docs/lab.md §5.1); winbindd for NTLM (§5.5).
+    ntlm ? 'server services = ldap, winbindd' : 'server services = ldap',
     // An address not configured on lo binds nothing without its netmask (docs/lab.md §5.1).
     `interfaces = ${host}/8`,
     'bind interfaces only = yes',
@@ -276,8 +291,21 @@ class RunningSamba implements SambaAd {
     readonly administrator: { readonly upn: string; readonly password: string },
     readonly serviceAccount: { readonly dn: string; readonly upn: string; readonly password: string },
     readonly templateMs: number,
-    readonly o: { sambaPath: string; readyTimeoutMs: number; maxRuntimeSeconds: number | undefined },
+    readonly o: {
+      sambaPath: string;
+      readyTimeoutMs: number;
+      maxRuntimeSeconds: number | undefined;
+      ntlm?: boolean;
+    },
   ) {}
+
+  get ntlm(): boolean {
+    return this.o.ntlm === true;
+  }
+
+  get winbindSocketDir(): string {
+    return join(this.dir, 'run', 'winbindd');
+  }
 
   get ldapsUrl(): string {
     return `ldaps://${this.host}`;
@@ -357,16 +385,38 @@ class RunningSamba implements SambaAd {
       }
       await delay(50);
     }
+    if (this.ntlm) {
+      try {
+        await this.#waitForWinbind(deadline, daemon.output);
+      } catch (error) {
+        await this.stop();
+        throw error;
+      }
+    }
     this.#startMs = performance.now() - t0;
+  }
+
+  /** Wait for winbindd's socket in the DC's own directory (docs/lab.md §5.5). */
+  async #waitForWinbind(deadline: number, output: () => string): Promise<void> {
+    const pipe = join(this.winbindSocketDir, 'pipe');
+    while (!(await accepts({ path: pipe }))) {
+      if (this.#child === undefined || Date.now() > deadline) {
+        throw new Error(
+          `samba's winbindd did not open ${pipe} within ${this.o.readyTimeoutMs} ms: ${output().trim()}`,
+        );
+      }
+      await delay(50);
+    }
   }
 
   async stop(): Promise<void> {
     const child = this.#child;
-    if (!child) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await this.#exited;
-    clearTimeout(timer);
+    if (child) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await this.#exited;
+      clearTimeout(timer);
+    }
   }
 
   async close(): Promise<void> {
@@ -381,9 +431,9 @@ class RunningSamba implements SambaAd {
 }
 
 /** Write an instance's configuration and TLS files into `dir`. */
-async function prepare(dir: string, host: string, ad: AdEstate, tls: SambaTls): Promise<void> {
+async function prepare(dir: string, host: string, ad: AdEstate, tls: SambaTls, ntlm = false): Promise<void> {
   for (const sub of ['etc', 'tls', 'run', 'log', 'cache']) await mkdir(join(dir, sub), { recursive: true });
-  await writeFile(join(dir, 'etc', 'smb.conf'), smbConf(dir, host, ad));
+  await writeFile(join(dir, 'etc', 'smb.conf'), smbConf(dir, host, ad, ntlm));
   await writeFile(join(dir, 'tls', 'cert.pem'), tls.certPem);
   // Samba refuses a key that others may read.
   await writeFile(join(dir, 'tls', 'key.pem'), tls.keyPem, { mode: 0o600 });
@@ -530,6 +580,7 @@ export async function startSambaAd(o: SambaAdOptions): Promise<SambaAd> {
     .slice(0, 24);
   const cacheDir = o.cacheDir ?? join(tmpdir(), 'coexist-samba-templates');
   const common = { sambaPath, readyTimeoutMs, maxRuntimeSeconds: o.maxRuntimeSeconds };
+  const ntlm = o.ntlm === true;
 
   const { dir: templateDir, builtMs } = await template(cacheDir, key, readyTimeoutMs, async (building) => {
     const adminPassword = `Adm1n-${randomBytes(12).toString('base64url')}`;
@@ -611,7 +662,7 @@ export async function startSambaAd(o: SambaAdOptions): Promise<SambaAd> {
       await copyTemplate(templateDir, dir);
       const dcName = `${dcHostName}.${ad.domain.dnsName}`;
       const tls = o.tls ?? ownTls(dcName, host);
-      await prepare(dir, host, ad, tls);
+      await prepare(dir, host, ad, tls, ntlm);
       const servicePassword = o.servicePassword ?? templateServicePassword;
       const dc = new RunningSamba(
         dir,
@@ -621,7 +672,7 @@ export async function startSambaAd(o: SambaAdOptions): Promise<SambaAd> {
         { ...administrator, password: adminPassword },
         { dn: ad.serviceAccount.dn, upn: ad.serviceAccount.upn, password: servicePassword },
         builtMs,
-        common,
+        { ...common, ntlm },
       );
       const copyMs = performance.now() - t0;
       await dc.start();
