@@ -64,6 +64,13 @@ export const requirements = [
   { package: 'samba-dsdb-modules', multiarch: ['samba/ldb/samba_dsdb.so'] },
   { package: 'samba-vfs-modules', multiarch: ['samba/vfs/acl_xattr.so'] },
   { package: 'winbind', files: ['/usr/sbin/winbindd'] },
+  // Kerberos at the edge (docs/lab.md §5.6): kinit against the lab DC's KDC, and squid's GSS-API acceptor
+  // negotiate_kerberos_auth (what coexist serve --keytab runs; the squid service itself is never started).
+  { package: 'krb5-user', programs: ['kinit'] },
+  {
+    package: 'squid',
+    files: ['/usr/lib/squid/negotiate_kerberos_auth', '/usr/lib/squid/negotiate_kerberos_auth_test'],
+  },
 ];
 
 /**

@@ -10,7 +10,8 @@
 # libwbxml2-utils (xml2wbxml/wbxml2xml, to decode EAS traffic by hand), haproxy + nginx + libnginx-mod-stream +
 # systemd (the load balancers and the unit of deploy/, run and checked by test/deploy/), samba +
 # samba-ad-provision + samba-dsdb-modules + samba-vfs-modules + winbind (a real Active Directory: throwaway Samba AD
-# domain controllers on loopback addresses of their own, src/lab/samba/; docs/lab.md §5). Without them those tests fail, they
+# domain controllers on loopback addresses of their own, src/lab/samba/; docs/lab.md §5), krb5-user + squid (kinit
+# against the lab DC's KDC, and squid's Kerberos acceptor negotiate_kerberos_auth: docs/lab.md §5.6). Without them those tests fail, they
 # never skip. No package's service is started by the install (a deny-all policy-rc.d is in place while
 # apt-get runs): the tests start their own daemons on loopback addresses. Needs node (for the list), not node_modules.
 set -euo pipefail

@@ -88,6 +88,8 @@ export interface CheckReport {
   readonly from: 'internal' | 'external';
   readonly estate: string;
   readonly protocols: readonly CheckProtocol[];
+  /** How the credentialed requests authenticated (`--auth`; docs/auth.md). */
+  readonly auth?: 'basic' | 'ntlm' | 'negotiate';
   readonly verdict: Verdict;
   readonly groups: readonly CheckGroup[];
   readonly startedAt: string;

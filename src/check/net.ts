@@ -9,9 +9,9 @@ import { performance } from 'node:perf_hooks';
 import type { DetailedPeerCertificate } from 'node:tls';
 import { checkServerIdentity, connect as tlsConnect } from 'node:tls';
 import type { Agent, Dispatcher } from 'undici';
-import { request } from 'undici';
+import { Client, request } from 'undici';
 import type { ConnectRoute } from '../net/connector.ts';
-import { routedAgent } from '../net/connector.ts';
+import { routedAgent, routedConnector } from '../net/connector.ts';
 import type { PeerCertificateFacts } from './fixes.ts';
 import type { Diagnostics } from './model.ts';
 
@@ -103,6 +103,21 @@ export class Net {
     await this.dispatcher.close();
   }
 
+  /**
+   * One connection of its own to a URL's origin, with the same routing, CA, local address and timeouts: what a
+   * Windows authentication handshake needs (NTLM authenticates a connection, docs/auth.md). The caller closes it.
+   */
+  connection(url: string): Client {
+    return new Client(new URL(url).origin, {
+      allowH2: false,
+      pipelining: 1,
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: this.timeoutMs,
+      ...(this.#localAddress === undefined ? {} : { localAddress: this.#localAddress }),
+      connect: routedConnector({ route: this.#route, ca: this.#ca, connectTimeoutMs: this.timeoutMs }),
+    });
+  }
+
   /** Where connections for `host:port` go: a route when one matches, else a DNS lookup. */
   async resolve(host: string, port: number): Promise<Resolved> {
     const started = performance.now();
@@ -164,12 +179,12 @@ export class Net {
     });
   }
 
-  /** One HTTP exchange; the whole answer is read. */
-  async http(url: string, init: HttpInit = {}): Promise<HttpAnswer | HttpFailure> {
+  /** One HTTP exchange (on `on`, a connection of `connection`, when given); the whole answer is read. */
+  async http(url: string, init: HttpInit = {}, on?: Dispatcher): Promise<HttpAnswer | HttpFailure> {
     const started = performance.now();
     try {
       const r = await request(url, {
-        dispatcher: this.dispatcher,
+        dispatcher: on ?? this.dispatcher,
         method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
         headers: { ...init.headers },
         ...(init.body === undefined ? {} : { body: init.body }),

@@ -53,7 +53,8 @@ export function groupTitle(g: CheckGroup): string {
 /** The whole tree, ending with a one-line verdict. */
 export function renderReport(r: CheckReport): string {
   const n = r.protocols.length;
-  const lines = [`coexist check ${r.user}  (from ${r.from}, ${n} protocol${n === 1 ? '' : 's'})`];
+  const auth = r.auth === undefined ? '' : `, auth ${r.auth}`;
+  const lines = [`coexist check ${r.user}  (from ${r.from}, ${n} protocol${n === 1 ? '' : 's'}${auth})`];
   for (const g of r.groups) {
     lines.push(groupTitle(g));
     for (const s of g.steps) {

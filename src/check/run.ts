@@ -39,6 +39,7 @@ export async function runCheck(o: CheckOptions): Promise<CheckReport> {
     from: o.from,
     estate: o.index.estate.name,
     protocols,
+    ...(o.auth === undefined ? {} : { auth: o.auth }),
     verdict: worst(groups.map((g) => g.verdict)),
     groups,
     startedAt,

@@ -16,6 +16,11 @@ import type { CheckGroup, CheckProtocol, CheckStep, Verdict } from './model.ts';
 import { checkProtocolTitles, group, worst } from './model.ts';
 import type { HttpAnswer, HttpInit, Route } from './net.ts';
 import { Net } from './net.ts';
+import type { CheckAuth } from './windows-auth.ts';
+import { windowsHttp } from './windows-auth.ts';
+
+/** The protocols whose requests take Windows authentication in the check (Exchange's clients send it there). */
+const windowsProtocols: ReadonlySet<Protocol> = new Set(['autodiscover', 'ews', 'oab', 'mapi', 'rpc']);
 
 export interface CheckOptions {
   /** The user's SMTP address. */
@@ -24,6 +29,12 @@ export interface CheckOptions {
   readonly login?: string;
   readonly password: string;
   readonly protocols: readonly CheckProtocol[];
+  /**
+   * How credentialed requests authenticate (docs/auth.md): Basic (the default), or NTLM / Negotiate with the
+   * handshake for the protocols that take Windows authentication (Autodiscover, EWS); ActiveSync and OWA keep
+   * Basic and the forms logon, as their clients do.
+   */
+  readonly auth?: CheckAuth;
   /** Where the client is: the expected hops depend on it. */
   readonly from: 'internal' | 'external';
   /** The estate: what `coexist trace` computes the expected hops from. */
@@ -107,6 +118,21 @@ export class Session {
   /** Headers carrying the credentials. */
   authHeaders(): Record<string, string> {
     return { authorization: this.#authorization };
+  }
+
+  /** How a credentialed request of `protocol` authenticates. */
+  authFor(protocol: Protocol): CheckAuth {
+    const auth = this.o.auth ?? 'basic';
+    return auth !== 'basic' && windowsProtocols.has(protocol) ? auth : 'basic';
+  }
+
+  /** One credentialed exchange with the Windows handshake (windows-auth.ts), the password kept here. */
+  windowsHttp(
+    url: string,
+    init: HttpInit,
+    auth: Exclude<CheckAuth, 'basic'>,
+  ): ReturnType<typeof windowsHttp> {
+    return windowsHttp(this.net, url, init, auth, this.login, this.#password);
   }
 
   /** The password in clear, for the two that need it: the OWA logon form, and the ActiveSync client (its own Basic header). */
@@ -253,12 +279,16 @@ export class GroupRun {
   async exchange(x: Exchange): Promise<{ step: CheckStep; answer?: HttpAnswer; accepted?: Accepted }> {
     if (x.credentials && this.skipIfRefused(x.title)) return { step: this.steps.at(-1) as CheckStep };
     const host = new URL(x.url).hostname.toLowerCase();
+    const auth = x.credentials ? this.s.authFor(x.protocol) : 'basic';
     const headers = {
       'user-agent': userAgent,
       ...x.init?.headers,
-      ...(x.credentials ? this.s.authHeaders() : {}),
+      ...(x.credentials && auth === 'basic' ? this.s.authHeaders() : {}),
     };
-    const a = await this.s.net.http(x.url, { ...x.init, headers });
+    const a =
+      auth === 'basic'
+        ? await this.s.net.http(x.url, { ...x.init, headers })
+        : await this.s.windowsHttp(x.url, { ...x.init, headers }, auth);
     const url = safeUrl(x.url);
     if (a.kind === 'error') {
       const target = this.targetOf(x.url) ?? { host, port: Number(new URL(x.url).port) || 443 };

@@ -178,6 +178,11 @@ export const catalogue = {
     summary:
       'An NTLM or Negotiate handshake began at one next hop and its AUTHENTICATE routes to another: the client must send X-AnchorMailbox.',
   },
+  CX_AUTH_KERBEROS_NOT_FORWARDABLE: {
+    status: 401,
+    summary:
+      "A Kerberos ticket for the front ends' service principal routes to a next hop that is not coexist: it cannot be replayed there, so NTLM is offered instead.",
+  },
   CX_AUTH_ACCESS_DENIED: {
     status: 403,
     summary: 'The caller may not open the mailbox the request names.',

@@ -35,6 +35,11 @@ export interface HopRecord {
   /** How the request authenticated here, and which input routed it (the access line's; docs/security.md). */
   readonly authMethod?: AccessRecord['authMethod'];
   readonly routedBy?: string;
+  /**
+   * The TCP connection the request arrived on, as this server saw it (`address|port` of its peer): which upstream
+   * connection of the previous hop carried it (Windows authentication pins one per client connection, docs/auth.md).
+   */
+  readonly connection?: string;
   readonly decision?: Decision['kind'];
   /** For proxy: the next server, how it was reached and the URL called. */
   readonly to?: string;
@@ -115,6 +120,12 @@ export interface ServerContext {
    */
   readonly windowsAuth?: WindowsAuthVerifier;
   /**
+   * Accepts Kerberos tickets for the front ends' service principal (`coexist serve --keytab`; the lab's ASA):
+   * this server terminates a Negotiate carrying Kerberos where the next hop is coexist itself
+   * (windows-auth.ts `kerberosAtEdge`). Absent: a Kerberos token is passed through unchanged.
+   */
+  readonly kerberos?: WindowsAuthVerifier;
+  /**
    * Load balancers in front, by address, whose `X-Forwarded-*` are believed (`coexist serve --trusted-proxy`);
    * never the estate's servers, which prove themselves by certificate (`estateServers`).
    */
@@ -187,11 +198,14 @@ export interface WindowsAuthHandshake {
    * `done` with the verified account (`DOMAIN\\user`, as the domain spells it) or `failed` (a wrong password,
    * an unknown or disabled account: the client gets 401 and no reason).
    */
-  step(
-    token: Buffer,
-  ): Promise<
+  step(token: Buffer): Promise<
     | { readonly kind: 'continue'; readonly token: Buffer }
-    | { readonly kind: 'done'; readonly account: string }
+    | {
+        readonly kind: 'done';
+        readonly account: string;
+        /** The server's last token, sent back with the answer (Kerberos: the AP-REP, RFC 4559 §5). */
+        readonly token?: Buffer;
+      }
     | { readonly kind: 'failed'; readonly reason: string }
   >;
   /** Ends the handshake and frees what it holds (a helper process is returned to its pool). */

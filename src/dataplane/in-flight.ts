@@ -46,6 +46,10 @@ export function observe(
     ...(r.user === undefined ? {} : { user: r.user }),
     ...(r.authMethod === undefined ? {} : { authMethod: r.authMethod }),
     ...(r.routedBy === undefined ? {} : { routedBy: r.routedBy }),
+    // The socket is detached from a request whose answer ended first (a long channel): no connection then.
+    ...(flight.req.socket
+      ? { connection: `${flight.req.socket.remoteAddress}|${flight.req.socket.remotePort}` }
+      : {}),
     ...(r.decision === undefined ? {} : { decision: r.decision }),
     ...hop,
     ...(r.status === undefined ? {} : { status: r.status }),

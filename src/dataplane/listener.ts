@@ -172,7 +172,15 @@ export async function listen(
     socket.on('close', clearHeadTimer);
     sniffRequestLine(socket, () => {
       handed.add(socket);
-      httpConnection.call(server, socket);
+      // An Outlook Anywhere connection: its later requests may use an RPC method too (an NTLM handshake's legs,
+      // MS-RPCH's probes before the channel), rewritten between requests (`rewriteLaterRpcLines`).
+      if (rewritten.has(socket))
+        rewriteLaterRpcLines(
+          socket,
+          () => current.get(socket)?.req.complete ?? true,
+          () => httpConnection.call(server, socket),
+        );
+      else httpConnection.call(server, socket);
     });
   };
 
@@ -491,6 +499,41 @@ export function sniffRequestLine(socket: Socket, ready: () => void): void {
   // Not a closure: one here would keep this function's scope (the first bytes read, both listeners) alive
   // as long as the connection.
   socket.on('error', destroySelf);
+}
+
+/**
+ * Hand an Outlook Anywhere connection (its first request used an RPC method) to Node's HTTP server (`connect`)
+ * so that its later request lines are rewritten as the first was: the handshake of NTLM or Negotiate
+ * authenticates the channel's connection with requests of the RPC method before the channel itself (MS-RPCH
+ * §3.2.2.5.1, docs/auth.md), each a request on the same kept-alive connection. Node's server reads a socket
+ * natively when it can; this connection's bytes go through its 'data' listener instead (`_consumed` tells Node
+ * the native stream is taken), and a chunk is rewritten only when it starts a request, between requests
+ * (`between`: no request of the connection is still being read). The marker is believed only on the request
+ * rewritten (`restoreMethod`), as for the first. Other connections keep Node's native reading.
+ */
+export function rewriteLaterRpcLines(socket: Socket, between: () => boolean, connect: () => void): void {
+  const handle = (socket as Socket & { _handle?: { _consumed?: boolean } })._handle;
+  if (handle) handle._consumed = true;
+  connect();
+  const [parse] = socket.listeners('data') as ((this: Socket, chunk: Buffer) => void)[];
+  if (parse === undefined) return;
+  socket.removeListener('data', parse);
+  let held: Buffer | undefined;
+  socket.on('data', function (this: Socket, chunk: Buffer) {
+    if (held === undefined && !between()) {
+      parse.call(this, chunk);
+      return;
+    }
+    const bytes = held === undefined ? chunk : Buffer.concat([held, chunk]);
+    const out = rewriteRpcLine(bytes);
+    if (out === undefined && bytes.length < maxSniff) {
+      held = bytes;
+      return;
+    }
+    held = undefined;
+    if (out !== undefined && out !== bytes) rewritten.add(this);
+    parse.call(this, out ?? bytes);
+  });
 }
 
 /** An 'error' listener that destroys the socket it is called on. */

@@ -57,6 +57,7 @@ import {
   windowsRequestOf,
   windowsRoute,
 } from './windows-auth.ts';
+import { kerberosAtEdge, terminateKerberos } from './kerberos-edge.ts';
 
 /** The request handler of one listener. Never throws; every request ends with one access line. */
 export function createRequestHandler(
@@ -295,6 +296,21 @@ async function routeWindows(
   const at = { server: ctx.server, role: flight.listener.role } as const;
   const decision = decide(at, { ...input, mailbox: routed.mailbox }, ctx.index, ctx.policies);
   record.decision = decision.kind;
+  // Kerberos at the edge: accepted here with the front ends' keytab where the next hop is coexist itself, NTLM
+  // offered where it is not (kerberos-edge.ts).
+  if (kerberosAtEdge(ctx, flight))
+    return terminateKerberos(
+      ctx,
+      flight,
+      (caller) => {
+        const mailbox = anchored ? routed.mailbox : caller;
+        return {
+          mailbox,
+          decision: anchored ? decision : decide(at, { ...input, mailbox }, ctx.index, ctx.policies),
+        };
+      },
+      (d, mailbox, caller) => execute(ctx, flight, d, mailbox, caller),
+    );
   if (decision.kind === 'proxy' && decision.via !== 'store')
     return execute(ctx, flight, decision, routed.mailbox, routed.caller ?? (routed.mailbox as Mailbox));
   if (decision.kind === 'refuse') {
@@ -447,8 +463,10 @@ function proxy(ctx: ServerContext, flight: InFlight, d: ProxyDecision, anchor: s
   const url = endpoint ? endpointUrl(endpoint.url, head) : nextHopUrl(base, head);
   // Windows authentication passed through: the client connection's own upstream connection (windows-auth.ts);
   // none when this request has been answered here (its handshake began at another next hop).
-  const windows = d.via !== 'store' && windowsRequestOf(flight) !== undefined;
-  const caller = d.via === 'store' ? verifiedCaller(flight) : undefined;
+  // The caller this server verified goes to a store, or to the 2013+ mailbox role behind a front end that
+  // accepted Kerberos (kerberos-edge.ts): in `X-Coexist-Caller`, over an ordinary pooled connection.
+  const caller = d.via === 'store' || d.via === 'backend' ? verifiedCaller(flight) : undefined;
+  const windows = caller === undefined && d.via !== 'store' && windowsRequestOf(flight) !== undefined;
   const pin = windows ? pinnedFor(ctx, flight, new URL(url).origin) : undefined;
   if (windows && !pin) return Promise.resolve();
   // A Ping the drain may answer early (docs/operations.md "Drain"): Exchange's 200, Ping Status 1.
@@ -469,7 +487,7 @@ function proxy(ctx: ServerContext, flight: InFlight, d: ProxyDecision, anchor: s
       ...(d.via === 'backend' || d.via === 'store' ? { backendTarget: to.fqdn } : {}),
       ...(flight.body === undefined ? {} : { body: flight.body }),
       ...(pin === undefined ? {} : { pinned: pin.client }),
-      ...(d.via === 'store' && caller !== undefined ? { caller } : {}),
+      ...(caller === undefined ? {} : { caller }),
     },
     {
       upstreams: ctx.upstreams,

@@ -78,6 +78,8 @@ export interface ServerNodeOptions {
   readonly responder?: MailboxResponder;
   /** Verifies the Windows authentication this server terminates (ServerContext.windowsAuth). */
   readonly windowsAuth?: WindowsAuthVerifier;
+  /** Accepts Kerberos for the front ends' service principal (ServerContext.kerberos). */
+  readonly kerberos?: WindowsAuthVerifier;
   /**
    * Load balancers in front, by address: their `X-Forwarded-*` are believed (docs/security.md "How servers
    * authenticate each other"). Never the estate's servers: they prove themselves by certificate (`internalCa`).
@@ -412,6 +414,7 @@ function startGeneration(o: ServerNodeOptions, shared: Shared, previous: Generat
     ...(o.observer === undefined ? {} : { observer: o.observer }),
     ...(o.responder === undefined ? {} : { responder: o.responder }),
     ...(o.windowsAuth === undefined ? {} : { windowsAuth: o.windowsAuth }),
+    ...(o.kerberos === undefined ? {} : { kerberos: o.kerberos }),
     ...(o.trustedProxies === undefined ? {} : { trustedProxies: o.trustedProxies }),
     ...(o.internalCa === undefined ? {} : { estateServers: estateServers(o.index) }),
     internalNetworks: blockList([...o.index.estate.internalNetworks, ...(o.internalNetworks ?? [])]),

@@ -29,6 +29,7 @@ import { clientAddressOf } from '../net/proxy-protocol.ts';
 import { readBody } from './body.ts';
 import { headerNames } from './headers.ts';
 import type { InFlight } from './in-flight.ts';
+import { observe } from './in-flight.ts';
 import { refuse } from './reply.ts';
 import { sourceAddress } from './sign-in.ts';
 
@@ -48,7 +49,7 @@ export type RoutedBy =
   | 'default';
 
 /** How the request authenticated (the access line's `authMethod`, a metric label). */
-export type AuthMethodUsed = 'basic' | 'ntlm' | 'negotiate' | 'session' | 'none';
+export type AuthMethodUsed = 'basic' | 'ntlm' | 'negotiate' | 'kerberos' | 'session' | 'none';
 
 /** What one client connection holds of its Windows authentication. */
 interface ConnectionState {
@@ -59,8 +60,16 @@ interface ConnectionState {
   route?: { readonly mailbox: Mailbox; readonly origin: string };
   /** The handshake this server terminates (a store hop), while it runs. */
   handshake?: WindowsAuthHandshake;
+  /** The method of the handshake this connection last sent (its later bare requests ride it). */
+  scheme?: 'ntlm' | 'negotiate';
   /** The account this server verified on this connection (NTLM authenticates the connection). */
-  account?: { readonly mailbox: Mailbox; readonly login: string; readonly scheme: 'ntlm' | 'negotiate' };
+  account?: {
+    readonly mailbox: Mailbox;
+    readonly login: string;
+    readonly scheme: 'ntlm' | 'negotiate';
+    /** Verified here from a Kerberos ticket (kerberos-edge.ts), not from an NTLM handshake. */
+    readonly kerberos?: boolean;
+  };
   /** Requests of this connection in flight here; the connection is closed after the last when `closing`. */
   busy: number;
   closing: boolean;
@@ -116,6 +125,26 @@ export function verifiedCaller(flight: InFlight): string | undefined {
   return requests.get(flight)?.state.account?.mailbox.address;
 }
 
+/**
+ * The account this server verified on the request's connection, and whether from a Kerberos ticket
+ * (kerberos-edge.ts reads and sets it).
+ */
+export function connectionAccount(
+  flight: InFlight,
+): { readonly mailbox: Mailbox; readonly kerberos: boolean } | undefined {
+  const account = requests.get(flight)?.state.account;
+  return account && { mailbox: account.mailbox, kerberos: account.kerberos === true };
+}
+
+/** This server verified `mailbox` from a Kerberos ticket on the request's connection (kerberos-edge.ts). */
+export function setKerberosAccount(flight: InFlight, mailbox: Mailbox, login: string): void {
+  const w = requests.get(flight);
+  if (!w) return;
+  w.state.handshake?.close();
+  delete w.state.handshake;
+  w.state.account = { mailbox, login, scheme: 'negotiate', kerberos: true };
+}
+
 function stateOf(socket: Socket): ConnectionState {
   const existing = states.get(socket);
   if (existing) return existing;
@@ -167,7 +196,11 @@ export async function windowsRoute(
   const request: WindowsRequest = { token: parsed, state };
   requests.set(flight, request);
   const setRecord = record as { authMethod?: AuthMethodUsed; routedBy?: RoutedBy; user?: string };
-  setRecord.authMethod = parsed?.scheme ?? state.account?.scheme ?? 'none';
+  if (parsed !== undefined) state.scheme = parsed.scheme;
+  setRecord.authMethod =
+    parsed?.mechanism === 'kerberos' || (parsed === undefined && state.account?.kerberos === true)
+      ? 'kerberos'
+      : (parsed?.scheme ?? state.account?.scheme ?? state.scheme ?? 'none');
   if (parsed?.mechanism === 'ntlm' && parsed.user !== undefined)
     setRecord.user = parsed.domain === undefined ? parsed.user : `${parsed.domain}\\${parsed.user}`;
   try {
@@ -392,7 +425,11 @@ export async function terminate(
     !verifier ||
     !methods.includes(token.scheme)
   ) {
-    if (w?.state.account) return then(w.state.account.mailbox);
+    if (w?.state.account) {
+      // A later request on the connection this server verified: the same caller, named on its line.
+      (flight.record as { user?: string }).user = w.state.account.mailbox.address;
+      return then(w.state.account.mailbox);
+    }
     offerChallenges(flight, ctx, token === undefined ? 'CX_AUTH_REQUIRED' : 'CX_AUTH_FAILED', {}, own);
     return;
   }
@@ -445,6 +482,8 @@ export async function terminate(
       if (body !== undefined) flight.body = body;
     }
     refuse(flight, 'CX_AUTH_REQUIRED', { 'www-authenticate': wrap(step.token, false) });
+    // This hop answered the leg: its record says on which connection (which upstream connection of the hop before).
+    observe(ctx, flight, {});
     return;
   }
   endHandshake(state);

@@ -41,6 +41,8 @@ import type { Slapd } from './slapd.ts';
 import { randomLabPassword, startSlapd } from './slapd.ts';
 import { labAuthentication, offersWindowsAuth, startLabAd } from './samba/lab-ad.ts';
 import type { NtlmVerifier } from './samba/ntlm-verifier.ts';
+import type { LabAd } from './samba/lab-ad.ts';
+import type { AlternateServiceAccount } from './samba/kerberos.ts';
 import type { SambaAd } from './samba/samba.ts';
 import { LdapDirectory } from '../directory/ldap-directory.ts';
 import { estateLdapLayout, estateLdif } from '../directory/estate-ldif.ts';
@@ -124,6 +126,11 @@ export interface Lab {
    * authentication (docs/lab.md §5.5).
    */
   readonly windowsAuth?: NtlmVerifier;
+  /**
+   * On Active Directory, the front ends' alternate service account: its SPNs and keytab, which the 2013+ front
+   * ends serving the namespaces accept Kerberos with (docs/lab.md §5.6).
+   */
+  readonly asa?: AlternateServiceAccount;
   /** The SOGo stack answering ActiveSync for each 2007 mailbox server, by server name (`activeSync: 'sogo'`). */
   readonly sogo: ReadonlyMap<string, SogoStack>;
   /**
@@ -301,7 +308,13 @@ export async function startLab(options: LabOptions): Promise<Lab> {
   const caPath = await ca.writeCaFile(caDir);
   const recorder = new HopRecorder(o.recordedRequests);
   const ldap:
-    { directory: LdapDirectory; slapd?: Slapd; samba?: SambaAd; windowsAuth?: NtlmVerifier } | undefined =
+    | (Partial<Pick<LabAd, 'asa' | 'kerberos' | 'kerberosFrontEnds'>> & {
+        directory: LdapDirectory;
+        slapd?: Slapd;
+        samba?: SambaAd;
+        windowsAuth?: NtlmVerifier;
+      })
+    | undefined =
     o.directory === 'ldap'
       ? await startLabLdap(o.index, ca, o.ldapUserPassword ?? demoPassword)
       : o.directory === 'ad'
@@ -315,6 +328,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
     await ldap?.directory.close();
     await ldap?.slapd?.close();
     await ldap?.windowsAuth?.close();
+    await ldap?.kerberos?.close();
     await ldap?.samba?.close();
     throw err;
   }
@@ -381,6 +395,8 @@ export async function startLab(options: LabOptions): Promise<Lab> {
       responder: store,
       ...(ldap ? { directory: ldap.directory } : {}),
       ...(ldap?.windowsAuth && offersWindowsAuth(server) ? { windowsAuth: ldap.windowsAuth } : {}),
+      // The ASA's keytab: the front ends serving the namespaces accept Kerberos (docs/lab.md §5.6).
+      ...(ldap?.kerberos && ldap.kerberosFrontEnds?.has(server.name) ? { kerberos: ldap.kerberos } : {}),
       ...(metrics.get(server.name) ? { metrics: metrics.get(server.name) as Metrics } : {}),
       internalNetworks: internal,
       implementation: labImplementation(server),
@@ -410,6 +426,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
     await ldap?.directory.close();
     await ldap?.slapd?.close();
     await ldap?.windowsAuth?.close();
+    await ldap?.kerberos?.close();
     await ldap?.samba?.close();
     if (o.caDir === undefined) await rm(caDir, { recursive: true, force: true });
     throw err;
@@ -447,6 +464,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
     ...(ldap?.slapd ? { slapd: ldap.slapd } : {}),
     ...(ldap?.samba ? { samba: ldap.samba } : {}),
     ...(ldap?.windowsAuth ? { windowsAuth: ldap.windowsAuth } : {}),
+    ...(ldap?.asa ? { asa: ldap.asa } : {}),
     sogo,
     resolve,
     implementationOf: (name) => labImplementation(byName(name)),
@@ -470,6 +488,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
       await ldap?.directory.close();
       await ldap?.slapd?.close();
       await ldap?.windowsAuth?.close();
+      await ldap?.kerberos?.close();
       await ldap?.samba?.close();
       // The CA directory is the lab's own unless the caller named one.
       if (o.caDir === undefined) await rm(caDir, { recursive: true, force: true });

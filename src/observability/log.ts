@@ -261,7 +261,7 @@ export interface AccessRecord {
   readonly impersonation?: ImpersonationResult;
   readonly auth?: AuthResult;
   /** How the request authenticated: basic, ntlm, negotiate, session (OWA), none (docs/security.md "Windows authentication"). */
-  readonly authMethod?: 'basic' | 'ntlm' | 'negotiate' | 'session' | 'none';
+  readonly authMethod?: 'basic' | 'ntlm' | 'negotiate' | 'kerberos' | 'session' | 'none';
   /**
    * Which input of the request chose its route: x-anchormailbox, activesync-user, mapi-mailboxid, rpc-target,
    * autodiscover-body, ntlm-user, basic, session, connection (the connection's earlier route), default.

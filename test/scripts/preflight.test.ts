@@ -57,6 +57,7 @@ test("the list is the suite's Debian packages", () => {
     'curl',
     'dovecot-imapd',
     'haproxy',
+    'krb5-user',
     'ldap-utils',
     'libnginx-mod-stream',
     'libnss3-tools',
@@ -73,6 +74,7 @@ test("the list is the suite's Debian packages", () => {
     'slapd',
     'sogo',
     'sogo-activesync',
+    'squid',
     'systemd',
     'winbind',
   ]);

@@ -43,6 +43,7 @@ interface CheckCliOptions {
   certWarnDays: string;
   timeoutMs: string;
   json?: boolean;
+  auth?: 'basic' | 'ntlm' | 'negotiate';
 }
 
 export function registerCheck(program: Command, io: Io): void {
@@ -80,6 +81,12 @@ export function registerCheck(program: Command, io: Io): void {
     )
     .option('--heartbeat <seconds>', 'the HeartbeatInterval of the ActiveSync Ping', '10')
     .option('--cert-warn-days <days>', 'warn when a certificate has fewer days left', '30')
+    .addOption(
+      new Option(
+        '--auth <method>',
+        'how Autodiscover and EWS authenticate: basic, ntlm (the handshake), negotiate (NTLM under Negotiate); docs/auth.md',
+      ).choices(['basic', 'ntlm', 'negotiate']),
+    )
     .option('--timeout-ms <ms>', 'for each connection and each answer', '15000')
     .option('--json', 'print the whole tree as JSON')
     .action(async (address: string | undefined, o: CheckCliOptions) => {
@@ -117,6 +124,7 @@ export function registerCheck(program: Command, io: Io): void {
         user,
         ...(o.login ? { login: o.login } : {}),
         password,
+        ...(o.auth === undefined ? {} : { auth: o.auth }),
         protocols,
         from: o.from,
         index,

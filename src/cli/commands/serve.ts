@@ -11,6 +11,8 @@ import { loadEstate } from '../../config/index.ts';
 import { openLdapDirectory } from '../../directory/ldap-directory.ts';
 import type { NodeListener } from '../../dataplane/index.ts';
 import { nodeStatus, startServerNode } from '../../dataplane/index.ts';
+import { KerberosAcceptor, KerberosAcceptorError } from '../../dataplane/kerberos-acceptor.ts';
+import type { Logger } from '../../observability/log.ts';
 import { createLogger } from '../../observability/log.ts';
 import { Metrics, startAdminServer } from '../../observability/metrics.ts';
 import type { Io } from '../common.ts';
@@ -54,6 +56,7 @@ interface ServeOptions {
   sessionKeyFile?: string;
   redis?: string;
   redisPasswordFile?: string;
+  keytab?: string;
   workers: string;
 }
 
@@ -140,6 +143,11 @@ export function registerServe(program: Command, io: Io): void {
     .option('--redis <url>', 'shared store of several front ends: redis:// or rediss:// (docs/operations.md)')
     .option('--redis-password-file <file>', "the shared store's password, on one line")
     .option(
+      '--keytab <file>',
+      "the front ends' alternate service account's keytab: Negotiate with Kerberos is accepted here where the " +
+        'next hop is coexist (docs/operations.md "Kerberos")',
+    )
+    .option(
       '--workers <n>',
       'worker processes, each a full front end on the same ports, connections spread by the kernel; 1 runs ' +
         'in this process alone (docs/operations.md "Workers")',
@@ -156,6 +164,16 @@ export function registerServe(program: Command, io: Io): void {
       const worker = workers > 1 ? await joinPrimary(workers) : undefined;
       await runServer(o, io, checked, worker);
     });
+}
+
+/** The Kerberos acceptor of `--keytab` (no helper runs until the first ticket); a usage error naming what is wrong. */
+function kerberosAcceptor(keytab: string, logger?: Logger): KerberosAcceptor {
+  try {
+    return new KerberosAcceptor({ keytab, ...(logger ? { logger } : {}) });
+  } catch (error) {
+    if (error instanceof KerberosAcceptorError) throw usage(`--keytab ${keytab}: ${error.message}`);
+    throw error;
+  }
 }
 
 async function checkServe(o: ServeOptions): Promise<CheckedServe> {
@@ -198,6 +216,8 @@ async function checkServe(o: ServeOptions): Promise<CheckedServe> {
   const caBundle = o.ca === undefined ? undefined : await loadCaBundle(o.ca);
   // Several front ends: the OWA session keys and the shared store (docs/operations.md).
   const session = sessionOptions(o);
+  // Kerberos at the edge (docs/operations.md "Kerberos"): the acceptor and the keytab checked now.
+  if (o.keytab !== undefined) kerberosAcceptor(o.keytab);
   return {
     estateFile,
     load,
@@ -268,6 +288,8 @@ async function runServer(
     ...(limits ? { limits } : {}),
     // The estate file's health section: the probes behind healthcheck.htm and /readyz (docs/operations.md).
     ...(settings.health ? { health: settings.health } : {}),
+    // Kerberos at the edge with the ASA's keytab (docs/operations.md "Kerberos").
+    ...(o.keytab === undefined ? {} : { kerberos: kerberosAcceptor(o.keytab, logger) }),
   });
   // SIGHUP and POST /reload, SIGTERM and POST /drain (docs/operations.md "Reload", "Drain").
   const life = new Lifecycle({

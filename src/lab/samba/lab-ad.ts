@@ -14,6 +14,9 @@ import { indexEstate } from '../../core/estate/estate-index.ts';
 import type { Protocol } from '../../core/protocols/protocol.ts';
 import { LdapDirectory } from '../../directory/ldap-directory.ts';
 import type { Logger } from '../../observability/log.ts';
+import { KerberosAcceptor } from '../../dataplane/kerberos-acceptor.ts';
+import type { AlternateServiceAccount } from './kerberos.ts';
+import { createAlternateServiceAccount } from './kerberos.ts';
 import { NtlmVerifier } from './ntlm-verifier.ts';
 import type { SambaAd } from './samba.ts';
 import { sambaDirectorySettings, startSambaAd } from './samba.ts';
@@ -89,6 +92,32 @@ export interface LabAd {
   readonly directory: LdapDirectory;
   /** NTLM verified on the DC, when some server offers Windows authentication. */
   readonly windowsAuth?: NtlmVerifier;
+  /**
+   * The front ends' alternate service account and the acceptor of its keytab (docs/lab.md §5.6), when a
+   * namespace is served by a 2013+ front end that offers Negotiate; `kerberosFrontEnds` names those servers.
+   */
+  readonly asa?: AlternateServiceAccount;
+  readonly kerberos?: KerberosAcceptor;
+  readonly kerberosFrontEnds?: ReadonlySet<string>;
+}
+
+/**
+ * The namespaces' host names the ASA holds and the servers that get its keytab: those served by a 2013+ front
+ * end that offers Negotiate (Exchange's ASA is the 2013+ front ends'; a legacy CAS has its own SPNs).
+ */
+export function kerberosNamespaces(index: EstateIndex): { hosts: string[]; frontEnds: Set<string> } {
+  const hosts: string[] = [];
+  const frontEnds = new Set<string>();
+  for (const ns of index.estate.namespaces) {
+    const server = index.server(ns.server);
+    const negotiate = Object.values(server?.authentication ?? {}).some(
+      (m) => m?.includes('negotiate') === true,
+    );
+    if (!server || server.version < 2013 || !negotiate) continue;
+    hosts.push(ns.host.toLowerCase());
+    frontEnds.add(server.name);
+  }
+  return { hosts, frontEnds };
 }
 
 /**
@@ -103,11 +132,14 @@ export async function startLabAd(
   o: { readonly logger?: Logger } = {},
 ): Promise<LabAd> {
   const ntlm = index.estate.sites.some((site) => site.servers.some(offersWindowsAuth));
+  const { hosts, frontEnds } = kerberosNamespaces(index);
   const samba = await startSambaAd({
     estate: index.estate,
     password: userPassword,
     ntlm,
+    kerberos: hosts.length > 0,
   });
+  let kerberos: KerberosAcceptor | undefined;
   try {
     // Only a name: the password itself is handed over below, never written anywhere.
     const options = sambaDirectorySettings(samba, { passwordEnv: 'COEXIST_LAB_AD_PASSWORD' });
@@ -122,8 +154,22 @@ export async function startLabAd(
           ...(o.logger ? { logger: o.logger } : {}),
         })
       : undefined;
-    return { samba, directory, ...(windowsAuth ? { windowsAuth } : {}) };
+    const asa = hosts.length > 0 ? await createAlternateServiceAccount(samba, hosts) : undefined;
+    kerberos = asa
+      ? new KerberosAcceptor({
+          keytab: asa.keytab,
+          krb5Config: samba.krb5ConfFile,
+          ...(o.logger ? { logger: o.logger } : {}),
+        })
+      : undefined;
+    return {
+      samba,
+      directory,
+      ...(windowsAuth ? { windowsAuth } : {}),
+      ...(asa && kerberos ? { asa, kerberos, kerberosFrontEnds: frontEnds } : {}),
+    };
   } catch (error) {
+    await kerberos?.close();
     await samba.close();
     throw error;
   }

@@ -75,6 +75,11 @@ export interface SambaAdOptions {
    * (ntlm-verifier.ts, docs/lab.md §5.5). Any number of DCs may serve NTLM at once. Off by default.
    */
   readonly ntlm?: boolean;
+  /**
+   * Serve Kerberos: the DC's KDC runs beside LDAP on `host`:88 and `krb5ConfFile` names it (kinit, a keytab's
+   * acceptor; kerberos.ts, docs/lab.md §5.6). Off by default.
+   */
+  readonly kerberos?: boolean;
   /** Debian's paths by default. */
   readonly sambaPath?: string;
   readonly sambaToolPath?: string;
@@ -113,6 +118,12 @@ export interface SambaAd {
   readonly ntlm: boolean;
   /** Its `winbindd socket directory` (holds `pipe` when it serves NTLM; `NtlmVerifierOptions`). */
   readonly winbindSocketDir: string;
+  /** Whether its KDC runs (`SambaAdOptions.kerberos`). */
+  readonly kerberos: boolean;
+  /** The Kerberos realm: the domain's DNS name in capitals. */
+  readonly realm: string;
+  /** A krb5.conf naming the realm and this DC's KDC by address, nothing looked up in DNS (`KRB5_CONFIG`). */
+  readonly krb5ConfFile: string;
   readonly pid: number | undefined;
   readonly timings: SambaTimings;
   /** Start again after `stop()`, with the same data. */
@@ -157,15 +168,17 @@ async function addressFree(host: string): Promise<boolean> {
  * smb.conf of one instance: only the LDAP service (and winbindd for NTLM), everything under `dir`, bound to
  * `host` only.
  */
-function smbConf(dir: string, host: string, ad: AdEstate, ntlm: boolean): string {
+function smbConf(dir: string, host: string, ad: AdEstate, ntlm: boolean, kerberos: boolean): string {
+  const services = ['ldap', ...(ntlm ? ['winbindd'] : []), ...(kerberos ? ['kdc'] : [])];
   const lines = [
     '[global]',
     `netbios name = ${dcHostName.toUpperCase()}`,
     `realm = ${ad.domain.dnsName.toUpperCase()}`,
     `workgroup = ${ad.domain.netbios}`,
     'server role = active directory domain controller',
-    // LDAP alone: no smbd, winbindd, KDC, DNS or RPC (docs/lab.md §5.1); winbindd for NTLM (§5.5).
-    ntlm ? 'server services = ldap, winbindd' : 'server services = ldap',
+    // LDAP alone: no smbd, winbindd, KDC, DNS or RPC (docs/lab.md §5.1); winbindd for NTLM (§5.5), the KDC
+    // for Kerberos (§5.6).
+    `server services = ${services.join(', ')}`,
     // An address not configured on lo binds nothing without its netmask (docs/lab.md §5.1).
     `interfaces = ${host}/8`,
     'bind interfaces only = yes',
@@ -203,13 +216,13 @@ function toAttributes(attributes: LdapAddition['attributes']): Attribute[] {
 }
 
 /** AD's unicodePwd: the password in double quotes, UTF-16LE (set only over an encrypted connection). */
-const unicodePwd = (password: string): Buffer => Buffer.from(`"${password}"`, 'utf16le');
+export const unicodePwd = (password: string): Buffer => Buffer.from(`"${password}"`, 'utf16le');
 
 const change = (operation: 'add' | 'replace' | 'delete', type: string, values: string[] | Buffer[]): Change =>
   new Change({ operation, modification: new Attribute({ type, values }) });
 
 /** A client bound as the administrator over LDAPS. */
-async function adminClient(
+export async function adminClient(
   url: string,
   caPem: string,
   upn: string,
@@ -296,11 +309,24 @@ class RunningSamba implements SambaAd {
       readyTimeoutMs: number;
       maxRuntimeSeconds: number | undefined;
       ntlm?: boolean;
+      kerberos?: boolean;
     },
   ) {}
 
   get ntlm(): boolean {
     return this.o.ntlm === true;
+  }
+
+  get kerberos(): boolean {
+    return this.o.kerberos === true;
+  }
+
+  get realm(): string {
+    return this.ad.domain.dnsName.toUpperCase();
+  }
+
+  get krb5ConfFile(): string {
+    return join(this.dir, 'etc', 'krb5.conf');
   }
 
   get winbindSocketDir(): string {
@@ -385,6 +411,14 @@ class RunningSamba implements SambaAd {
       }
       await delay(50);
     }
+    if (this.kerberos) {
+      try {
+        await this.#waitForKdc(deadline, daemon.output);
+      } catch (error) {
+        await this.stop();
+        throw error;
+      }
+    }
     if (this.ntlm) {
       try {
         await this.#waitForWinbind(deadline, daemon.output);
@@ -394,6 +428,18 @@ class RunningSamba implements SambaAd {
       }
     }
     this.#startMs = performance.now() - t0;
+  }
+
+  /** Wait for the KDC on the DC's address (docs/lab.md §5.6). */
+  async #waitForKdc(deadline: number, output: () => string): Promise<void> {
+    while (!(await accepts({ host: this.host, port: 88 }))) {
+      if (this.#child === undefined || Date.now() > deadline) {
+        throw new Error(
+          `samba's KDC did not listen on ${this.host}:88 within ${this.o.readyTimeoutMs} ms: ${output().trim()}`,
+        );
+      }
+      await delay(50);
+    }
   }
 
   /** Wait for winbindd's socket in the DC's own directory (docs/lab.md §5.5). */
@@ -431,13 +477,41 @@ class RunningSamba implements SambaAd {
 }
 
 /** Write an instance's configuration and TLS files into `dir`. */
-async function prepare(dir: string, host: string, ad: AdEstate, tls: SambaTls, ntlm = false): Promise<void> {
+async function prepare(
+  dir: string,
+  host: string,
+  ad: AdEstate,
+  tls: SambaTls,
+  ntlm = false,
+  kerberos = false,
+): Promise<void> {
   for (const sub of ['etc', 'tls', 'run', 'log', 'cache']) await mkdir(join(dir, sub), { recursive: true });
-  await writeFile(join(dir, 'etc', 'smb.conf'), smbConf(dir, host, ad, ntlm));
+  await writeFile(join(dir, 'etc', 'smb.conf'), smbConf(dir, host, ad, ntlm, kerberos));
+  await writeFile(join(dir, 'etc', 'krb5.conf'), krb5Conf(host, ad));
   await writeFile(join(dir, 'tls', 'cert.pem'), tls.certPem);
   // Samba refuses a key that others may read.
   await writeFile(join(dir, 'tls', 'key.pem'), tls.keyPem, { mode: 0o600 });
   await writeFile(join(dir, 'tls', 'ca.pem'), tls.caPem);
+}
+
+/**
+ * krb5.conf for this DC's realm: its KDC by address, nothing looked up in DNS (the provision's own
+ * private/krb5.conf relies on DNS), and the namespaces' host names mapped to the realm (docs/lab.md §5.6).
+ */
+function krb5Conf(host: string, ad: AdEstate): string {
+  const realm = ad.domain.dnsName.toUpperCase();
+  return [
+    '[libdefaults]',
+    `  default_realm = ${realm}`,
+    '  dns_lookup_realm = false',
+    '  dns_lookup_kdc = false',
+    '  rdns = false',
+    '[realms]',
+    `  ${realm} = {`,
+    `    kdc = ${host}`,
+    '  }',
+    '',
+  ].join('\n');
 }
 
 /** A certificate for the DC's name and address from a new lab CA. */
@@ -581,6 +655,7 @@ export async function startSambaAd(o: SambaAdOptions): Promise<SambaAd> {
   const cacheDir = o.cacheDir ?? join(tmpdir(), 'coexist-samba-templates');
   const common = { sambaPath, readyTimeoutMs, maxRuntimeSeconds: o.maxRuntimeSeconds };
   const ntlm = o.ntlm === true;
+  const kerberos = o.kerberos === true;
 
   const { dir: templateDir, builtMs } = await template(cacheDir, key, readyTimeoutMs, async (building) => {
     const adminPassword = `Adm1n-${randomBytes(12).toString('base64url')}`;
@@ -662,7 +737,7 @@ export async function startSambaAd(o: SambaAdOptions): Promise<SambaAd> {
       await copyTemplate(templateDir, dir);
       const dcName = `${dcHostName}.${ad.domain.dnsName}`;
       const tls = o.tls ?? ownTls(dcName, host);
-      await prepare(dir, host, ad, tls, ntlm);
+      await prepare(dir, host, ad, tls, ntlm, kerberos);
       const servicePassword = o.servicePassword ?? templateServicePassword;
       const dc = new RunningSamba(
         dir,
@@ -672,7 +747,7 @@ export async function startSambaAd(o: SambaAdOptions): Promise<SambaAd> {
         { ...administrator, password: adminPassword },
         { dn: ad.serviceAccount.dn, upn: ad.serviceAccount.upn, password: servicePassword },
         builtMs,
-        { ...common, ntlm },
+        { ...common, ntlm, kerberos },
       );
       const copyMs = performance.now() - t0;
       await dc.start();

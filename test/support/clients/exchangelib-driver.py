@@ -9,7 +9,10 @@ in environment variables so that nothing secret is on the command line:
   COEXIST_LAB_SOURCE  optional source address to connect from (the lab's internal-client address)
   COEXIST_LAB_JOB     JSON {"email", "password", "endpoint"?: EWS URL (autodiscover off), "resolve": [names],
                       "impersonate"?: the primary address of the mailbox to open with access_type=IMPERSONATION
-                      (the ExchangeImpersonation header; needs "endpoint")}
+                      (the ExchangeImpersonation header; needs "endpoint"), "auth"?: "basic" (default) or "ntlm"
+                      (python3-requests-ntlm; MD4 needs OpenSSL's legacy provider: OPENSSL_CONF),
+                      "login"?: the user name to sign in with when not "email" (e.g. DOMAIN\\user for NTLM),
+                      "version"?: "Exchange2007_SP1" (Configuration's version: no version probe)}
   REQUESTS_CA_BUNDLE  the lab CA (certificates are still checked against the real host names)
   TMPDIR              a temporary directory (exchangelib keeps its autodiscover cache there)
 
@@ -57,7 +60,7 @@ try:
     import exchangelib
     import requests.adapters
     import urllib3.util.connection
-    from exchangelib import BASIC, DELEGATE, IMPERSONATION, Account, Configuration, Credentials
+    from exchangelib import BASIC, DELEGATE, IMPERSONATION, NTLM, Account, Configuration, Credentials
     from exchangelib.autodiscover import clear_cache
     from exchangelib.autodiscover.discovery.base import BaseAutodiscovery
     from exchangelib.errors import TransportError
@@ -199,10 +202,18 @@ requests.adapters.HTTPAdapter.send = recording_send
 def run():
     result = {"client": f"exchangelib {exchangelib.__version__}", "ok": False}
     clear_cache()
-    credentials = Credentials(username=JOB["email"], password=JOB["password"])
+    credentials = Credentials(username=JOB.get("login") or JOB["email"], password=JOB["password"])
+    auth_type = NTLM if JOB.get("auth") == "ntlm" else BASIC
     try:
         if JOB.get("endpoint"):
-            config = Configuration(service_endpoint=JOB["endpoint"], credentials=credentials, auth_type=BASIC)
+            version = None
+            if JOB.get("version") == "Exchange2007_SP1":
+                from exchangelib.version import EXCHANGE_2007_SP1, Version
+
+                version = Version(build=EXCHANGE_2007_SP1, api_version="Exchange2007_SP1")
+            config = Configuration(
+                service_endpoint=JOB["endpoint"], credentials=credentials, auth_type=auth_type, version=version
+            )
             account = Account(
                 primary_smtp_address=JOB.get("impersonate") or JOB["email"],
                 config=config,
@@ -210,7 +221,7 @@ def run():
                 access_type=IMPERSONATION if JOB.get("impersonate") else DELEGATE,
             )
         else:
-            config = Configuration(credentials=credentials, auth_type=BASIC)
+            config = Configuration(credentials=credentials, auth_type=auth_type)
             account = Account(
                 primary_smtp_address=JOB["email"], config=config, autodiscover=True, access_type=DELEGATE
             )

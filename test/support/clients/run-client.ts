@@ -153,15 +153,26 @@ export interface ExchangelibJob {
   readonly resolve: readonly string[];
   /** Open this mailbox with access_type=IMPERSONATION (the ExchangeImpersonation header); needs `endpoint`. */
   readonly impersonate?: string;
+  /** `auth_type`: Basic (the default) or NTLM (python3-requests-ntlm; needs `OPENSSL_CONF` with OpenSSL's legacy provider). */
+  readonly auth?: 'basic' | 'ntlm';
+  /** The user name to sign in with, when not `email` (NTLM: `DOMAIN\\user`). */
+  readonly login?: string;
+  /** Configuration's `version` (with `endpoint`): exchangelib then sends no version probe. */
+  readonly version?: 'Exchange2007_SP1';
 }
 
-/** python3-exchangelib through exchangelib-driver.py. */
-export function runExchangelib(lab: Lab, job: ExchangelibJob, from: ClientLocation): Promise<ClientRun> {
+/** python3-exchangelib through exchangelib-driver.py; `env` adds to the child's environment (`OPENSSL_CONF`). */
+export function runExchangelib(
+  lab: Lab,
+  job: ExchangelibJob,
+  from: ClientLocation,
+  env: Record<string, string> = {},
+): Promise<ClientRun> {
   return run(
     lab,
     debianPython,
     [here('./exchangelib-driver.py')],
-    { REQUESTS_CA_BUNDLE: lab.caPath },
+    { ...env, REQUESTS_CA_BUNDLE: lab.caPath },
     job,
     from,
   );

@@ -1,0 +1,125 @@
+/**
+ * Outlook Anywhere with NTLM through two coexist hops on the lab's Active Directory (docs/auth.md): the channel's
+ * connection is authenticated by the handshake's legs, each a request of the RPC method itself (MS-RPCH), so every
+ * listener on the way (the front end's, then the 2007 CAS's on its pinned upstream connection) takes an RPC method
+ * on later requests of a kept-alive connection, not only on the first. Real `curl --ntlm -X RPC_IN_DATA` and
+ * `RPC_OUT_DATA`, real Samba AD verifying at the 2007 CAS, the hops recorded. Without Samba it fails, never skips.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import type { Lab } from '../../src/lab/index.ts';
+import { demoPassword, labAddresses } from '../../src/lab/index.ts';
+import type { LineSink } from '../support/lab-client.ts';
+import { loggedLab } from '../support/logged-lab.ts';
+import { until as waitUntil } from '../support/ntlm-front.ts';
+
+interface Answer {
+  /** The status of every answer curl received, in order. */
+  readonly statuses: number[];
+  /** The `request-id` of each answer, in order. */
+  readonly requestIds: string[];
+}
+
+/** `curl --ntlm -X <method>` at the lab's front door, the credentials on stdin; an empty channel request. */
+function curlRpc(lab: Lab, method: string, target: string, user: string, password: string): Promise<Answer> {
+  const to = lab.resolve('mail.o365info.com', 443);
+  assert.ok(to);
+  return new Promise((resolve, reject) => {
+    const child = spawn('curl', [
+      '-sS',
+      '--ntlm',
+      '-K',
+      '-',
+      '-X',
+      method,
+      '--interface',
+      labAddresses.externalClient,
+      '--cacert',
+      lab.caPath,
+      '--connect-to',
+      `mail.o365info.com:443:${to.address}:${to.port}`,
+      '-D',
+      '-',
+      '-o',
+      '/dev/null',
+      '-H',
+      'Content-Length: 0',
+      `https://mail.o365info.com/rpc/rpcproxy.dll?${target}:6001`,
+    ]);
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.resume();
+    child.on('error', reject);
+    child.on('close', () =>
+      resolve({
+        statuses: [...out.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1])),
+        requestIds: [...out.matchAll(/^request-id: (\S+)\r?$/gim)].map((m) => m[1] ?? ''),
+      }),
+    );
+    child.stdin.end(`user = "${`${user}:${password}`.replace(/\\/g, '\\\\')}"\n`);
+  });
+}
+
+describe('Outlook Anywhere with NTLM through two coexist hops', () => {
+  let lab: Lab;
+  let sink: LineSink;
+
+  before(async () => {
+    ({ lab, sink } = await loggedLab({ directory: 'ad' }));
+  });
+  after(async () => {
+    await lab?.close();
+  });
+
+  const lineAt = (id: string, server: string): Record<string, unknown> | undefined =>
+    sink.records().find((r) => r['msg'] === 'access' && r['reqId'] === id && r['server'] === server);
+  /** `find()`, once it finds something (an access line is written when its answer ends). */
+  const until = async (find: () => Record<string, unknown> | undefined): Promise<Record<string, unknown>> => {
+    await waitUntil(() => find() !== undefined, 'the access line');
+    return find() ?? {};
+  };
+
+  const chains = [
+    { user: 'bob', target: 'mbx2007-ny.o365info.local', cas: 'CAS2007-NY', mailbox: 'MBX2007-NY' },
+    { user: 'carol', target: 'mbx2007-la.o365info.local', cas: 'CAS2007-LA', mailbox: 'MBX2007-LA' },
+  ];
+  for (const c of chains)
+    for (const method of ['RPC_IN_DATA', 'RPC_OUT_DATA'])
+      test(`${c.user}: ${method} with NTLM, the handshake on one connection per hop, 200 at ${c.mailbox}`, async () => {
+        const r = await curlRpc(lab, method, c.target, `O365INFO\\${c.user}`, demoPassword);
+        // NEGOTIATE -> 401 with the CHALLENGE; AUTHENTICATE (a second RPC request on the connection) -> 200.
+        assert.deepEqual(r.statuses, [401, 200]);
+        const [challenge, done] = r.requestIds;
+        assert.ok(challenge && done);
+        // Every server reports when its part is done: the front end last, after the answer streamed back.
+        for (const server of ['CAS2013-NY', c.cas, c.mailbox]) await lab.recorder.waitFor(done, server);
+        const path = lab.recorder.path(done);
+        assert.equal(path[0], 'CAS2013-NY');
+        assert.deepEqual(path.slice(-2), [c.cas, c.mailbox], path.join(' -> '));
+        const records = lab.recorder.records(done);
+        assert.equal(records.find((h) => h.server === c.mailbox)?.user, `${c.user}@o365info.com`);
+        const front = records.find((h) => h.server === 'CAS2013-NY');
+        assert.equal(front?.routedBy, 'rpc-target');
+        assert.equal(front?.authMethod, 'ntlm');
+        assert.equal((await until(() => lineAt(done, 'CAS2013-NY')))['method'], method);
+        // The CHALLENGE came from the 2007 CAS that then verified the AUTHENTICATE: its verifier keeps the handshake
+        // per client connection, so both legs arrived there on one (pinned) connection.
+        const challenged = await until(() => lineAt(challenge, c.cas));
+        assert.equal(challenged['status'], 401);
+        assert.equal(challenged['method'], method);
+        assert.equal(challenged['authMethod'], 'ntlm');
+        assert.equal((await until(() => lineAt(done, c.cas)))['auth'], 'ok');
+      });
+
+  test('a wrong password: the channel is refused at the 2007 CAS, nothing reaches the mailbox', async () => {
+    const r = await curlRpc(lab, 'RPC_IN_DATA', 'mbx2007-ny.o365info.local', 'O365INFO\\bob', 'not-his');
+    assert.deepEqual(r.statuses, [401, 401]);
+    const last = r.requestIds.at(-1);
+    assert.ok(last);
+    const refused = await until(() => lineAt(last, 'CAS2007-NY'));
+    assert.equal(refused['code'], 'CX_AUTH_FAILED');
+    assert.equal(refused['method'], 'RPC_IN_DATA');
+    assert.ok(!sink.records().some((l) => l['reqId'] === last && l['server'] === 'MBX2007-NY'));
+  });
+});
