@@ -18,6 +18,7 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import type { Logger } from '../observability/log.ts';
 import type { WindowsAuthHandshake, WindowsAuthVerifier } from './contracts.ts';
+import { endHelpers, HelperLines } from './helper-lines.ts';
 
 /** Options of `KerberosAcceptor`. */
 export interface KerberosAcceptorOptions {
@@ -51,27 +52,17 @@ export class KerberosAcceptorError extends Error {
 /** One helper process and its line reader. */
 class Helper {
   readonly child: ChildProcess;
-  #buffer = '';
-  #pending: ((line: string | Error) => void) | undefined;
+  readonly #lines: HelperLines;
   dead = false;
 
   constructor(path: string, env: NodeJS.ProcessEnv, onExit: (h: Helper) => void) {
     // -s GSS_C_NO_NAME: any principal of the keytab (every SPN of the namespace on the one account).
     this.child = spawn(path, ['-s', 'GSS_C_NO_NAME'], { stdio: ['pipe', 'pipe', 'ignore'], env });
-    this.child.stdout?.setEncoding('latin1');
-    this.child.stdout?.on('data', (d: string) => {
-      this.#buffer += d;
-      if (this.#buffer.length > 256 * 1024) return this.kill(new Error('the helper wrote an overlong line'));
-      for (let nl = this.#buffer.indexOf('\n'); nl >= 0; nl = this.#buffer.indexOf('\n')) {
-        const line = this.#buffer.slice(0, nl);
-        this.#buffer = this.#buffer.slice(nl + 1);
-        const p = this.#pending;
-        this.#pending = undefined;
-        if (!p) return this.kill(new Error('the helper wrote a line nobody asked for'));
-        p(line);
-      }
+    this.#lines = new HelperLines(this.child, {
+      name: 'the Kerberos helper',
+      maxLineLength: 256 * 1024,
+      fail: (error) => this.kill(error),
     });
-    this.child.stdin?.on('error', () => undefined);
     let ended = false;
     const end = (error: Error): void => {
       this.kill(error);
@@ -88,25 +79,12 @@ class Helper {
 
   ask(line: string, timeoutMs: number): Promise<string> {
     if (this.dead) return Promise.reject(new Error('the Kerberos helper has ended'));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => this.kill(new Error(`the Kerberos helper did not answer within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-      this.#pending = (answer) => {
-        clearTimeout(timer);
-        if (answer instanceof Error) reject(answer);
-        else resolve(answer);
-      };
-      this.child.stdin?.write(`${line}\n`);
-    });
+    return this.#lines.ask(line, timeoutMs);
   }
 
   kill(error: Error = new Error('the Kerberos helper was stopped')): void {
     this.dead = true;
-    const p = this.#pending;
-    this.#pending = undefined;
-    p?.(error);
+    this.#lines.reject(error);
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
   }
 }
@@ -220,16 +198,9 @@ export class KerberosAcceptor implements WindowsAuthVerifier {
   async close(): Promise<void> {
     this.#closed = true;
     for (const w of this.#waiting.splice(0)) w(new Error('the Kerberos acceptor is closed'));
-    const exits = [...this.#all].map(
-      (h) =>
-        new Promise<void>((resolve) => {
-          if (h.child.exitCode !== null || h.child.signalCode !== null) resolve();
-          else h.child.once('exit', () => resolve());
-          h.kill();
-        }),
-    );
+    const ended = endHelpers(this.#all);
     this.#idle.length = 0;
-    await Promise.all(exits);
+    await ended;
   }
 }
 

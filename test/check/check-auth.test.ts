@@ -6,26 +6,16 @@
  * step, with nothing reaching the mailbox. Real HTTPS, real Samba AD; without Samba it fails, never skips.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { CheckOptions, CheckReport } from '../../src/check/index.ts';
 import { allSteps, passed, renderReport, runCheck } from '../../src/check/index.ts';
-import type { Lab } from '../../src/lab/index.ts';
 import { demoPassword } from '../../src/lab/index.ts';
-import type { LineSink } from '../support/lab-client.ts';
-import { loggedLab } from '../support/logged-lab.ts';
+import { labForTests } from '../support/logged-lab.ts';
 import { until } from '../support/raw-tls.ts';
 import { runCliProcess } from '../support/run-cli.ts';
 
 describe('coexist check --auth against the lab on Active Directory', () => {
-  let lab: Lab;
-  let sink: LineSink;
-
-  before(async () => {
-    ({ lab, sink } = await loggedLab({ directory: 'ad' }));
-  });
-  after(async () => {
-    await lab?.close();
-  });
+  const demo = labForTests({ directory: 'ad' });
 
   const check = (user: string, o: Partial<CheckOptions>): Promise<CheckReport> =>
     runCheck({
@@ -33,12 +23,12 @@ describe('coexist check --auth against the lab on Active Directory', () => {
       password: demoPassword,
       protocols: ['autodiscover', 'ews'],
       from: 'external',
-      index: lab.index,
+      index: demo.lab.index,
       route: (h, p) => {
-        const to = lab.resolve(h, p);
+        const to = demo.lab.resolve(h, p);
         return to && { host: to.address, port: to.port };
       },
-      ca: lab.ca.certPem,
+      ca: demo.lab.ca.certPem,
       ...o,
     });
 
@@ -50,7 +40,7 @@ describe('coexist check --auth against the lab on Active Directory', () => {
       [...allSteps(r)].map(({ step }) => step.diagnostics?.requestId).filter((id) => id !== undefined),
     );
     assert.ok(ids.size > 0, 'the steps carry request ids');
-    return sink
+    return demo.sink
       .records()
       .filter((l) => l['msg'] === 'access' && l['server'] === 'CAS2013-NY' && ids.has(String(l['reqId'])));
   };
@@ -80,7 +70,7 @@ describe('coexist check --auth against the lab on Active Directory', () => {
   test('the CLI: `coexist check --auth ntlm` names the method, exit 0, the password nowhere', async () => {
     const r = await runCliProcess(
       'check',
-      lab,
+      demo.lab,
       [
         '--user',
         'bob@o365info.com',
@@ -96,7 +86,7 @@ describe('coexist check --auth against the lab on Active Directory', () => {
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /^coexist check bob@o365info\.com {2}\(from external, 2 protocols, auth ntlm\)$/m);
     assert.ok(!(r.stdout + r.stderr).includes(demoPassword));
-    const bad = await runCliProcess('check', lab, ['--user', 'bob@o365info.com', '--auth', 'kerberos'], {
+    const bad = await runCliProcess('check', demo.lab, ['--user', 'bob@o365info.com', '--auth', 'kerberos'], {
       env: { COEXIST_PASSWORD: demoPassword },
     });
     assert.equal(bad.code, 2, 'an unknown method is a usage error');
@@ -112,7 +102,7 @@ describe('coexist check --auth against the lab on Active Directory', () => {
     const id = failed?.step.diagnostics?.requestId;
     assert.ok(id);
     const find = (): Record<string, unknown> | undefined =>
-      sink
+      demo.sink
         .records()
         .find((l) => l['msg'] === 'access' && l['reqId'] === id && l['code'] === 'CX_AUTH_FAILED');
     await until(() => find() !== undefined, 'the refusal logged');

@@ -8,10 +8,8 @@ import { test } from 'node:test';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { runCli } from '../support/run-cli.ts';
-
-const estate = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
+import { demoEstate, loopbackListeners } from '../support/serve-process.ts';
 
 test('serve --keytab with a keytab that is not there: exit 2, the option and the file named', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'coexist-keytab-'));
@@ -20,13 +18,10 @@ test('serve --keytab with a keytab that is not there: exit 2, the option and the
     const r = await runCli([
       'serve',
       '--estate',
-      estate,
+      demoEstate,
       '--as',
       'CAS2013-NY',
-      '--listen',
-      '127.0.0.1:0',
-      '--admin',
-      '127.0.0.1:0',
+      ...loopbackListeners,
       '--allow-http',
       '--workers',
       '1',

@@ -8,19 +8,13 @@
  * (npm run setup): without them they fail, never skip.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { parseEstate } from '../../src/config/index.ts';
-import type { Lab } from '../../src/lab/index.ts';
-import { demoPassword, startLab } from '../../src/lab/index.ts';
-import { createLogger } from '../../src/observability/log.ts';
+import { demoPassword } from '../../src/lab/index.ts';
 import type { KerberosLogon } from '../support/kerberos-lab.ts';
 import { challengeSchemes, curlAt, kerberosLogon, negotiateToken } from '../support/kerberos-lab.ts';
-import { LineSink } from '../support/lab-client.ts';
+import { labForTests } from '../support/logged-lab.ts';
 import { until } from '../support/ntlm-front.ts';
 
-const estateFile = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
 const ews = 'https://mail.o365info.com/EWS/Exchange.asmx';
 const getFolder =
   '<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><soap:Header><t:RequestServerVersion Version="Exchange2007_SP1"/></soap:Header><soap:Body>' +
@@ -29,58 +23,52 @@ const getFolder =
 const soap = ['-H', 'Content-Type: text/xml; charset=utf-8', '--data-binary', getFolder];
 
 describe('Kerberos at the edge through the lab on Active Directory', () => {
-  let lab: Lab;
+  const demo = labForTests({ directory: 'ad' });
   let alice: KerberosLogon;
   let bob: KerberosLogon;
-  const sink = new LineSink();
 
   before(async () => {
-    const { index } = parseEstate(await readFile(estateFile, 'utf8'), estateFile);
-    lab = await startLab({
-      index,
-      logger: createLogger({ level: 'info', destination: sink }),
-      directory: 'ad',
-    });
-    alice = await kerberosLogon(lab, 'alice@O365INFO.LOCAL', demoPassword);
-    bob = await kerberosLogon(lab, 'bob@O365INFO.LOCAL', demoPassword);
+    alice = await kerberosLogon(demo.lab, 'alice@O365INFO.LOCAL', demoPassword);
+    bob = await kerberosLogon(demo.lab, 'bob@O365INFO.LOCAL', demoPassword);
   });
   after(async () => {
     await alice?.close();
     await bob?.close();
-    await lab?.close();
   });
 
   const accessLine = async (reqId: string, server: string): Promise<Record<string, unknown>> => {
     const find = (): Record<string, unknown> | undefined =>
-      sink.records().find((l) => l['msg'] === 'access' && l['reqId'] === reqId && l['server'] === server);
+      demo.sink
+        .records()
+        .find((l) => l['msg'] === 'access' && l['reqId'] === reqId && l['server'] === server);
     await until(() => find() !== undefined, `the access line of ${server} for ${reqId}`);
     return find() ?? {};
   };
 
   test('the lab made the front ends an ASA with the namespace SPNs, and its keytab', () => {
-    assert.deepEqual(lab.asa?.spns, ['HTTP/mail.o365info.com', 'HTTP/autodiscover.o365info.com']);
-    assert.equal(lab.asa?.realm, 'O365INFO.LOCAL');
+    assert.deepEqual(demo.lab.asa?.spns, ['HTTP/mail.o365info.com', 'HTTP/autodiscover.o365info.com']);
+    assert.equal(demo.lab.asa?.realm, 'O365INFO.LOCAL');
   });
 
   test('a request without credentials: 401 offering Negotiate, NTLM and Basic, in that order', async () => {
-    const r = await curlAt(lab, ews, soap);
+    const r = await curlAt(demo.lab, ews, soap);
     assert.equal(r.status, 401);
     assert.deepEqual(challengeSchemes(r.head), ['Negotiate', 'NTLM', 'Basic']);
   });
 
   test('alice: curl --negotiate, 200 from her mailbox, CAS2013-NY -> MBX2013-NY, authMethod kerberos', async () => {
-    const r = await curlAt(lab, ews, ['--negotiate', '-u', ':', ...soap], alice.env);
+    const r = await curlAt(demo.lab, ews, ['--negotiate', '-u', ':', ...soap], alice.env);
     assert.equal(r.status, 200, r.body);
     assert.match(r.body, /NoError/);
     const last = r.requestIds.at(-1);
     assert.ok(last, 'the answer carries a request id');
-    await lab.recorder.waitFor(last, 'MBX2013-NY');
-    assert.deepEqual(lab.recorder.path(last), ['CAS2013-NY', 'MBX2013-NY']);
-    const front = lab.recorder.records(last).find((h) => h.server === 'CAS2013-NY');
+    await demo.lab.recorder.waitFor(last, 'MBX2013-NY');
+    assert.deepEqual(demo.lab.recorder.path(last), ['CAS2013-NY', 'MBX2013-NY']);
+    const front = demo.lab.recorder.records(last).find((h) => h.server === 'CAS2013-NY');
     assert.equal(front?.authMethod, 'kerberos');
     assert.equal(front?.user, 'alice@o365info.com');
     assert.equal(
-      lab.recorder.records(last).find((h) => h.server === 'MBX2013-NY')?.user,
+      demo.lab.recorder.records(last).find((h) => h.server === 'MBX2013-NY')?.user,
       'alice@o365info.com',
     );
     const line = await accessLine(last, 'CAS2013-NY');
@@ -93,7 +81,7 @@ describe('Kerberos at the edge through the lab on Active Directory', () => {
 
   test('alice with X-AnchorMailbox on her own mailbox: 200, routed by the anchor', async () => {
     const r = await curlAt(
-      lab,
+      demo.lab,
       ews,
       ['--negotiate', '-u', ':', '-H', 'X-AnchorMailbox: alice@o365info.com', ...soap],
       alice.env,
@@ -101,9 +89,9 @@ describe('Kerberos at the edge through the lab on Active Directory', () => {
     assert.equal(r.status, 200, r.body);
     const last = r.requestIds.at(-1);
     assert.ok(last);
-    await lab.recorder.waitFor(last, 'MBX2013-NY');
+    await demo.lab.recorder.waitFor(last, 'MBX2013-NY');
     assert.equal(
-      lab.recorder.records(last).find((h) => h.server === 'CAS2013-NY')?.routedBy,
+      demo.lab.recorder.records(last).find((h) => h.server === 'CAS2013-NY')?.routedBy,
       'x-anchormailbox',
     );
   });
@@ -112,7 +100,7 @@ describe('Kerberos at the edge through the lab on Active Directory', () => {
     const body =
       '<?xml version="1.0"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>alice@o365info.com</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>';
     const r = await curlAt(
-      lab,
+      demo.lab,
       'https://autodiscover.o365info.com/Autodiscover/Autodiscover.xml',
       ['--negotiate', '-u', ':', '-H', 'Content-Type: text/xml', '--data-binary', body],
       alice.env,
@@ -129,8 +117,8 @@ describe('Kerberos at the edge through the lab on Active Directory', () => {
   test('a ticket for another service principal is refused: 401 with every method offered', async () => {
     // A real AP-REQ from MIT's initiator, for HTTP/autodiscover... is the ASA's too; the DC's own LDAP service
     // principal is not: the keytab has no key for it.
-    const token = await negotiateToken(alice, lab.samba?.dcName ?? 'dc1.o365info.local');
-    const r = await curlAt(lab, ews, ['-H', `Authorization: Negotiate ${token}`, ...soap]);
+    const token = await negotiateToken(alice, demo.lab.samba?.dcName ?? 'dc1.o365info.local');
+    const r = await curlAt(demo.lab, ews, ['-H', `Authorization: Negotiate ${token}`, ...soap]);
     assert.equal(r.status, 401);
     assert.deepEqual(challengeSchemes(r.head), ['Negotiate', 'NTLM', 'Basic']);
     const last = r.requestIds.at(-1);
@@ -139,21 +127,21 @@ describe('Kerberos at the edge through the lab on Active Directory', () => {
     assert.equal(line['code'], 'CX_AUTH_FAILED');
     assert.equal(line['auth'], 'bad_credentials');
     assert.equal(line['authMethod'], 'kerberos');
-    assert.ok(!lab.recorder.path(last).includes('MBX2013-NY'), 'nothing reached the mailbox server');
-    assert.ok(!JSON.stringify(sink.records()).includes(token.slice(0, 40)), 'the token is never logged');
+    assert.ok(!demo.lab.recorder.path(last).includes('MBX2013-NY'), 'nothing reached the mailbox server');
+    assert.ok(!JSON.stringify(demo.sink.records()).includes(token.slice(0, 40)), 'the token is never logged');
   });
 
   test('a ticket for the ASA accepted once is refused when replayed, and a tampered one too', async () => {
     const token = await negotiateToken(alice, 'mail.o365info.com');
-    const first = await curlAt(lab, ews, ['-H', `Authorization: Negotiate ${token}`, ...soap]);
+    const first = await curlAt(demo.lab, ews, ['-H', `Authorization: Negotiate ${token}`, ...soap]);
     assert.equal(first.status, 200, first.body);
-    const replayed = await curlAt(lab, ews, ['-H', `Authorization: Negotiate ${token}`, ...soap]);
+    const replayed = await curlAt(demo.lab, ews, ['-H', `Authorization: Negotiate ${token}`, ...soap]);
     assert.equal(replayed.status, 401, 'the replay cache refuses the same authenticator');
     // The AP-REQ's encrypted authenticator altered near the end: the token still reads as Kerberos, the
     // acceptor refuses it.
     const bytes = Buffer.from(await negotiateToken(alice, 'mail.o365info.com'), 'base64');
     bytes[bytes.length - 20] = (bytes[bytes.length - 20] ?? 0) ^ 0xff;
-    const tampered = await curlAt(lab, ews, [
+    const tampered = await curlAt(demo.lab, ews, [
       '-H',
       `Authorization: Negotiate ${bytes.toString('base64')}`,
       ...soap,
@@ -166,7 +154,7 @@ describe('Kerberos at the edge through the lab on Active Directory', () => {
 
   test('bob (EWS-2, behind CAS2007-NY) with Negotiate: 401 offering NTLM and Basic, not Negotiate', async () => {
     const r = await curlAt(
-      lab,
+      demo.lab,
       ews,
       ['--negotiate', '-u', ':', '-H', 'X-AnchorMailbox: bob@o365info.com', ...soap],
       bob.env,
@@ -179,14 +167,14 @@ describe('Kerberos at the edge through the lab on Active Directory', () => {
     assert.equal(line['code'], 'CX_AUTH_KERBEROS_NOT_FORWARDABLE');
     assert.equal(line['authMethod'], 'kerberos');
     assert.ok(
-      !sink.records().some((l) => l['reqId'] === last && l['server'] === 'CAS2007-NY'),
+      !demo.sink.records().some((l) => l['reqId'] === last && l['server'] === 'CAS2007-NY'),
       'nothing was passed to the legacy CAS',
     );
   });
 
   test('bob falls back: curl --anyauth with his ticket and password ends in NTLM through CAS2007-NY, 200', async () => {
     const r = await curlAt(
-      lab,
+      demo.lab,
       ews,
       [
         '--anyauth',
@@ -201,8 +189,8 @@ describe('Kerberos at the edge through the lab on Active Directory', () => {
     assert.equal(r.status, 200, r.body);
     const last = r.requestIds.at(-1);
     assert.ok(last);
-    await lab.recorder.waitFor(last, 'MBX2007-NY');
-    assert.deepEqual(lab.recorder.path(last), ['CAS2013-NY', 'CAS2007-NY', 'MBX2007-NY']);
+    await demo.lab.recorder.waitFor(last, 'MBX2007-NY');
+    assert.deepEqual(demo.lab.recorder.path(last), ['CAS2013-NY', 'CAS2007-NY', 'MBX2007-NY']);
     // curl chose Negotiate first (Kerberos, with bob's ticket), was offered NTLM instead, and took it.
     const codes = await Promise.all(
       r.requestIds.slice(0, -1).map(async (id) => (await accessLine(id, 'CAS2013-NY'))['code']),

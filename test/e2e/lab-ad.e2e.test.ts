@@ -7,18 +7,12 @@
  * TLS; Samba must be installed (npm run setup): without it these tests fail, they never skip.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { parseEstate } from '../../src/config/index.ts';
 import { labBanner } from '../../src/lab/banner.ts';
-import type { Lab } from '../../src/lab/index.ts';
-import { startLab } from '../../src/lab/index.ts';
-import { createLogger } from '../../src/observability/log.ts';
 import type { LabClient } from '../support/lab-client.ts';
-import { labClient, LineSink } from '../support/lab-client.ts';
+import { labClient } from '../support/lab-client.ts';
+import { labForTests } from '../support/logged-lab.ts';
 
-const estateFile = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
 const primary = 'https://mail.o365info.com';
 const eas = (user: string): string =>
   `/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=${user}&DeviceId=AD${user.toUpperCase()}1&DeviceType=TestDevice`;
@@ -32,37 +26,29 @@ const getFolder =
   '</soap:Body></soap:Envelope>';
 
 describe('the o365info lab on Active Directory (Samba)', () => {
-  let lab: Lab;
+  const demo = labForTests({ directory: 'ad' });
   let client: LabClient;
-  const sink = new LineSink();
 
   before(async () => {
-    const { index } = parseEstate(await readFile(estateFile, 'utf8'), estateFile);
-    lab = await startLab({
-      index,
-      logger: createLogger({ level: 'info', destination: sink }),
-      directory: 'ad',
-    });
-    client = labClient(lab);
+    client = labClient(demo.lab);
   });
   after(async () => {
     await client?.close();
-    await lab?.close();
   });
 
   async function pathOf(requestId: string): Promise<string[]> {
-    await lab.recorder.waitFor(requestId, 'CAS2013-NY');
-    return lab.recorder.path(requestId);
+    await demo.lab.recorder.waitFor(requestId, 'CAS2013-NY');
+    return demo.lab.recorder.path(requestId);
   }
 
   test('the banner names the domain controller; it listens on a loopback address of its own', async () => {
-    const samba = lab.samba;
+    const samba = demo.lab.samba;
     assert.ok(samba, 'the lab runs a Samba AD DC');
-    assert.equal(lab.slapd, undefined);
+    assert.equal(demo.lab.slapd, undefined);
     assert.match(samba.host, /^127\./);
     assert.notEqual(samba.host, '127.0.0.1');
     assert.match(
-      await labBanner(lab),
+      await labBanner(demo.lab),
       new RegExp(
         `^Directory: Samba Active Directory at ldaps://${samba.host.replace(/\./g, '\\.')} \\(o365info\\.local;`,
         'm',

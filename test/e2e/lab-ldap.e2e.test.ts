@@ -6,16 +6,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
-import { parseEstate } from '../../src/config/index.ts';
-import type { Lab } from '../../src/lab/index.ts';
-import { startLab } from '../../src/lab/index.ts';
-import { createLogger } from '../../src/observability/log.ts';
 import type { LabClient } from '../support/lab-client.ts';
-import { demoPassword, labClient, LineSink } from '../support/lab-client.ts';
+import { demoPassword, labClient } from '../support/lab-client.ts';
+import { labForTests } from '../support/logged-lab.ts';
 
-const estateFile = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
 const primary = 'https://mail.o365info.com';
 const eas = (user: string): string =>
   `/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=${user}&DeviceId=LDAP${user.toUpperCase()}1&DeviceType=TestDevice`;
@@ -29,28 +23,19 @@ const getFolder =
   '</soap:Body></soap:Envelope>';
 
 describe('the o365info lab on LDAP (slapd)', () => {
-  let lab: Lab;
+  const demo = labForTests({ directory: 'ldap', retryAfterSeconds: 9 });
   let client: LabClient;
-  const sink = new LineSink();
 
   before(async () => {
-    const { index } = parseEstate(await readFile(estateFile, 'utf8'), estateFile);
-    lab = await startLab({
-      index,
-      logger: createLogger({ level: 'info', destination: sink }),
-      directory: 'ldap',
-      retryAfterSeconds: 9,
-    });
-    client = labClient(lab);
+    client = labClient(demo.lab);
   });
   after(async () => {
     await client.close();
-    await lab.close();
   });
 
   async function pathOf(requestId: string): Promise<string[]> {
-    await lab.recorder.waitFor(requestId, 'CAS2013-NY');
-    return lab.recorder.path(requestId);
+    await demo.lab.recorder.waitFor(requestId, 'CAS2013-NY');
+    return demo.lab.recorder.path(requestId);
   }
 
   const flows: readonly [string, string, string, string[]][] = [
@@ -90,7 +75,7 @@ describe('the o365info lab on LDAP (slapd)', () => {
   });
 
   test('slapd stopped: known users keep routing from the cache; unknown ones get 503, never 401 or 500', async () => {
-    const slapd = lab.slapd;
+    const slapd = demo.lab.slapd;
     assert.ok(slapd, 'the lab runs a slapd');
     await slapd.stop();
     try {
@@ -123,11 +108,13 @@ describe('the o365info lab on LDAP (slapd)', () => {
   });
 
   test('no password reaches the log; the outage is in it', () => {
-    const text = sink.lines.join('\n');
+    const text = demo.sink.lines.join('\n');
     assert.ok(!text.includes(demoPassword));
     assert.ok(!text.includes('not-the-password'));
     assert.ok(
-      sink.records().some((l) => l['code'] === 'CX_DIRECTORY_UNAVAILABLE' && l['server'] === 'CAS2013-NY'),
+      demo.sink
+        .records()
+        .some((l) => l['code'] === 'CX_DIRECTORY_UNAVAILABLE' && l['server'] === 'CAS2013-NY'),
     );
   });
 });

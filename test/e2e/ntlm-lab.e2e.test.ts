@@ -7,29 +7,20 @@
  * skip.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
-import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { parseEstate } from '../../src/config/index.ts';
+import { describe, test } from 'node:test';
 import type { Lab } from '../../src/lab/index.ts';
-import { demoPassword, labAddresses, startLab } from '../../src/lab/index.ts';
-import { createLogger } from '../../src/observability/log.ts';
-import { LineSink } from '../support/lab-client.ts';
+import { demoPassword } from '../../src/lab/index.ts';
+import { curlUserConfig } from '../support/curl.ts';
+import type { CurlAnswer } from '../support/kerberos-lab.ts';
+import { curlAt } from '../support/kerberos-lab.ts';
+import type { LineSink } from '../support/lab-client.ts';
+import { labForTests } from '../support/logged-lab.ts';
 import { until } from '../support/ntlm-front.ts';
 
-const estateFile = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
 const getFolder =
   '<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><soap:Header><t:RequestServerVersion Version="Exchange2007_SP1"/></soap:Header><soap:Body>' +
   '<GetFolder xmlns="http://schemas.microsoft.com/exchange/services/2006/messages"><FolderShape><t:BaseShape>Default</t:BaseShape></FolderShape><FolderIds><t:DistinguishedFolderId Id="inbox"/></FolderIds></GetFolder>' +
   '</soap:Body></soap:Envelope>';
-
-interface CurlAnswer {
-  readonly status: number;
-  readonly body: string;
-  /** The `request-id` of each answer curl received, in order. */
-  readonly requestIds: string[];
-}
 
 /** The access line of `server` for the request `reqId`, once written (an observable condition). */
 async function accessLineOf(sink: LineSink, reqId: string, server: string): Promise<Record<string, unknown>> {
@@ -40,67 +31,31 @@ async function accessLineOf(sink: LineSink, reqId: string, server: string): Prom
 }
 
 /** `curl --ntlm` at the lab's front door; the credentials on stdin, so no password is on a command line. */
-function curlNtlmAt(lab: Lab, user: string, password: string, headers: string[]): Promise<CurlAnswer> {
-  const to = lab.resolve('mail.o365info.com', 443);
-  assert.ok(to, 'the lab resolves the namespace');
-  return new Promise((resolve, reject) => {
-    const child = spawn('curl', [
-      '-sS',
+const curlNtlmAt = (lab: Lab, user: string, password: string, headers: string[]): Promise<CurlAnswer> =>
+  curlAt(
+    lab,
+    'https://mail.o365info.com/EWS/Exchange.asmx',
+    [
       '--ntlm',
       '-K',
       '-',
-      '--interface',
-      labAddresses.externalClient,
-      '--cacert',
-      lab.caPath,
-      '--connect-to',
-      `mail.o365info.com:443:${to.address}:${to.port}`,
-      '-D',
-      '-',
-      '-w',
-      '\n%{http_code}',
       '-H',
       'Content-Type: text/xml; charset=utf-8',
       ...headers.flatMap((h) => ['-H', h]),
       '--data-binary',
       getFolder,
-      'https://mail.o365info.com/EWS/Exchange.asmx',
-    ]);
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.resume();
-    child.on('error', reject);
-    child.on('close', () => {
-      const nl = out.lastIndexOf('\n');
-      const text = out.slice(0, Math.max(0, nl));
-      const requestIds = [...text.matchAll(/^request-id: (\S+)\r?$/gim)].map((m) => m[1] ?? '');
-      const lastHead = text.lastIndexOf('\r\n\r\n');
-      resolve({ status: Number(out.slice(nl + 1)), body: text.slice(lastHead + 4), requestIds });
-    });
-    child.stdin.end(`user = "${`${user}:${password}`.replace(/\\/g, '\\\\')}"\n`);
-  });
-}
+    ],
+    process.env,
+    curlUserConfig(user, password),
+  );
 
 describe('NTLM through the lab on Active Directory', () => {
-  let lab: Lab;
-  const sink = new LineSink();
-
-  before(async () => {
-    const { index } = parseEstate(await readFile(estateFile, 'utf8'), estateFile);
-    lab = await startLab({
-      index,
-      logger: createLogger({ level: 'info', destination: sink }),
-      directory: 'ad',
-    });
-  });
-  after(async () => {
-    await lab?.close();
-  });
+  const demo = labForTests({ directory: 'ad' });
 
   const accessLine = (reqId: string, server: string): Promise<Record<string, unknown>> =>
-    accessLineOf(sink, reqId, server);
+    accessLineOf(demo.sink, reqId, server);
   const curlNtlm = (user: string, password: string, headers: string[]): Promise<CurlAnswer> =>
-    curlNtlmAt(lab, user, password, headers);
+    curlNtlmAt(demo.lab, user, password, headers);
 
   test('EWS-2: bob with X-AnchorMailbox, 200 from his mailbox: CAS2013-NY -> CAS2007-NY -> MBX2007-NY', async () => {
     const r = await curlNtlm('O365INFO\\bob', demoPassword, ['X-AnchorMailbox: bob@o365info.com']);
@@ -108,12 +63,12 @@ describe('NTLM through the lab on Active Directory', () => {
     assert.match(r.body, /NoError/);
     const last = r.requestIds.at(-1);
     assert.ok(last, 'the answer carries a request id');
-    await lab.recorder.waitFor(last, 'CAS2013-NY');
-    await lab.recorder.waitFor(last, 'MBX2007-NY');
-    assert.deepEqual(lab.recorder.path(last), ['CAS2013-NY', 'CAS2007-NY', 'MBX2007-NY']);
-    const mailboxHop = lab.recorder.records(last).find((h) => h.server === 'MBX2007-NY');
+    await demo.lab.recorder.waitFor(last, 'CAS2013-NY');
+    await demo.lab.recorder.waitFor(last, 'MBX2007-NY');
+    assert.deepEqual(demo.lab.recorder.path(last), ['CAS2013-NY', 'CAS2007-NY', 'MBX2007-NY']);
+    const mailboxHop = demo.lab.recorder.records(last).find((h) => h.server === 'MBX2007-NY');
     assert.equal(mailboxHop?.user, 'bob@o365info.com');
-    const front = lab.recorder.records(last).find((h) => h.server === 'CAS2013-NY');
+    const front = demo.lab.recorder.records(last).find((h) => h.server === 'CAS2013-NY');
     assert.equal(front?.routedBy, 'x-anchormailbox');
     assert.equal(front?.authMethod, 'ntlm');
     // The handshake's two legs took one connection at each hop: the CHALLENGE came from CAS2007-NY.
@@ -130,10 +85,10 @@ describe('NTLM through the lab on Active Directory', () => {
     assert.equal(r.status, 200, r.body);
     const last = r.requestIds.at(-1);
     assert.ok(last);
-    await lab.recorder.waitFor(last, 'MBX2013-NY');
-    assert.deepEqual(lab.recorder.path(last), ['CAS2013-NY', 'MBX2013-NY']);
+    await demo.lab.recorder.waitFor(last, 'MBX2013-NY');
+    assert.deepEqual(demo.lab.recorder.path(last), ['CAS2013-NY', 'MBX2013-NY']);
     assert.equal(
-      lab.recorder.records(last).find((h) => h.server === 'MBX2013-NY')?.user,
+      demo.lab.recorder.records(last).find((h) => h.server === 'MBX2013-NY')?.user,
       'alice@o365info.com',
     );
   });
@@ -158,40 +113,29 @@ describe('NTLM through the lab on Active Directory', () => {
     assert.equal(refused['auth'], 'bad_credentials');
     assert.equal(refused['code'], 'CX_AUTH_FAILED');
     assert.ok(
-      !sink.records().some((l) => l['reqId'] === last && l['server'] === 'MBX2007-NY'),
+      !demo.sink.records().some((l) => l['reqId'] === last && l['server'] === 'MBX2007-NY'),
       'nothing reached the mailbox server',
     );
   });
 });
 
 describe('NTLM and the extranet smart lockout', () => {
-  let lab: Lab;
-  const sink = new LineSink();
-
-  before(async () => {
-    const { index } = parseEstate(await readFile(estateFile, 'utf8'), estateFile);
-    lab = await startLab({
-      index,
-      logger: createLogger({ level: 'info', destination: sink }),
-      directory: 'ad',
-      lockout: { unfamiliarThreshold: 3, sleep: () => Promise.resolve() },
-    });
-  });
-  after(async () => {
-    await lab?.close();
+  const demo = labForTests({
+    directory: 'ad',
+    lockout: { unfamiliarThreshold: 3, sleep: () => Promise.resolve() },
   });
 
   test('failed Windows logons count as wrong passwords: after three, the right one is refused too', async () => {
     const anchor = ['X-AnchorMailbox: bob@o365info.com'];
     for (let i = 0; i < 3; i++) {
-      const wrong = await curlNtlmAt(lab, 'O365INFO\\bob', `wrong-${i}`, anchor);
+      const wrong = await curlNtlmAt(demo.lab, 'O365INFO\\bob', `wrong-${i}`, anchor);
       assert.equal(wrong.status, 401);
     }
-    const right = await curlNtlmAt(lab, 'O365INFO\\bob', demoPassword, anchor);
+    const right = await curlNtlmAt(demo.lab, 'O365INFO\\bob', demoPassword, anchor);
     assert.equal(right.status, 401, 'locked: the same answer as a wrong password');
     const last = right.requestIds.at(-1);
     assert.ok(last);
-    const line = await accessLineOf(sink, last, 'CAS2007-NY');
+    const line = await accessLineOf(demo.sink, last, 'CAS2007-NY');
     assert.equal(line['auth'], 'locked');
   });
 });

@@ -6,12 +6,12 @@
  * `RPC_OUT_DATA`, real Samba AD verifying at the 2007 CAS, the hops recorded. Without Samba it fails, never skips.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { Lab } from '../../src/lab/index.ts';
-import { demoPassword, labAddresses } from '../../src/lab/index.ts';
-import type { LineSink } from '../support/lab-client.ts';
-import { loggedLab } from '../support/logged-lab.ts';
+import { demoPassword } from '../../src/lab/index.ts';
+import { curlUserConfig } from '../support/curl.ts';
+import { curlAt } from '../support/kerberos-lab.ts';
+import { labForTests } from '../support/logged-lab.ts';
 import { until as waitUntil } from '../support/ntlm-front.ts';
 
 interface Answer {
@@ -22,58 +22,31 @@ interface Answer {
 }
 
 /** `curl --ntlm -X <method>` at the lab's front door, the credentials on stdin; an empty channel request. */
-function curlRpc(lab: Lab, method: string, target: string, user: string, password: string): Promise<Answer> {
-  const to = lab.resolve('mail.o365info.com', 443);
-  assert.ok(to);
-  return new Promise((resolve, reject) => {
-    const child = spawn('curl', [
-      '-sS',
-      '--ntlm',
-      '-K',
-      '-',
-      '-X',
-      method,
-      '--interface',
-      labAddresses.externalClient,
-      '--cacert',
-      lab.caPath,
-      '--connect-to',
-      `mail.o365info.com:443:${to.address}:${to.port}`,
-      '-D',
-      '-',
-      '-o',
-      '/dev/null',
-      '-H',
-      'Content-Length: 0',
-      `https://mail.o365info.com/rpc/rpcproxy.dll?${target}:6001`,
-    ]);
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.resume();
-    child.on('error', reject);
-    child.on('close', () =>
-      resolve({
-        statuses: [...out.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1])),
-        requestIds: [...out.matchAll(/^request-id: (\S+)\r?$/gim)].map((m) => m[1] ?? ''),
-      }),
-    );
-    child.stdin.end(`user = "${`${user}:${password}`.replace(/\\/g, '\\\\')}"\n`);
-  });
+async function curlRpc(
+  lab: Lab,
+  method: string,
+  target: string,
+  user: string,
+  password: string,
+): Promise<Answer> {
+  const r = await curlAt(
+    lab,
+    `https://mail.o365info.com/rpc/rpcproxy.dll?${target}:6001`,
+    ['--ntlm', '-K', '-', '-X', method, '-o', '/dev/null', '-H', 'Content-Length: 0'],
+    process.env,
+    curlUserConfig(user, password),
+  );
+  return {
+    statuses: r.heads.flatMap((h) => [...h.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]))),
+    requestIds: r.requestIds,
+  };
 }
 
 describe('Outlook Anywhere with NTLM through two coexist hops', () => {
-  let lab: Lab;
-  let sink: LineSink;
-
-  before(async () => {
-    ({ lab, sink } = await loggedLab({ directory: 'ad' }));
-  });
-  after(async () => {
-    await lab?.close();
-  });
+  const demo = labForTests({ directory: 'ad' });
 
   const lineAt = (id: string, server: string): Record<string, unknown> | undefined =>
-    sink.records().find((r) => r['msg'] === 'access' && r['reqId'] === id && r['server'] === server);
+    demo.sink.records().find((r) => r['msg'] === 'access' && r['reqId'] === id && r['server'] === server);
   /** `find()`, once it finds something (an access line is written when its answer ends). */
   const until = async (find: () => Record<string, unknown> | undefined): Promise<Record<string, unknown>> => {
     await waitUntil(() => find() !== undefined, 'the access line');
@@ -87,17 +60,17 @@ describe('Outlook Anywhere with NTLM through two coexist hops', () => {
   for (const c of chains)
     for (const method of ['RPC_IN_DATA', 'RPC_OUT_DATA'])
       test(`${c.user}: ${method} with NTLM, the handshake on one connection per hop, 200 at ${c.mailbox}`, async () => {
-        const r = await curlRpc(lab, method, c.target, `O365INFO\\${c.user}`, demoPassword);
+        const r = await curlRpc(demo.lab, method, c.target, `O365INFO\\${c.user}`, demoPassword);
         // NEGOTIATE -> 401 with the CHALLENGE; AUTHENTICATE (a second RPC request on the connection) -> 200.
         assert.deepEqual(r.statuses, [401, 200]);
         const [challenge, done] = r.requestIds;
         assert.ok(challenge && done);
         // Every server reports when its part is done: the front end last, after the answer streamed back.
-        for (const server of ['CAS2013-NY', c.cas, c.mailbox]) await lab.recorder.waitFor(done, server);
-        const path = lab.recorder.path(done);
+        for (const server of ['CAS2013-NY', c.cas, c.mailbox]) await demo.lab.recorder.waitFor(done, server);
+        const path = demo.lab.recorder.path(done);
         assert.equal(path[0], 'CAS2013-NY');
         assert.deepEqual(path.slice(-2), [c.cas, c.mailbox], path.join(' -> '));
-        const records = lab.recorder.records(done);
+        const records = demo.lab.recorder.records(done);
         assert.equal(records.find((h) => h.server === c.mailbox)?.user, `${c.user}@o365info.com`);
         const front = records.find((h) => h.server === 'CAS2013-NY');
         assert.equal(front?.routedBy, 'rpc-target');
@@ -113,13 +86,13 @@ describe('Outlook Anywhere with NTLM through two coexist hops', () => {
       });
 
   test('a wrong password: the channel is refused at the 2007 CAS, nothing reaches the mailbox', async () => {
-    const r = await curlRpc(lab, 'RPC_IN_DATA', 'mbx2007-ny.o365info.local', 'O365INFO\\bob', 'not-his');
+    const r = await curlRpc(demo.lab, 'RPC_IN_DATA', 'mbx2007-ny.o365info.local', 'O365INFO\\bob', 'not-his');
     assert.deepEqual(r.statuses, [401, 401]);
     const last = r.requestIds.at(-1);
     assert.ok(last);
     const refused = await until(() => lineAt(last, 'CAS2007-NY'));
     assert.equal(refused['code'], 'CX_AUTH_FAILED');
     assert.equal(refused['method'], 'RPC_IN_DATA');
-    assert.ok(!sink.records().some((l) => l['reqId'] === last && l['server'] === 'MBX2007-NY'));
+    assert.ok(!demo.sink.records().some((l) => l['reqId'] === last && l['server'] === 'MBX2007-NY'));
   });
 });

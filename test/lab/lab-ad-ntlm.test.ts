@@ -7,7 +7,6 @@
  * root: without them these tests fail, they never skip.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
@@ -21,6 +20,7 @@ import type { Lab } from '../../src/lab/index.ts';
 import { demoPassword, startLab } from '../../src/lab/index.ts';
 import { mountRoots, winbindSocketDir } from '../../src/lab/samba/winbind-socket.ts';
 import { createLogger } from '../../src/observability/log.ts';
+import { curlUserConfig, runCurl } from '../support/curl.ts';
 
 const estateFile = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
 
@@ -55,19 +55,13 @@ async function ntlmServer(verifier: WindowsAuthVerifier): Promise<{ url: string;
 }
 
 /** `curl --ntlm`, the credentials on stdin; the status and body. */
-function curlNtlm(url: string, user: string, password: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('curl', ['-sS', '--ntlm', '-K', '-', '-w', '\n%{http_code}', url]);
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.resume();
-    child.on('error', reject);
-    child.on('close', () => {
-      const nl = out.lastIndexOf('\n');
-      resolve({ status: Number(out.slice(nl + 1)), body: out.slice(0, Math.max(0, nl)) });
-    });
-    child.stdin.end(`user = "${`${user}:${password}`.replace(/\\/g, '\\\\')}"\n`);
-  });
+async function curlNtlm(
+  url: string,
+  user: string,
+  password: string,
+): Promise<{ status: number; body: string }> {
+  const r = await runCurl(['--ntlm', '-K', '-', url], { stdin: curlUserConfig(user, password) });
+  return { status: r.status, body: r.out };
 }
 
 /** The mounts on /run/samba/winbindd of this machine's (this process's) namespace from the lab DC in `dir`. */

@@ -9,25 +9,22 @@
  * the tests run as root (a mount namespace per helper): without them these tests fail, they never skip.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { Attribute, Client } from 'ldapts';
-import { parseEstate } from '../../src/config/index.ts';
 import type { WindowsAuthHandshake } from '../../src/dataplane/contracts.ts';
 import { demoPassword } from '../../src/lab/lab.ts';
 import { NtlmVerifier, ntlmMessageType } from '../../src/lab/samba/ntlm-verifier.ts';
-import { startSambaAd, type SambaAd } from '../../src/lab/samba/samba.ts';
+import type { SambaAd } from '../../src/lab/samba/samba.ts';
 import { mountRoots, winbindSocketDir } from '../../src/lab/samba/winbind-socket.ts';
-
-const estateFile = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
+import { curlUserConfig, runCurl } from '../support/curl.ts';
+import { ntlmVerifierOn, startNtlmDc } from '../support/ntlm-dc.ts';
 
 /** How a DC's socket directory shows as a mount's root in mountinfo (its end: the filesystem's root may differ). */
 const dcSocketRoot = (dc: SambaAd): string => `${basename(dc.dir)}/run/winbindd`;
@@ -63,22 +60,9 @@ interface CurlResult {
 }
 
 /** `curl --ntlm -u USER:PASSWORD URL` (the password through a config on stdin, never on the command line). */
-function curlNtlm(url: string, user: string, password: string): Promise<CurlResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('curl', ['-sS', '--ntlm', '-K', '-', '-w', '\n%{http_code}', url], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.resume();
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const nl = out.lastIndexOf('\n');
-      resolve({ code, status: Number(out.slice(nl + 1)), body: out.slice(0, Math.max(0, nl)) });
-    });
-    const quoted = `${user}:${password}`.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
-    child.stdin.end(`user = "${quoted}"\n`);
-  });
+async function curlNtlm(url: string, user: string, password: string): Promise<CurlResult> {
+  const r = await runCurl(['--ntlm', '-K', '-', url], { stdin: curlUserConfig(user, password) });
+  return { code: r.code, status: r.status, body: r.out };
 }
 
 /**
@@ -163,18 +147,8 @@ describe('NTLM verified by the lab DC (ntlm_auth helpers)', () => {
   let url: string;
 
   before(async () => {
-    const { index } = parseEstate(await readFile(estateFile, 'utf8'), estateFile);
-    dc = await startSambaAd({
-      estate: index.estate,
-      password: demoPassword,
-      ntlm: true,
-      maxRuntimeSeconds: 900,
-    });
-    verifier = new NtlmVerifier({
-      confFile: dc.confFile,
-      winbindSocketDir: dc.winbindSocketDir,
-      maxHelpers: 3,
-    });
+    dc = await startNtlmDc();
+    verifier = ntlmVerifierOn(dc, 3);
     http = new NtlmTestServer(verifier);
     url = await http.listen();
   });
@@ -252,11 +226,7 @@ describe('NTLM verified by the lab DC (ntlm_auth helpers)', () => {
 
   test('a helper killed in the middle of a handshake fails that handshake, and the next one succeeds', async () => {
     // One helper only in the pool for this: serialise behind it so the killed one is the handshake's.
-    const solo = new NtlmVerifier({
-      confFile: dc.confFile,
-      winbindSocketDir: dc.winbindSocketDir,
-      maxHelpers: 1,
-    });
+    const solo = ntlmVerifierOn(dc, 1);
     const soloServer = new NtlmTestServer(solo);
     const soloUrl = await soloServer.listen();
     soloServer.beforeStep = async (type) => {
@@ -289,11 +259,7 @@ describe('NTLM verified by the lab DC (ntlm_auth helpers)', () => {
   });
 
   test('a handshake abandoned after its CHALLENGE gives its helper back, and the helper serves the next', async () => {
-    const solo = new NtlmVerifier({
-      confFile: dc.confFile,
-      winbindSocketDir: dc.winbindSocketDir,
-      maxHelpers: 1,
-    });
+    const solo = ntlmVerifierOn(dc, 1);
     const soloServer = new NtlmTestServer(solo);
     const soloUrl = await soloServer.listen();
     try {
@@ -318,11 +284,7 @@ describe('NTLM verified by the lab DC (ntlm_auth helpers)', () => {
   });
 
   test('close() ends every helper', async () => {
-    const v = new NtlmVerifier({
-      confFile: dc.confFile,
-      winbindSocketDir: dc.winbindSocketDir,
-      maxHelpers: 2,
-    });
+    const v = ntlmVerifierOn(dc, 2);
     const h = v.begin();
     assert.equal((await h.step(negotiate())).kind, 'continue');
     const pids = v.helperPids();
@@ -373,17 +335,11 @@ describe('two lab DCs serve NTLM at the same time', () => {
   ];
 
   before(async () => {
-    const { index } = parseEstate(await readFile(estateFile, 'utf8'), estateFile);
     for (const i of [0, 1]) {
-      const dc = await startSambaAd({
-        estate: index.estate,
-        password: demoPassword,
-        ntlm: true,
-        maxRuntimeSeconds: 900,
-      });
+      const dc = await startNtlmDc();
       dcs.push(dc);
       await addUser(dc, only[i] as string, passwords[i] as string);
-      const verifier = new NtlmVerifier({ confFile: dc.confFile, winbindSocketDir: dc.winbindSocketDir });
+      const verifier = ntlmVerifierOn(dc);
       verifiers.push(verifier);
       const server = new NtlmTestServer(verifier);
       servers.push(server);

@@ -9,16 +9,12 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { Agent, request } from 'node:https';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { parseEstate } from '../../src/config/index.ts';
 import type { Lab } from '../../src/lab/index.ts';
-import { demoPassword, labAddresses, startLab } from '../../src/lab/index.ts';
-import { createLogger } from '../../src/observability/log.ts';
+import { demoPassword, labAddresses } from '../../src/lab/index.ts';
 import type { KerberosLogon } from '../support/kerberos-lab.ts';
 import { kerberosLogon, negotiateToken } from '../support/kerberos-lab.ts';
-import { LineSink } from '../support/lab-client.ts';
+import { labForTests } from '../support/logged-lab.ts';
 
-const estateFile = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
 const getFolder =
   '<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><soap:Header><t:RequestServerVersion Version="Exchange2013"/></soap:Header><soap:Body>' +
   '<GetFolder xmlns="http://schemas.microsoft.com/exchange/services/2006/messages"><FolderShape><t:BaseShape>Default</t:BaseShape></FolderShape><FolderIds><t:DistinguishedFolderId Id="inbox"/></FolderIds></GetFolder>' +
@@ -82,36 +78,28 @@ function connection(lab: Lab): {
 }
 
 describe('Kerberos at the edge: one connection, one user', () => {
-  let lab: Lab;
+  const demo = labForTests({ directory: 'ad' });
   let alice: KerberosLogon;
   let archive: KerberosLogon;
-  const sink = new LineSink();
 
   before(async () => {
-    const { index } = parseEstate(await readFile(estateFile, 'utf8'), estateFile);
-    lab = await startLab({
-      index,
-      logger: createLogger({ level: 'info', destination: sink }),
-      directory: 'ad',
-    });
-    alice = await kerberosLogon(lab, 'alice@O365INFO.LOCAL', demoPassword);
-    archive = await kerberosLogon(lab, 'svc-archive@O365INFO.LOCAL', demoPassword);
+    alice = await kerberosLogon(demo.lab, 'alice@O365INFO.LOCAL', demoPassword);
+    archive = await kerberosLogon(demo.lab, 'svc-archive@O365INFO.LOCAL', demoPassword);
   });
   after(async () => {
     await alice?.close();
     await archive?.close();
-    await lab?.close();
   });
 
   /** The user MBX2013-NY answered request `reqId` for. */
   const answeredFor = async (reqId: string): Promise<string | undefined> => {
-    await lab.recorder.waitFor(reqId, 'MBX2013-NY');
-    return lab.recorder.records(reqId).find((h) => h.server === 'MBX2013-NY')?.user;
+    await demo.lab.recorder.waitFor(reqId, 'MBX2013-NY');
+    return demo.lab.recorder.records(reqId).find((h) => h.server === 'MBX2013-NY')?.user;
   };
 
   test("alice's ticket authenticates her connection only: another connection, bare or naming her, gets 401", async () => {
-    const a = connection(lab);
-    const b = connection(lab);
+    const a = connection(demo.lab);
+    const b = connection(demo.lab);
     try {
       const first = await a.send({
         authorization: `Negotiate ${await negotiateToken(alice, 'mail.o365info.com')}`,
@@ -130,7 +118,7 @@ describe('Kerberos at the edge: one connection, one user', () => {
       const claimed = await b.send({ 'x-coexist-caller': 'alice@o365info.com' });
       assert.equal(claimed.status, 401);
       for (const r of [other, claimed]) {
-        assert.ok(!lab.recorder.path(r.requestId).includes('MBX2013-NY'), 'nothing reached the mailbox');
+        assert.ok(!demo.lab.recorder.path(r.requestId).includes('MBX2013-NY'), 'nothing reached the mailbox');
       }
     } finally {
       a.close();
@@ -139,7 +127,7 @@ describe('Kerberos at the edge: one connection, one user', () => {
   });
 
   test("a client's X-Coexist-Caller on its own Kerberos connection is ignored: its own mailbox answers", async () => {
-    const a = connection(lab);
+    const a = connection(demo.lab);
     try {
       const token = await negotiateToken(archive, 'mail.o365info.com');
       const r = await a.send({
@@ -165,7 +153,7 @@ describe('Kerberos at the edge: one connection, one user', () => {
     const conns = await Promise.all(
       Array.from({ length: 16 }, async (_, i) => {
         const user = users[i % 2] as (typeof users)[number];
-        const c = connection(lab);
+        const c = connection(demo.lab);
         const first = await c.send({
           authorization: `Negotiate ${await negotiateToken(user.logon, 'mail.o365info.com')}`,
         });

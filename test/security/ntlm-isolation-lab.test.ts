@@ -11,7 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { buildConnector, Client } from 'undici';
 import {
@@ -20,10 +20,8 @@ import {
   negotiateMessage,
   parseChallenge,
 } from '../../src/check/ntlm.ts';
-import type { Lab } from '../../src/lab/index.ts';
 import { demoPassword, labAddresses } from '../../src/lab/index.ts';
-import type { LineSink } from '../support/lab-client.ts';
-import { loggedLab } from '../support/logged-lab.ts';
+import { labForTests } from '../support/logged-lab.ts';
 import { until } from '../support/raw-tls.ts';
 
 const host = 'mail.o365info.com';
@@ -51,22 +49,14 @@ function mailboxOfAnswer(body: string): string | undefined {
 }
 
 describe('attack, at scale on the real lab: NTLM-authenticated upstream connections shared between users', () => {
-  let lab: Lab;
-  let sink: LineSink;
-
-  before(async () => {
-    ({ lab, sink } = await loggedLab({ directory: 'ad' }));
-  });
-  after(async () => {
-    await lab?.close();
-  });
+  const demo = labForTests({ directory: 'ad' });
 
   /** One client connection to the front door (an undici Client is exactly one connection). */
   const connection = (): Client => {
-    const to = lab.resolve(host, 443);
+    const to = demo.lab.resolve(host, 443);
     assert.ok(to);
     const connect = buildConnector({
-      ca: lab.ca.certPem,
+      ca: demo.lab.ca.certPem,
       servername: host,
       localAddress: labAddresses.externalClient,
     });
@@ -137,8 +127,8 @@ describe('attack, at scale on the real lab: NTLM-authenticated upstream connecti
     const byUpstream = new Map<string, { users: Set<string>; clients: Set<number> }>();
     const upstreamsOfClient = new Map<number, Set<string>>();
     for (const [id, from] of sent) {
-      await lab.recorder.waitFor(id, 'MBX2013-NY');
-      const hop = lab.recorder.records(id).find((h) => h.server === 'MBX2013-NY');
+      await demo.lab.recorder.waitFor(id, 'MBX2013-NY');
+      const hop = demo.lab.recorder.records(id).find((h) => h.server === 'MBX2013-NY');
       assert.equal(hop?.user, from.user, `request ${id} served as ${String(hop?.user)}`);
       const upstream = hop?.connection;
       assert.ok(upstream, 'the record names the connection');
@@ -172,7 +162,7 @@ describe('attack, at scale on the real lab: NTLM-authenticated upstream connecti
       );
     assert.equal(byUpstream.size, 2 * connectionsPerUser);
     // And the front end logged the method for each.
-    const front = sink
+    const front = demo.sink
       .records()
       .filter((l) => l['msg'] === 'access' && l['server'] === 'CAS2013-NY' && sent.has(String(l['reqId'])));
     assert.ok(front.length > 0 && front.every((l) => l['authMethod'] === 'ntlm'));
@@ -186,9 +176,9 @@ describe('attack, at scale on the real lab: NTLM-authenticated upstream connecti
     });
     assert.equal(challenge.status, 401);
     const id = idOf(challenge);
-    await lab.recorder.waitFor(id, 'MBX2013-NY');
+    await demo.lab.recorder.waitFor(id, 'MBX2013-NY');
     // The upstream connection the CHALLENGE came back on: its source port at the front end, seen by MBX2013-NY.
-    const upstream = lab.recorder.records(id).find((h) => h.server === 'MBX2013-NY')?.connection;
+    const upstream = demo.lab.recorder.records(id).find((h) => h.server === 'MBX2013-NY')?.connection;
     assert.ok(upstream);
     const [address, port] = upstream.split('|');
     assert.ok(address && port);

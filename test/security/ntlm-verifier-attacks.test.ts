@@ -8,18 +8,16 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { parseEstate } from '../../src/config/index.ts';
 import type { WindowsAuthHandshake } from '../../src/dataplane/contracts.ts';
 import { demoPassword } from '../../src/lab/lab.ts';
-import { NtlmVerifier, ntlmMessageType } from '../../src/lab/samba/ntlm-verifier.ts';
-import { startSambaAd, type SambaAd } from '../../src/lab/samba/samba.ts';
+import type { NtlmVerifier } from '../../src/lab/samba/ntlm-verifier.ts';
+import { ntlmMessageType } from '../../src/lab/samba/ntlm-verifier.ts';
+import type { SambaAd } from '../../src/lab/samba/samba.ts';
+import { ntlmVerifierOn, startNtlmDc } from '../support/ntlm-dc.ts';
 
-const estateFile = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
 const flags = 0xa0088207;
 
 /** A NEGOTIATE (MS-NLMP 2.2.1.1) with no domain or workstation. */
@@ -53,18 +51,8 @@ describe('the lab NTLM verifier refuses what it must', () => {
   const authenticates: Buffer[] = [];
 
   before(async () => {
-    const { index } = parseEstate(await readFile(estateFile, 'utf8'), estateFile);
-    dc = await startSambaAd({
-      estate: index.estate,
-      password: demoPassword,
-      ntlm: true,
-      maxRuntimeSeconds: 900,
-    });
-    verifier = new NtlmVerifier({
-      confFile: dc.confFile,
-      winbindSocketDir: dc.winbindSocketDir,
-      maxHelpers: 1,
-    });
+    dc = await startNtlmDc();
+    verifier = ntlmVerifierOn(dc, 1);
     const handshakes = new Map<Socket, WindowsAuthHandshake>();
     server = createServer({ keepAlive: true }, (req, res) => {
       const m = /^NTLM ([A-Za-z0-9+/=]+)$/.exec(req.headers.authorization ?? '');

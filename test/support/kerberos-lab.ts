@@ -5,7 +5,6 @@
  * choosing. Real KDC (Samba's), real client library, real curl.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +12,7 @@ import type { Lab } from '../../src/lab/index.ts';
 import { labAddresses } from '../../src/lab/index.ts';
 import { kinit } from '../../src/lab/samba/kerberos.ts';
 import { run } from '../../src/lab/daemon.ts';
+import { runCurl } from './curl.ts';
 
 /** What curl received: the last answer's status, body and headers, and every answer's request id. */
 export interface CurlAnswer {
@@ -60,55 +60,46 @@ export async function negotiateToken(logon: KerberosLogon, host: string): Promis
   return token;
 }
 
-/** curl at the lab's front door for `url` (https://mail.o365info.com/...), with `args` and the logon's env. */
-export function curlAt(
+/**
+ * curl at the lab's front door for `url` (https://mail.o365info.com/...), with `args` and the logon's env;
+ * `stdin` for what curl reads there (`-K -`: a password, never on the command line).
+ */
+export async function curlAt(
   lab: Lab,
   url: string,
   args: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
+  stdin?: string,
 ): Promise<CurlAnswer> {
   const host = new URL(url).hostname;
   const to = lab.resolve(host, 443);
   assert.ok(to, `the lab resolves ${host}`);
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      'curl',
-      [
-        '-sS',
-        '--interface',
-        labAddresses.externalClient,
-        '--cacert',
-        lab.caPath,
-        '--connect-to',
-        `${host}:443:${to.address}:${to.port}`,
-        '-D',
-        '-',
-        '-w',
-        '\n%{http_code}',
-        ...args,
-        url,
-      ],
-      { env },
-    );
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.resume();
-    child.on('error', reject);
-    child.on('close', () => {
-      const nl = out.lastIndexOf('\n');
-      const text = out.slice(0, Math.max(0, nl));
-      const requestIds = [...text.matchAll(/^request-id: (\S+)\r?$/gim)].map((m) => m[1] ?? '');
-      const heads = [...text.matchAll(/^HTTP\/[^\r\n]*\r\n(?:[^\r\n]+\r\n)*\r\n/gm)].map((m) => m[0]);
-      const lastHead = text.lastIndexOf('\r\n\r\n');
-      resolve({
-        status: Number(out.slice(nl + 1)),
-        body: text.slice(lastHead + 4),
-        head: heads.at(-1) ?? '',
-        heads,
-        requestIds,
-      });
-    });
-  });
+  const run = await runCurl(
+    [
+      '--interface',
+      labAddresses.externalClient,
+      '--cacert',
+      lab.caPath,
+      '--connect-to',
+      `${host}:443:${to.address}:${to.port}`,
+      '-D',
+      '-',
+      ...args,
+      url,
+    ],
+    { env, ...(stdin === undefined ? {} : { stdin }) },
+  );
+  const text = run.out;
+  const requestIds = [...text.matchAll(/^request-id: (\S+)\r?$/gim)].map((m) => m[1] ?? '');
+  const heads = [...text.matchAll(/^HTTP\/[^\r\n]*\r\n(?:[^\r\n]+\r\n)*\r\n/gm)].map((m) => m[0]);
+  const lastHead = text.lastIndexOf('\r\n\r\n');
+  return {
+    status: run.status,
+    body: text.slice(lastHead + 4),
+    head: heads.at(-1) ?? '',
+    heads,
+    requestIds,
+  };
 }
 
 /** The `WWW-Authenticate` schemes of a head, in order (`Negotiate`, `NTLM`, `Basic`). */

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseEstate } from '../../src/config/index.ts';
 import type { Lab, LabOptions } from '../../src/lab/index.ts';
@@ -27,6 +28,35 @@ export async function loggedLab(
     logger: createLogger({ level, destination: sink }),
   });
   return { lab, sink };
+}
+
+/**
+ * Called in a `describe`: the demo lab started by `loggedLab(options, level)` before its tests and closed after
+ * them (also when one fails). `lab` and `sink` are read inside tests and hooks, once the lab has started.
+ */
+export function labForTests(
+  options: Omit<LabOptions, 'index' | 'logger'> = {},
+  level: 'info' | 'debug' = 'info',
+): { readonly lab: Lab; readonly sink: LineSink } {
+  let started: { lab: Lab; sink: LineSink } | undefined;
+  before(async () => {
+    started = await loggedLab(options, level);
+  });
+  after(async () => {
+    await started?.lab.close();
+  });
+  const get = (): { lab: Lab; sink: LineSink } => {
+    assert.ok(started, 'the lab has started (read it inside a test or a hook)');
+    return started;
+  };
+  return {
+    get lab() {
+      return get().lab;
+    },
+    get sink() {
+      return get().sink;
+    },
+  };
 }
 
 /** The access lines of request `id`, one per server it went through. */

@@ -17,6 +17,7 @@ import { hostsByServer, labAddresses } from '../../src/lab/lab.ts';
 import { createLogger } from '../../src/observability/log.ts';
 import { LineSink } from './lab-client.ts';
 import { demoEstateFile } from './logged-lab.ts';
+import { loopbackListeners } from './serve-process.ts';
 
 const entry = fileURLToPath(new URL('../../src/cli/entry.ts', import.meta.url));
 const preload = new URL('./serve-dns-preload.ts', import.meta.url).href;
@@ -80,10 +81,7 @@ export async function serve(
       estate,
       '--as',
       'CAS2013-NY',
-      '--listen',
-      '127.0.0.1:0',
-      '--admin',
-      '127.0.0.1:0',
+      ...loopbackListeners,
       '--cert',
       `mail.o365info.com,autodiscover.o365info.com=${join(dir, 'mail.crt')},${join(dir, 'mail.key')}`,
       // The next hops' certificates are the lab CA's.

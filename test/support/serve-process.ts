@@ -12,6 +12,9 @@ const entry = fileURLToPath(new URL('../../src/cli/entry.ts', import.meta.url));
 /** The demo estate's file: the one `coexist serve` is given in these tests unless they write their own. */
 export const demoEstate = fileURLToPath(new URL('../../examples/o365info.yaml', import.meta.url));
 
+/** `--listen` and `--admin` on loopback with ephemeral ports: where every `coexist serve` of the tests listens. */
+export const loopbackListeners = ['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'] as const;
+
 export interface ServeProcess {
   /** Its process id. */
   readonly pid: number;
@@ -48,10 +51,7 @@ export async function startServe(
   const deadlineMs = o.deadlineMs ?? 30_000;
   const child = spawnServe(
     [
-      '--listen',
-      '127.0.0.1:0',
-      '--admin',
-      '127.0.0.1:0',
+      ...loopbackListeners,
       // One process unless a test asks for workers: cheaper on a 2-core machine (serve-workers tests have several).
       ...(args.includes('--workers') ? [] : ['--workers', '1']),
       // No load balancer to wait for: stop() ends at once instead of after the default 10 s of draining grace,

@@ -17,6 +17,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import type { WindowsAuthHandshake, WindowsAuthVerifier } from '../../dataplane/contracts.ts';
+import { endHelpers, HelperLines } from '../../dataplane/helper-lines.ts';
 import type { Logger } from '../../observability/log.ts';
 import { killOnExit } from '../daemon.ts';
 import { inWinbindNamespace, mountFailedExitCode, winbindSocketDir } from './winbind-socket.ts';
@@ -80,8 +81,7 @@ function exitError(
 /** One `ntlm_auth` process (in its own mount namespace) and its line reader. */
 class Helper {
   readonly child: ChildProcess;
-  #buffer = '';
-  #pending: { resolve: (line: string) => void; reject: (error: Error) => void } | undefined;
+  readonly #lines: HelperLines;
   #dead: Error | undefined;
 
   constructor(path: string, confFile: string, socketDir: string, onExit: (helper: Helper) => void) {
@@ -97,23 +97,11 @@ class Helper {
       if (complaint.length < 1024) complaint = (complaint + d).slice(0, 1024);
     });
     const releaseAtExit = killOnExit(() => this.child.kill('SIGKILL'));
-    this.child.stdout?.setEncoding('latin1');
-    this.child.stdout?.on('data', (d: string) => {
-      this.#buffer += d;
-      if (this.#buffer.length > 64 * 1024) {
-        this.#fail(new Error('ntlm_auth wrote an overlong line'));
-        return;
-      }
-      const nl = this.#buffer.indexOf('\n');
-      if (nl < 0) return;
-      const line = this.#buffer.slice(0, nl);
-      this.#buffer = this.#buffer.slice(nl + 1);
-      const p = this.#pending;
-      this.#pending = undefined;
-      if (p) p.resolve(line);
-      else this.#fail(new Error('ntlm_auth wrote a line nobody asked for'));
+    this.#lines = new HelperLines(this.child, {
+      name: 'ntlm_auth',
+      maxLineLength: 64 * 1024,
+      fail: (error) => this.#fail(error),
     });
-    this.child.stdin?.on('error', () => undefined);
     // A program that cannot be spawned may report only 'error', not 'close': either one ends the helper, once.
     let ended = false;
     const end = (error: Error): void => {
@@ -134,33 +122,15 @@ class Helper {
 
   #fail(error: Error): void {
     this.#dead ??= error;
-    const p = this.#pending;
-    this.#pending = undefined;
-    p?.reject(error);
+    this.#lines.reject(error);
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
   }
 
   /** Send one line and read the answer; rejects when the helper dies, is killed or times out. */
   ask(line: string, timeoutMs: number): Promise<string> {
     if (this.#dead) return Promise.reject(this.#dead);
-    if (this.#pending) return Promise.reject(new Error('ntlm_auth is busy'));
-    return new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(
-        () => this.#fail(new Error(`ntlm_auth did not answer within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-      this.#pending = {
-        resolve: (l) => {
-          clearTimeout(timer);
-          resolve(l);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      };
-      this.child.stdin?.write(`${line}\n`);
-    });
+    if (this.#lines.busy) return Promise.reject(new Error('ntlm_auth is busy'));
+    return this.#lines.ask(line, timeoutMs);
   }
 
   kill(): void {
@@ -207,16 +177,9 @@ export class NtlmVerifier implements WindowsAuthVerifier {
   close(): Promise<void> {
     this.#closed = true;
     for (const w of this.#waiting.splice(0)) w.reject(new Error('the NTLM verifier is closed'));
-    const exits = [...this.#all].map(
-      (h) =>
-        new Promise<void>((resolve) => {
-          if (h.child.exitCode !== null || h.child.signalCode !== null) resolve();
-          else h.child.once('exit', () => resolve());
-          h.kill();
-        }),
-    );
+    const ended = endHelpers(this.#all);
     this.#idle.length = 0;
-    return Promise.all(exits).then(() => undefined);
+    return ended;
   }
 
   /** @internal A helper for a handshake: an idle one, a new one, or the next one given back. */
