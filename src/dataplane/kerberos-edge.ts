@@ -22,6 +22,7 @@ import { clientAddressOf } from '../net/proxy-protocol.ts';
 import type { ServerContext } from './contracts.ts';
 import type { InFlight } from './in-flight.ts';
 import { refuse } from './reply.ts';
+import { sourceAddress } from './sign-in.ts';
 import {
   connectionAccount,
   offerChallenges,
@@ -121,12 +122,24 @@ export async function terminateKerberos(
       refuse(flight, 'CX_DIRECTORY_UNAVAILABLE', { 'retry-after': String(ctx.retryAfterSeconds ?? 30) });
       return;
     }
-    if (!found) {
-      record.auth = 'bad_credentials';
-      record.user = step.account;
+    // The lockout (docs/security.md "Windows authentication", Kerberos): only a ticket the acceptor opened names
+    // its client (an AP-REQ carries the client's name inside its encrypted parts), so only such a ticket counts;
+    // keyed as a password logon of the account is, so every method shares one counter.
+    const attempt = await ctx.lockout?.check(found?.address ?? step.account, sourceAddress(flight));
+    if (attempt?.refused !== undefined) {
+      record.auth = 'locked';
+      record.user = found?.address ?? step.account;
       offerChallenges(flight, ctx, 'CX_AUTH_FAILED');
       return;
     }
+    if (!found) {
+      record.auth = 'bad_credentials';
+      record.user = step.account;
+      if (attempt) await ctx.lockout?.failed(attempt);
+      offerChallenges(flight, ctx, 'CX_AUTH_FAILED');
+      return;
+    }
+    if (attempt) await ctx.lockout?.succeeded(attempt);
     caller = found;
     login = step.account;
     reply = step.token;

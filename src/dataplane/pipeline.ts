@@ -49,6 +49,8 @@ import { challenge, refuse, send } from './reply.ts';
 import { signIn } from './sign-in.ts';
 import {
   assertedCaller,
+  assertedMethod,
+  handshakeLegIdentity,
   isWindowsRequest,
   offerChallenges,
   pinnedFor,
@@ -182,6 +184,8 @@ async function serve(ctx: ServerContext, flight: InFlight): Promise<void> {
     }
     flight.body = body;
     id = module.identify(head, body);
+    // A handshake leg sent without its body (docs/auth.md "A leg without its body"): routed on its head alone.
+    if (isInvalid(id)) id = handshakeLegIdentity(flight, head) ?? id;
   }
   if (isInvalid(id)) {
     // A body Autodiscover cannot read gets the schema's own error answer, not a bare 400 (MS-OXDSCLI 600).
@@ -402,7 +406,11 @@ async function authenticate(
   }
   record.timings.authMs = round(performance.now() - authStarted);
   record.authMethod =
-    asserted !== undefined ? 'ntlm' : isOwa && id.kind === 'session-cookie' ? 'session' : 'basic';
+    asserted !== undefined
+      ? (assertedMethod(flight) ?? 'ntlm')
+      : isOwa && id.kind === 'session-cookie'
+        ? 'session'
+        : 'basic';
   if (!caller) {
     // A session whose user the directory no longer knows: log on again.
     redirectToLogon(flight);

@@ -13,7 +13,8 @@ import type { Mailbox } from '../core/estate/estate-index.ts';
 import type { AuthMethod, Server } from '../core/estate/estate.ts';
 import { familyOf } from '../core/estate/estate.ts';
 import type { Protocol } from '../core/protocols/protocol.ts';
-import type { Identity } from '../core/protocols/request-head.ts';
+import { anchoredIdentity } from '../core/protocols/ews.ts';
+import type { Identity, RequestHead } from '../core/protocols/request-head.ts';
 import type { WindowsAuthToken } from '../core/protocols/windows-auth.ts';
 import {
   isWindowsAuthInvalid,
@@ -103,6 +104,19 @@ export function isWindowsRequest(flight: InFlight): boolean {
 }
 
 /**
+ * The identity of an NTLM/Negotiate handshake leg whose body the protocol needs but that came without one: curl
+ * sends a POST's NEGOTIATE (and any leg before the last) with `Content-Length: 0`, as IIS authenticates before
+ * the application reads a body. Such a leg is routed on its head (`X-AnchorMailbox`, else as a request that names
+ * no mailbox); undefined for any other request, which keeps the protocol's own answer to a missing body.
+ */
+export function handshakeLegIdentity(flight: InFlight, head: RequestHead): Identity | undefined {
+  if (flight.body?.length !== 0 || flight.req.headers.authorization === undefined) return undefined;
+  if (!isWindowsRequest(flight)) return undefined;
+  const id = anchoredIdentity(head);
+  return id.kind === 'user' || id.kind === 'anonymous' ? id : undefined;
+}
+
+/**
  * The caller a proven server of the estate verified with Windows authentication and hands over with the request
  * (`X-Coexist-Caller`): a legacy CAS terminates NTLM and passes the request to its mailbox server, as Exchange
  * 2007/2010's CAS talks to its mailbox server under its own identity for the user (docs/protocols.md §5.2). Believed
@@ -111,10 +125,28 @@ export function isWindowsRequest(flight: InFlight): boolean {
  * ignored (and never forwarded: headers.ts drops `X-Coexist-*`).
  */
 export function assertedCaller(flight: InFlight): string | undefined {
+  return assertion(flight)?.caller;
+}
+
+/**
+ * How the asserted caller authenticated at the hop that verified it (`; method=` of `X-Coexist-Caller`: ntlm,
+ * negotiate or kerberos; ntlm when the hop names none), believed under the same rule as the caller itself.
+ */
+export function assertedMethod(flight: InFlight): 'ntlm' | 'negotiate' | 'kerberos' | undefined {
+  return assertion(flight)?.method;
+}
+
+/** `X-Coexist-Caller: <address>[; method=<ntlm|negotiate|kerberos>]`, from a proven server at a mailbox server. */
+function assertion(
+  flight: InFlight,
+): { readonly caller: string; readonly method: 'ntlm' | 'negotiate' | 'kerberos' } | undefined {
   // Only a mailbox server's listener takes it, the end of a CAS's `store` hop: a front end authenticates itself.
   if (flight.peer.kind !== 'server' || flight.listener.role !== 'mailbox') return undefined;
   const value = flight.req.headers[headerNames.caller];
-  return typeof value === 'string' && value.length > 0 && value.length <= 320 ? value : undefined;
+  if (typeof value !== 'string' || value.length === 0 || value.length > 320) return undefined;
+  const m = /^([^;\s]+)(?:;\s*method=(ntlm|negotiate|kerberos))?$/.exec(value);
+  if (!m?.[1]) return undefined;
+  return { caller: m[1], method: (m[2] as 'ntlm' | 'negotiate' | 'kerberos' | undefined) ?? 'ntlm' };
 }
 
 /**
@@ -122,7 +154,10 @@ export function assertedCaller(flight: InFlight): string | undefined {
  * store it passes the request to (forward.ts `caller`).
  */
 export function verifiedCaller(flight: InFlight): string | undefined {
-  return requests.get(flight)?.state.account?.mailbox.address;
+  const account = requests.get(flight)?.state.account;
+  if (!account) return undefined;
+  // The method goes with the caller, so the store's access line names it (`assertedMethod`).
+  return `${account.mailbox.address}; method=${account.kerberos === true ? 'kerberos' : account.scheme}`;
 }
 
 /**
@@ -233,6 +268,13 @@ async function routingMailbox(
     const mailbox = await ctx.directory.findMailbox(id.user);
     // Autodiscover keeps its schema's own answer for an unknown address (docs/protocols.md §4.2).
     if (mailbox || flight.protocol === 'autodiscover') return { mailbox, by };
+  }
+  // The OAB URL names an address book, not a mailbox: a client's `X-AnchorMailbox` routes the handshake
+  // (docs/auth.md, OAB-1), read as EWS reads it.
+  const anchor = id.kind === 'oab' ? anchoredIdentity(flight.head) : undefined;
+  if (anchor?.kind === 'user') {
+    const mailbox = await ctx.directory.findMailbox(anchor.user);
+    if (mailbox) return { mailbox, by: 'x-anchormailbox' };
   }
   if (id.kind === 'mailbox-guid') {
     const address = guidsOf(ctx.index).get(id.guid);
