@@ -11,16 +11,16 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { demoPassword } from '../../src/lab/index.ts';
 import type { KerberosLogon } from '../support/kerberos-lab.ts';
-import { challengeSchemes, curlAt, kerberosLogon, negotiateToken } from '../support/kerberos-lab.ts';
+import {
+  challengeSchemes,
+  curlAt,
+  ews,
+  kerberosLogon,
+  negotiateToken,
+  soap,
+} from '../support/kerberos-lab.ts';
 import { labForTests } from '../support/logged-lab.ts';
-import { until } from '../support/ntlm-front.ts';
-
-const ews = 'https://mail.o365info.com/EWS/Exchange.asmx';
-const getFolder =
-  '<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><soap:Header><t:RequestServerVersion Version="Exchange2007_SP1"/></soap:Header><soap:Body>' +
-  '<GetFolder xmlns="http://schemas.microsoft.com/exchange/services/2006/messages"><FolderShape><t:BaseShape>Default</t:BaseShape></FolderShape><FolderIds><t:DistinguishedFolderId Id="inbox"/></FolderIds></GetFolder>' +
-  '</soap:Body></soap:Envelope>';
-const soap = ['-H', 'Content-Type: text/xml; charset=utf-8', '--data-binary', getFolder];
+import { accessLineOf } from '../support/ntlm-front.ts';
 
 describe('Kerberos at the edge through the lab on Active Directory', () => {
   const demo = labForTests({ directory: 'ad' });
@@ -36,14 +36,8 @@ describe('Kerberos at the edge through the lab on Active Directory', () => {
     await bob?.close();
   });
 
-  const accessLine = async (reqId: string, server: string): Promise<Record<string, unknown>> => {
-    const find = (): Record<string, unknown> | undefined =>
-      demo.sink
-        .records()
-        .find((l) => l['msg'] === 'access' && l['reqId'] === reqId && l['server'] === server);
-    await until(() => find() !== undefined, `the access line of ${server} for ${reqId}`);
-    return find() ?? {};
-  };
+  const accessLine = (reqId: string, server: string): Promise<Record<string, unknown>> =>
+    accessLineOf(demo.sink, reqId, server);
 
   test('the lab made the front ends an ASA with the namespace SPNs, and its keytab', () => {
     assert.deepEqual(demo.lab.asa?.spns, ['HTTP/mail.o365info.com', 'HTTP/autodiscover.o365info.com']);

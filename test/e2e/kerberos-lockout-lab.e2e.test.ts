@@ -12,16 +12,9 @@ import { MemoryLockoutStore } from '../../src/dataplane/lockout.ts';
 import { demoPassword } from '../../src/lab/index.ts';
 import { curlUserConfig } from '../support/curl.ts';
 import type { CurlAnswer, KerberosLogon } from '../support/kerberos-lab.ts';
-import { curlAt, kerberosLogon, negotiateToken } from '../support/kerberos-lab.ts';
+import { curlAt, ews, kerberosLogon, negotiateToken, soap } from '../support/kerberos-lab.ts';
 import { labForTests } from '../support/logged-lab.ts';
 import { until } from '../support/ntlm-front.ts';
-
-const ews = 'https://mail.o365info.com/EWS/Exchange.asmx';
-const getFolder =
-  '<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><soap:Header><t:RequestServerVersion Version="Exchange2007_SP1"/></soap:Header><soap:Body>' +
-  '<GetFolder xmlns="http://schemas.microsoft.com/exchange/services/2006/messages"><FolderShape><t:BaseShape>Default</t:BaseShape></FolderShape><FolderIds><t:DistinguishedFolderId Id="inbox"/></FolderIds></GetFolder>' +
-  '</soap:Body></soap:Envelope>';
-const soap = ['-H', 'Content-Type: text/xml; charset=utf-8', '--data-binary', getFolder];
 
 describe('refused Kerberos tickets in the extranet smart lockout', () => {
   const demo = labForTests({

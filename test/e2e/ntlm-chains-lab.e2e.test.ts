@@ -13,7 +13,7 @@ import { curlUserConfig } from '../support/curl.ts';
 import type { CurlAnswer, KerberosLogon } from '../support/kerberos-lab.ts';
 import { curlAt, kerberosLogon } from '../support/kerberos-lab.ts';
 import { labForTests } from '../support/logged-lab.ts';
-import { until } from '../support/ntlm-front.ts';
+import { accessLineOf } from '../support/ntlm-front.ts';
 
 const autodiscoverUrl = 'https://autodiscover.o365info.com/Autodiscover/Autodiscover.xml';
 const pox = (address: string): string =>
@@ -38,14 +38,8 @@ describe('NTLM and Negotiate on Autodiscover, MAPI and OAB through the lab on Ac
     await alice?.close();
   });
 
-  const accessLine = async (reqId: string, server: string): Promise<Record<string, unknown>> => {
-    const find = (): Record<string, unknown> | undefined =>
-      demo.sink
-        .records()
-        .find((l) => l['msg'] === 'access' && l['reqId'] === reqId && l['server'] === server);
-    await until(() => find() !== undefined, `the access line of ${server} for ${reqId}`);
-    return find() ?? {};
-  };
+  const accessLine = (reqId: string, server: string): Promise<Record<string, unknown>> =>
+    accessLineOf(demo.sink, reqId, server);
   /** `curl --ntlm` with the credentials on stdin (no password on a command line). */
   const curlNtlm = (url: string, user: string, args: string[]): Promise<CurlAnswer> =>
     curlAt(demo.lab, url, ['--ntlm', '-K', '-', ...args], process.env, curlUserConfig(user, demoPassword));

@@ -12,7 +12,7 @@ import { curlUserConfig } from '../support/curl.ts';
 import { challengeSchemes, curlAt } from '../support/kerberos-lab.ts';
 import { labForTests } from '../support/logged-lab.ts';
 import { authorization, ntlmNegotiate } from '../support/ntlm.ts';
-import { until } from '../support/ntlm-front.ts';
+import { accessLineOf } from '../support/ntlm-front.ts';
 
 const autodiscoverUrl = 'https://autodiscover.o365info.com/Autodiscover/Autodiscover.xml';
 const oabUrl = 'https://mail.o365info.com/OAB/7f1d5c8e-2b3a-4c5d-9e8f-0a1b2c3d4e5f/oab.xml';
@@ -20,14 +20,8 @@ const oabUrl = 'https://mail.o365info.com/OAB/7f1d5c8e-2b3a-4c5d-9e8f-0a1b2c3d4e
 describe('bodiless handshake legs and the OAB anchor, attacked', () => {
   const demo = labForTests({ directory: 'ad' });
 
-  const accessLine = async (reqId: string, server: string): Promise<Record<string, unknown>> => {
-    const find = (): Record<string, unknown> | undefined =>
-      demo.sink
-        .records()
-        .find((l) => l['msg'] === 'access' && l['reqId'] === reqId && l['server'] === server);
-    await until(() => find() !== undefined, `the access line of ${server} for ${reqId}`);
-    return find() ?? {};
-  };
+  const accessLine = (reqId: string, server: string): Promise<Record<string, unknown>> =>
+    accessLineOf(demo.sink, reqId, server);
 
   test("an empty Autodiscover POST with an NTLM NEGOTIATE naming bob: a CHALLENGE, none of bob's settings", async () => {
     const r = await curlAt(demo.lab, autodiscoverUrl, [

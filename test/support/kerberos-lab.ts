@@ -105,3 +105,12 @@ export async function curlAt(
 /** The `WWW-Authenticate` schemes of a head, in order (`Negotiate`, `NTLM`, `Basic`). */
 export const challengeSchemes = (head: string): string[] =>
   [...head.matchAll(/^www-authenticate:\s*(\S+)/gim)].map((m) => m[1] ?? '');
+
+/** The lab's EWS URL. */
+export const ews = 'https://mail.o365info.com/EWS/Exchange.asmx';
+/** curl's arguments for an EWS GetFolder of the caller's Inbox (its answer names the mailbox). */
+const getFolder =
+  '<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><soap:Header><t:RequestServerVersion Version="Exchange2007_SP1"/></soap:Header><soap:Body>' +
+  '<GetFolder xmlns="http://schemas.microsoft.com/exchange/services/2006/messages"><FolderShape><t:BaseShape>Default</t:BaseShape></FolderShape><FolderIds><t:DistinguishedFolderId Id="inbox"/></FolderIds></GetFolder>' +
+  '</soap:Body></soap:Envelope>';
+export const soap = ['-H', 'Content-Type: text/xml; charset=utf-8', '--data-binary', getFolder];

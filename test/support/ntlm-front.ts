@@ -289,6 +289,21 @@ export async function until(check: () => boolean, what: string, deadlineMs = 20_
   }
 }
 
+/**
+ * The access line `server` wrote for request `reqId`, waited for (a server writes it when its answer ends,
+ * which may be just after the client read that answer).
+ */
+export async function accessLineOf(
+  sink: { records(): Record<string, unknown>[] },
+  reqId: string,
+  server: string,
+): Promise<Record<string, unknown>> {
+  const find = (): Record<string, unknown> | undefined =>
+    sink.records().find((l) => l['msg'] === 'access' && l['reqId'] === reqId && l['server'] === server);
+  await until(() => find() !== undefined, `the access line of ${server} for ${reqId}`);
+  return find() ?? {};
+}
+
 /** An answer as a test reads it. */
 interface Answer {
   status: number;
