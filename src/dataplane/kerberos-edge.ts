@@ -21,9 +21,9 @@ import type { Decision } from '../core/routing/decision.ts';
 import { clientAddressOf } from '../net/proxy-protocol.ts';
 import type { ServerContext } from './contracts.ts';
 import type { InFlight } from './in-flight.ts';
-import { refuse } from './reply.ts';
 import { sourceAddress } from './sign-in.ts';
 import {
+  authUnavailable,
   connectionAccount,
   offerChallenges,
   offeredMethods,
@@ -94,12 +94,7 @@ export async function terminateKerberos(
     try {
       step = await handshake.step(token);
     } catch (err) {
-      record.auth = 'error';
-      ctx.logger.warn(
-        { reqId: flight.record.reqId, server: ctx.server.name, err: (err as Error).name },
-        'kerberos acceptor unavailable',
-      );
-      refuse(flight, 'CX_DIRECTORY_UNAVAILABLE', { 'retry-after': String(ctx.retryAfterSeconds ?? 30) });
+      authUnavailable(ctx, flight, err, 'kerberos acceptor unavailable');
       return;
     } finally {
       handshake.close();
@@ -114,12 +109,7 @@ export async function terminateKerberos(
     try {
       found = await findPrincipal(ctx, step.account);
     } catch (err) {
-      record.auth = 'error';
-      ctx.logger.warn(
-        { reqId: flight.record.reqId, server: ctx.server.name, err: (err as Error).name },
-        'directory unavailable',
-      );
-      refuse(flight, 'CX_DIRECTORY_UNAVAILABLE', { 'retry-after': String(ctx.retryAfterSeconds ?? 30) });
+      authUnavailable(ctx, flight, err, 'directory unavailable');
       return;
     }
     // The lockout (docs/security.md "Windows authentication", Kerberos): only a ticket the acceptor opened names

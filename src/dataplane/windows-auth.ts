@@ -509,12 +509,7 @@ export async function terminate(
     // The verifier could not be asked (the domain controller's helper gone): a temporary failure, as when the
     // directory is down, never a 401 (the password may be right).
     endHandshake(state);
-    record.auth = 'error';
-    ctx.logger.warn(
-      { reqId: flight.record.reqId, server: ctx.server.name, err: (err as Error).name },
-      'windows authentication verifier unavailable',
-    );
-    refuse(flight, 'CX_DIRECTORY_UNAVAILABLE', { 'retry-after': String(ctx.retryAfterSeconds ?? 30) });
+    authUnavailable(ctx, flight, err, 'windows authentication verifier unavailable');
     return;
   }
   if (step.kind === 'continue') {
@@ -556,4 +551,14 @@ const handshakeBodyBytes = 64 * 1024;
 function endHandshake(state: ConnectionState): void {
   state.handshake?.close();
   delete state.handshake;
+}
+
+/**
+ * What Windows authentication needs could not be asked (the verifier's helper, the acceptor, the directory): a
+ * temporary failure, 503 with `Retry-After` and a warning saying which, never a 401 (the credentials may be right).
+ */
+export function authUnavailable(ctx: ServerContext, flight: InFlight, err: unknown, what: string): void {
+  flight.record.auth = 'error';
+  ctx.logger.warn({ reqId: flight.record.reqId, server: ctx.server.name, err: (err as Error).name }, what);
+  refuse(flight, 'CX_DIRECTORY_UNAVAILABLE', { 'retry-after': String(ctx.retryAfterSeconds ?? 30) });
 }
